@@ -1,0 +1,5 @@
+import sys
+
+from numpyllm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,18 @@
+"""Reverse-mode automatic differentiation over NumPy.
+
+- engine.py: graph nodes (`Function`), the iterative backward pass, `sum_to`, `no_grad`
+- tensor.py: `Tensor` and its operators
+- ops.py: the primitive operations, forward and backward side by side
+- gradcheck.py: the public finite-difference checker
+- optable.py: the table of every op with the inputs it is checked on
+"""
+# engine first: it defines Function, then imports tensor (whose operators are Functions).
+from .engine import Function, backward, enable_grad, is_grad_enabled, no_grad, sum_to
+from .tensor import Tensor, concat, split, stack, where
+from .gradcheck import GradcheckError, GradcheckResult, gradcheck, gradcheck_report
+
+__all__ = [
+    "Function", "Tensor", "backward", "no_grad", "enable_grad", "is_grad_enabled", "sum_to",
+    "concat", "stack", "split", "where",
+    "gradcheck", "gradcheck_report", "GradcheckError", "GradcheckResult",
+]
