@@ -37,7 +37,9 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
-    __array_priority__ = 1000   # numpy_array + tensor calls Tensor.__radd__
+    # numpy defers to us: `array + tensor` calls Tensor.__radd__ instead of looping over
+    # the tensor as an object array
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         data = np.asarray(_data(data), dtype=dtype)

@@ -1,0 +1,18 @@
+"""The math of the transformer as plain functions on Tensors (`numpyllm.functional`).
+
+Fused operations (softmax, log_softmax, cross_entropy, layer_norm, gelu, embedding,
+dropout, scaled_dot_product_attention) are single graph nodes with a hand-derived
+backward, written beside their forward: fewer Python calls, less memory, and the
+derivation where a student can read it. Each is gradient-checked and compared with its
+composition from primitives in the tests.
+
+One concept per file:
+  activations.py    softmax, log_softmax, gelu, relu
+  loss.py           cross_entropy
+  normalization.py  layer_norm
+  embedding.py      embedding (lookup with a scatter-add backward)
+  dropout.py        dropout
+  masks.py          causal, padding, prefix-LM and sliding-window attention masks
+  attention.py      scaled_dot_product_attention
+"""
+# Each module adds its public names here as it lands.

@@ -1,0 +1,10 @@
+"""Layers and models as thin Modules around `numpyllm.functional` (`numpyllm.nn`).
+
+  module.py      Module, Parameter, ModuleList
+  layers.py      Linear, Embedding, LayerNorm, Dropout, ReLU, GELU, MLP (feed-forward)
+  positional.py  sinusoidal, learned, RoPE, ALiBi positions
+  attention.py   MultiHeadAttention (self and cross)
+  gpt.py         GPTConfig, GPT (decoder-only)
+  transformer.py TransformerConfig, Transformer (encoder-decoder), Encoder (encoder-only)
+"""
+# Each module adds its public names here as it lands.
