@@ -8,3 +8,4 @@
   transformer.py TransformerConfig, Transformer (encoder-decoder), Encoder (encoder-only)
 """
 # Each module adds its public names here as it lands.
+from .module import Module, ModuleList, Parameter  # noqa: F401
