@@ -195,10 +195,9 @@ class _Checker:
 
             def describe(worst, i=i, t=t):
                 k, j = worst
-                out_idx = np.unravel_index(k, self.out_shape) if self.out_shape else ()
-                in_idx = np.unravel_index(j, t.shape) if t.shape else ()
-                return (f"input {i} (shape {t.shape}), d output{list(out_idx)} / "
-                        f"d input{list(in_idx)}")
+                out_idx = [int(n) for n in np.unravel_index(k, self.out_shape)]
+                in_idx = [int(n) for n in np.unravel_index(j, t.shape)]
+                return f"input {i} (shape {t.shape}), d output{out_idx} / d input{in_idx}"
             self._record(analytic, numeric, tol, describe)
 
     def compare_projections(self, n_projections: int, rng: np.random.Generator) -> None:

@@ -114,6 +114,8 @@ class MatMul(Function):
     def backward(ctx, g):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
+        if a.ndim == 1 and b.ndim == 1:                     # a dot product: g is a scalar
+            return (g * b if need_a else None), (g * a if need_b else None)
         a2 = a[None, :] if a.ndim == 1 else a               # [k] -> [1, k]
         b2 = b[:, None] if b.ndim == 1 else b               # [k] -> [k, 1]
         if a.ndim == 1:
