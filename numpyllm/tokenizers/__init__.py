@@ -1,0 +1,55 @@
+"""Tokenizers: text to token ids and back.
+
+- `CharTokenizer`: one token per character, the vocabulary of nanoGPT's
+  character-level Tiny Shakespeare.
+- `BPETokenizer`: byte-level BPE as in GPT-2 and tiktoken; trainable, and loadable from
+  GPT-2's published files (`BPETokenizer.from_gpt2`) or tiktoken rank files.
+- `load_tokenizer(path)`: open any tokenizer file this package writes or reads.
+
+    >>> from numpyllm.tokenizers import CharTokenizer
+    >>> tok = CharTokenizer.from_text("hello")
+    >>> tok.decode(tok.encode("hole"))
+    'hole'
+"""
+from __future__ import annotations
+
+import os
+
+from . import gpt2
+from .bpe import BPETokenizer
+from .char import CharTokenizer
+from .errors import (DisallowedSpecialTokenError, TokenizerError, UnknownCharacterError,
+                     UnknownTokenIdError, VocabularyFileError)
+from .trainer import Merge, learn_merges
+
+__all__ = ["BPETokenizer", "CharTokenizer", "load_tokenizer", "gpt2", "learn_merges",
+           "Merge", "TokenizerError", "VocabularyFileError", "UnknownTokenIdError",
+           "UnknownCharacterError", "DisallowedSpecialTokenError"]
+
+
+def load_tokenizer(path: str | os.PathLike, *, pattern: str = "gpt2"
+                   ) -> BPETokenizer | CharTokenizer:
+    """Open a tokenizer, recognising the kind of file:
+
+    - a file written by `BPETokenizer.save` or `CharTokenizer.save`;
+    - a directory holding GPT-2's `encoder.json` and `vocab.bpe`;
+    - a tiktoken `.tiktoken` rank file (split with `pattern`; no special tokens).
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        enc, bpe = os.path.join(path, "encoder.json"), os.path.join(path, "vocab.bpe")
+        if not (os.path.isfile(enc) and os.path.isfile(bpe)):
+            raise VocabularyFileError(
+                f"{path}: a tokenizer directory must hold GPT-2's encoder.json and vocab.bpe")
+        return BPETokenizer.from_gpt2(enc, bpe)
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"numpyllm-bpe"):
+        return BPETokenizer.load(path)
+    if head.lstrip().startswith(b"{"):
+        return CharTokenizer.load(path)
+    if path.endswith(".tiktoken"):
+        return BPETokenizer.from_tiktoken(path, pattern=pattern)
+    raise VocabularyFileError(
+        f"{path}: not a tokenizer file numpyllm knows (a numpyllm-bpe or char tokenizer "
+        f"file, a .tiktoken rank file, or a directory with GPT-2's encoder.json and vocab.bpe)")

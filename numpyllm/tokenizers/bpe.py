@@ -1,0 +1,629 @@
+"""Byte-level BPE: train, encode, decode, save, load; compatible with GPT-2 and tiktoken.
+
+Text becomes UTF-8 bytes, so every string, in any script or with emoji, has an
+encoding; no unknown token is needed. A regular expression first splits the text into
+chunks (words with their leading space, numbers, punctuation, whitespace), and BPE merges
+bytes only inside a chunk.
+
+    >>> tok = BPETokenizer().train("the cat sat on the mat, the end", vocab_size=262)
+    >>> ids = tok.encode("the cat")
+    >>> tok.decode(ids)
+    'the cat'
+    >>> tok.vocab_size
+    262
+
+The vocabulary is a table of *mergeable ranks*, token bytes -> id, where a lower id means
+an earlier merge; special tokens (`<|endoftext|>`, `[PAD]`, chat markers) live in a second
+table and never come out of ordinary text unless the caller allows them.
+
+Encoding a chunk, exactly as tiktoken does (so GPT-2's files give GPT-2's ids): a chunk
+that is itself a token is that token; otherwise start from its single bytes and merge,
+again and again, the adjacent pair whose concatenation has the lowest rank (the leftmost
+one on a tie) until no adjacent pair is a token.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import sys
+from collections import Counter
+from itertools import chain
+from typing import Callable, Collection, Iterable, Literal, Mapping, Sequence
+
+import regex
+
+from . import gpt2
+from .errors import (DisallowedSpecialTokenError, TokenizerError, UnknownTokenIdError,
+                     VocabularyFileError)
+from .trainer import learn_merges
+
+__all__ = ["BPETokenizer", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "numpyllm-bpe"
+FORMAT_VERSION = 1
+
+_NO_RANK = sys.maxsize
+# Beyond this many bytes the quadratic merge loop gives way to the heap-based one; chunks
+# this long are rare in prose (long digit runs, whitespace, or a word with no spaces).
+_LONG_CHUNK = 256
+
+
+def _merge_short(piece: bytes, ranks: Mapping[bytes, int]) -> list[bytes]:
+    """Merge a chunk's bytes by rank. O(n^2), but each step is a few C-level list calls."""
+    get = ranks.get
+    parts = [piece[i:i + 1] for i in range(len(piece))]
+    pair_ranks = [get(parts[i] + parts[i + 1], _NO_RANK) for i in range(len(parts) - 1)]
+    while pair_ranks:
+        best = min(pair_ranks)
+        if best == _NO_RANK:
+            break
+        i = pair_ranks.index(best)       # leftmost pair of lowest rank, as tiktoken
+        parts[i] += parts[i + 1]
+        del parts[i + 1]
+        del pair_ranks[i]
+        if i > 0:
+            pair_ranks[i - 1] = get(parts[i - 1] + parts[i], _NO_RANK)
+        if i < len(pair_ranks):
+            pair_ranks[i] = get(parts[i] + parts[i + 1], _NO_RANK)
+    return parts
+
+
+def _merge_long(piece: bytes, ranks: Mapping[bytes, int]) -> list[bytes]:
+    """The same merges as `_merge_short` in O(n log n), for long chunks.
+
+    Parts are identified by their start offset and linked by `nxt`. A heap entry
+    (rank, start, end) names a pair of adjacent parts spanning piece[start:end]; since the
+    rank depends only on those bytes, the entry is still right whenever the part at
+    `start` is alive and the part after it ends at `end`. Popping the smallest (rank,
+    start) is the leftmost lowest-rank pair, as in the quadratic loop.
+    """
+    n = len(piece)
+    get = ranks.get
+    nxt = list(range(1, n + 1))          # nxt[s]: where the part starting at s ends
+    prv = list(range(-1, n - 1))         # prv[s]: start of the part before s
+    alive = [True] * n
+    heap = []
+    for s in range(n - 1):
+        r = get(piece[s:s + 2])
+        if r is not None:
+            heap.append((r, s, s + 2))
+    heapq.heapify(heap)
+    while heap:
+        _, s, end = heapq.heappop(heap)
+        if not alive[s]:
+            continue
+        t = nxt[s]
+        if t >= n or nxt[t] != end:
+            continue
+        alive[t] = False
+        nxt[s] = end
+        if end < n:
+            prv[end] = s
+        if s > 0:
+            p = prv[s]
+            r = get(piece[p:end])
+            if r is not None:
+                heapq.heappush(heap, (r, p, end))
+        if end < n:
+            r = get(piece[s:nxt[end]])
+            if r is not None:
+                heapq.heappush(heap, (r, s, nxt[end]))
+    parts, s = [], 0
+    while s < n:
+        parts.append(piece[s:nxt[s]])
+        s = nxt[s]
+    return parts
+
+
+def _merge_bytes(piece: bytes, ranks: Mapping[bytes, int]) -> list[bytes]:
+    return (_merge_short if len(piece) <= _LONG_CHUNK else _merge_long)(piece, ranks)
+
+
+class _ChunkCache(dict):
+    """chunk text -> token ids. A dict whose misses run BPE, so the hot loop of `encode`
+    is `map(cache.__getitem__, chunks)` and stays in C for every chunk seen before.
+
+    It starts filled with every token whose bytes are valid UTF-8 (they encode to
+    themselves), and stops growing after `limit` entries so a huge corpus of unique
+    chunks cannot eat the memory; results never depend on what is cached.
+    """
+
+    def __init__(self, ranks: Mapping[bytes, int], limit: int):
+        super().__init__()
+        for token, rank in ranks.items():
+            try:
+                self[token.decode("utf-8")] = (rank,)
+            except UnicodeDecodeError:
+                pass
+        self._ranks = ranks
+        self._limit = len(self) + limit
+
+    def __missing__(self, chunk: str) -> tuple[int, ...]:
+        ranks = self._ranks
+        ids = tuple([ranks[p] for p in _merge_bytes(chunk.encode("utf-8"), ranks)])
+        if len(self) < self._limit:
+            self[chunk] = ids
+        return ids
+
+
+SpecialSpec = Literal["all"] | Collection[str]
+
+
+class BPETokenizer:
+    """A byte-level BPE tokenizer (GPT-2 / tiktoken semantics).
+
+    Build one by training (`BPETokenizer(pattern=...).train(text, vocab_size)`), from
+    GPT-2's files (`BPETokenizer.from_gpt2(encoder_json, vocab_bpe)`), from a tiktoken
+    rank file (`BPETokenizer.from_tiktoken(path, pattern=...)`), or from a file written
+    by `save` (`BPETokenizer.load(path)`).
+
+    Args:
+        ranks: token bytes -> id for the ordinary (mergeable) tokens; all 256 single
+            bytes must be present. Default: just the 256 bytes, id = byte value.
+        pattern: the pre-tokenisation regex, or a name: "gpt2" (default), "gpt4" (alias
+            "cl100k"), "gpt4o" (alias "o200k").
+        special_tokens: names to register after the ordinary tokens, or a mapping
+            name -> id to place them explicitly (GPT-2: {"<|endoftext|>": 50256}).
+        merges: optionally, for each token made by a merge, its (left, right) byte
+            pair; only used to make saved files easier to read.
+        cache_size: how many chunks beyond the vocabulary itself the encode cache keeps.
+
+    >>> tok = BPETokenizer(special_tokens=["[PAD]"])
+    >>> tok.vocab_size, tok.special_tokens
+    (257, {'[PAD]': 256})
+    >>> tok.encode("hé")
+    [104, 195, 169]
+    """
+
+    def __init__(self, ranks: Mapping[bytes, int] | None = None, *, pattern: str = "gpt2",
+                 special_tokens: Iterable[str] | Mapping[str, int] | None = None,
+                 merges: Sequence[tuple[bytes, bytes]] | None = None,
+                 cache_size: int = 1 << 18):
+        if ranks is None:
+            ranks = {bytes([b]): b for b in range(256)}
+        self._set_ranks(dict(ranks), merges)
+        self.pattern = gpt2.resolve_pattern(pattern)
+        try:
+            self._split = regex.compile(self.pattern)
+        except regex.error as exc:
+            raise ValueError(f"invalid pre-tokenisation pattern {pattern!r}: {exc}") from None
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
+        self._cache_size = cache_size
+        self._cache = _ChunkCache(self._ranks, cache_size)
+        self._special: dict[str, int] = {}
+        self._special_regex: dict[frozenset[str], regex.Pattern] = {}
+        if special_tokens is not None:
+            self.add_special_tokens(special_tokens)
+
+    def _set_ranks(self, ranks: dict[bytes, int],
+                   merges: Sequence[tuple[bytes, bytes]] | None) -> None:
+        missing = [b for b in range(256) if bytes([b]) not in ranks]
+        if missing:
+            raise VocabularyFileError(
+                f"a byte-level vocabulary needs all 256 single bytes as tokens; "
+                f"{len(missing)} are missing (first: byte {missing[0]})")
+        decoder: dict[int, bytes] = {}
+        for token, idx in ranks.items():
+            if not isinstance(token, bytes) or not token:
+                raise VocabularyFileError(f"token {token!r} is not a non-empty bytes object")
+            if not isinstance(idx, int) or idx < 0:
+                raise VocabularyFileError(f"token {token!r} has invalid id {idx!r}")
+            if idx in decoder:
+                raise VocabularyFileError(
+                    f"id {idx} is given to two tokens, {decoder[idx]!r} and {token!r}")
+            decoder[idx] = token
+        self._merges: dict[bytes, tuple[bytes, bytes]] = {}
+        for left, right in merges or ():
+            if left + right not in ranks:
+                raise VocabularyFileError(
+                    f"merge {left!r} + {right!r} makes no token of the vocabulary")
+            self._merges[left + right] = (left, right)
+        self._ranks = ranks
+        self._decoder = decoder
+
+    # ------------------------------------------------------------------ vocabulary
+    @property
+    def vocab_size(self) -> int:
+        """One more than the largest id, special tokens included (the embedding size)."""
+        top = max(self._decoder)
+        if self._special:
+            top = max(top, max(self._special.values()))
+        return top + 1
+
+    n_vocab = vocab_size
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """A copy of the special tokens, name -> id."""
+        return dict(self._special)
+
+    @property
+    def mergeable_ranks(self) -> dict[bytes, int]:
+        """A copy of the ordinary vocabulary, token bytes -> id (tiktoken's name)."""
+        return dict(self._ranks)
+
+    @property
+    def merges(self) -> list[tuple[bytes, bytes]]:
+        """The known merges as (left, right) byte pairs, in rank order (may be empty for
+        a vocabulary read from a tiktoken file, which records only the results)."""
+        return [self._merges[t] for t in sorted(self._merges, key=self._ranks.__getitem__)]
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes a single id decodes to (a special token's name, in UTF-8)."""
+        return self.decode_bytes([token_id])
+
+    def token_id(self, token: str | bytes) -> int:
+        """The id of a special token's name, or of an ordinary token's bytes or text."""
+        if isinstance(token, str) and token in self._special:
+            return self._special[token]
+        key = token.encode("utf-8") if isinstance(token, str) else token
+        if key not in self._ranks:
+            raise TokenizerError(f"{token!r} is not a token of this vocabulary")
+        return self._ranks[key]
+
+    def add_special_tokens(self, tokens: Iterable[str] | Mapping[str, int]) -> dict[str, int]:
+        """Register special tokens; returns the ids of the ones given.
+
+        Names in a sequence get the next free ids, after every ordinary token and every
+        special token so far; a mapping places them at explicit ids, which must be free.
+        Registering a name again with the same id is allowed (and does nothing).
+
+        >>> tok = BPETokenizer()
+        >>> tok.add_special_tokens(["[BOS]", "[EOS]"])
+        {'[BOS]': 256, '[EOS]': 257}
+        """
+        if isinstance(tokens, str):
+            raise TypeError("special_tokens must be a collection of names, not one string")
+        items = (list(tokens.items()) if isinstance(tokens, Mapping)
+                 else [(name, None) for name in tokens])
+        added: dict[str, int] = {}
+        for name, idx in items:
+            if not isinstance(name, str) or not name:
+                raise TokenizerError(f"a special token must be a non-empty string, got {name!r}")
+            if name in self._special:
+                if idx is not None and idx != self._special[name]:
+                    raise TokenizerError(f"special token {name!r} already has id "
+                                         f"{self._special[name]}, not {idx}")
+                added[name] = self._special[name]
+                continue
+            if idx is None:
+                idx = self.vocab_size
+            elif not isinstance(idx, int) or idx < 0:
+                raise TokenizerError(f"special token {name!r}: invalid id {idx!r}")
+            elif idx in self._decoder or idx in self._special.values():
+                raise TokenizerError(f"special token {name!r}: id {idx} is already taken")
+            self._special[name] = idx
+            added[name] = idx
+        self._special_regex.clear()
+        return added
+
+    # -------------------------------------------------------------------- training
+    def train(self, text: str | Iterable[str], vocab_size: int, *, min_frequency: int = 1,
+              progress: Callable[[int, int], None] | None = None) -> "BPETokenizer":
+        """Learn a vocabulary of `vocab_size` tokens from `text`; returns `self`.
+
+        `vocab_size` counts everything: the 256 byte tokens, the merges, and the special
+        tokens already registered (which move to the ids after the merges, in their
+        order). `text` may be one string or an iterable of strings (lines, documents,
+        blocks of a large file); each string is pre-tokenised on its own. Training
+        replaces any ordinary vocabulary this tokenizer had. When the corpus runs out of
+        pairs that occur `min_frequency` times, training stops with a smaller
+        vocabulary. Tie-breaking and the algorithm: see `numpyllm.tokenizers.trainer`.
+        `progress(done, total)` is called after each new token.
+
+        >>> tok = BPETokenizer(special_tokens=["<|endoftext|>"])
+        >>> _ = tok.train("low lower lowest " * 10, vocab_size=260)
+        >>> tok.special_tokens, tok.vocab_size
+        ({'<|endoftext|>': 259}, 260)
+        """
+        if not isinstance(vocab_size, int) or vocab_size < 256 + len(self._special):
+            raise TokenizerError(
+                f"vocab_size must be at least 256 (one token per byte) plus the "
+                f"{len(self._special)} special tokens, got {vocab_size!r}")
+        if min_frequency < 1:
+            raise ValueError(f"min_frequency must be >= 1, got {min_frequency}")
+        counts = Counter()
+        findall = self._split.findall
+        for piece in ([text] if isinstance(text, str) else text):
+            counts.update(findall(piece))
+        if not counts:
+            raise TokenizerError("cannot train on an empty corpus")
+        chunk_counts = {chunk.encode("utf-8"): n for chunk, n in counts.items()}
+        merges, vocab = learn_merges(chunk_counts, vocab_size - len(self._special),
+                                     min_frequency=min_frequency, progress=progress)
+        ranks = {tok: i for i, tok in enumerate(vocab)}
+        # The first merge to spell a token made it; a later alias merge names no new token.
+        made: dict[bytes, tuple[bytes, bytes]] = {}
+        for m in merges:
+            made.setdefault(vocab[m.new], (vocab[m.left], vocab[m.right]))
+        specials = sorted(self._special, key=self._special.__getitem__)
+        self._set_ranks(ranks, list(made.values()))
+        self._cache = _ChunkCache(self._ranks, self._cache_size)
+        self._special = {}
+        self.add_special_tokens(specials)
+        return self
+
+    # -------------------------------------------------------------------- encoding
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode text with no special-token handling at all: `<|endoftext|>` in the
+        text is just the characters `<`, `|`, ... (the fastest path)."""
+        # One C-level pass: split, look each chunk up (misses run BPE), concatenate.
+        return list(chain.from_iterable(map(self._cache.__getitem__, self._split.findall(text))))
+
+    def encode(self, text: str, *, allowed_special: SpecialSpec = (),
+               disallowed_special: SpecialSpec = "all") -> list[int]:
+        """Encode text to token ids, following tiktoken's rule for special tokens.
+
+        - `allowed_special`: special tokens whose text becomes the special token's id
+          ("all" for every registered one);
+        - `disallowed_special`: special tokens whose text raises
+          `DisallowedSpecialTokenError`; "all" (the default) means every registered one
+          that is not allowed. Pass `()` to encode such text as ordinary characters.
+
+        >>> tok = BPETokenizer(special_tokens=["<|endoftext|>"])
+        >>> tok.encode("a<|endoftext|>", allowed_special="all")
+        [97, 256]
+        >>> len(tok.encode("a<|endoftext|>", disallowed_special=()))
+        14
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"encode takes a str, got {type(text).__name__}")
+        allowed = self._special_set(allowed_special, "allowed_special")
+        if disallowed_special == "all":
+            disallowed = set(self._special) - allowed
+        else:
+            disallowed = self._special_set(disallowed_special, "disallowed_special")
+        if disallowed:
+            match = self._special_pattern(disallowed).search(text)
+            if match:
+                raise DisallowedSpecialTokenError(
+                    f"the text contains the special token {match.group()!r} at index "
+                    f"{match.start()}; pass allowed_special={{{match.group()!r}}} (or "
+                    f"'all') to encode it as a special token, or disallowed_special=() to "
+                    f"encode it as ordinary text")
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids: list[int] = []
+        start = 0
+        for match in self._special_pattern(allowed).finditer(text):
+            ids += self.encode_ordinary(text[start:match.start()])
+            ids.append(self._special[match.group()])
+            start = match.end()
+        ids += self.encode_ordinary(text[start:])
+        return ids
+
+    def _special_set(self, spec: SpecialSpec, what: str) -> set[str]:
+        if spec == "all":
+            return set(self._special)
+        if isinstance(spec, str):
+            raise TypeError(f"{what} must be 'all' or a collection of special token "
+                            f"names, not the string {spec!r}")
+        names = set(spec)
+        unknown = names - set(self._special)
+        if unknown:
+            raise TokenizerError(f"{what} names unregistered special tokens "
+                                 f"{sorted(unknown)}; registered: {sorted(self._special)}")
+        return names
+
+    def _special_pattern(self, names: set[str]) -> regex.Pattern:
+        key = frozenset(names)
+        pat = self._special_regex.get(key)
+        if pat is None:
+            # Longest first, so a name that contains another is matched whole.
+            alternatives = sorted(names, key=lambda s: (-len(s), s))
+            pat = regex.compile("|".join(regex.escape(s) for s in alternatives))
+            self._special_regex[key] = pat
+        return pat
+
+    def split(self, text: str) -> list[str]:
+        """The pre-tokenised chunks of `text` (what BPE merges within)."""
+        return self._split.findall(text)
+
+    # -------------------------------------------------------------------- decoding
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The bytes of the ids: exact even when they cut a UTF-8 character in two.
+
+        >>> tok = BPETokenizer()
+        >>> tok.decode_bytes(tok.encode("é")[:1])
+        b'\\xc3'
+        """
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()           # numpy arrays: plain ints hash much faster
+        decoder = self._decoder
+        try:
+            return b"".join([decoder[i] for i in ids])
+        except (KeyError, TypeError):
+            pass
+        # Slow path: special tokens, or an error to report precisely.
+        by_id = {v: k.encode("utf-8") for k, v in self._special.items()}
+        out = []
+        for pos, i in enumerate(ids):
+            try:
+                tok = decoder.get(i) or by_id.get(i)
+            except TypeError:
+                tok = None
+            if tok is None:
+                raise UnknownTokenIdError(
+                    f"token id {i!r} at position {pos} is not in the vocabulary "
+                    f"(ids 0..{self.vocab_size - 1}: {len(decoder)} ordinary and "
+                    f"{len(self._special)} special tokens)")
+            out.append(tok)
+        return b"".join(out)
+
+    def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
+        """The text of the ids. Bytes that are not valid UTF-8 (a sequence cut inside a
+        character) become U+FFFD with the default `errors="replace"`; use "strict" to
+        raise instead, or `decode_bytes` to get them exactly."""
+        return self.decode_bytes(ids).decode("utf-8", errors=errors)
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tokenizer in numpyllm's versioned text format (see `load`)."""
+        name = gpt2.pattern_name(self.pattern)
+        lines = [f"{FORMAT_NAME} {FORMAT_VERSION}",
+                 "# numpyllm byte-level BPE tokenizer. Tokens are written in GPT-2's printable",
+                 "# byte alphabet (a space is Ġ, a newline Ċ); '<id> <token> <left> <right>'",
+                 "# means the token was made by merging <left> and <right>.",
+                 f"pattern {name}" if name else f"pattern-regex {json.dumps(self.pattern)}",
+                 f"tokens {len(self._ranks)}"]
+        to_text = gpt2.token_to_text
+        for token, idx in sorted(self._ranks.items(), key=lambda kv: kv[1]):
+            merge = self._merges.get(token)
+            if merge:
+                lines.append(f"{idx} {to_text(token)} {to_text(merge[0])} {to_text(merge[1])}")
+            else:
+                lines.append(f"{idx} {to_text(token)}")
+        lines.append(f"specials {len(self._special)}")
+        for sname, idx in sorted(self._special.items(), key=lambda kv: kv[1]):
+            lines.append(f"{idx} {json.dumps(sname, ensure_ascii=False)}")
+        tmp = f"{os.fspath(path)}.tmp"
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs) -> "BPETokenizer":
+        """Read a file written by `save`. The format, version 1, is UTF-8 text:
+
+            numpyllm-bpe 1
+            # comment lines start with '#'
+            pattern gpt2                    (or: pattern-regex "<JSON string>")
+            tokens N                        then N lines: <id> <token> [<left> <right>]
+            specials M                      then M lines: <id> "<JSON string>"
+
+        Tokens are written in GPT-2's byte alphabet (`gpt2.token_to_text`). Any
+        malformed, truncated or inconsistent file raises `VocabularyFileError` naming
+        the line.
+        """
+        path = os.fspath(path)
+        with open(path, encoding="utf-8") as f:
+            raw = f.read().split("\n")
+        lines = [(n, line) for n, line in enumerate(raw, start=1)
+                 if line.strip() and not line.startswith("#")]
+        pos = 0
+
+        def fail(lineno: int, msg: str) -> VocabularyFileError:
+            return VocabularyFileError(f"{path}:{lineno}: {msg}")
+
+        def next_line(what: str) -> tuple[int, str]:
+            nonlocal pos
+            if pos >= len(lines):
+                raise VocabularyFileError(f"{path}: file ends early, expected {what}")
+            pos += 1
+            return lines[pos - 1]
+
+        def header(key: str) -> tuple[int, str]:
+            lineno, line = next_line(f"'{key} ...'")
+            word, _, value = line.partition(" ")
+            if word != key:
+                raise fail(lineno, f"expected '{key} ...', got {line[:60]!r}")
+            return lineno, value
+
+        lineno, line = next_line("a header")
+        magic, _, version = line.partition(" ")
+        if magic != FORMAT_NAME:
+            raise fail(lineno, f"not a {FORMAT_NAME} file (starts with {line[:40]!r})")
+        if version != str(FORMAT_VERSION):
+            raise fail(lineno, f"format version {version!r} is not supported (this "
+                               f"numpyllm reads version {FORMAT_VERSION})")
+        lineno, line = next_line("'pattern ...'")
+        word, _, value = line.partition(" ")
+        if word == "pattern":
+            if value not in gpt2.PATTERNS:
+                raise fail(lineno, f"unknown pattern name {value!r}; known: "
+                                   f"{sorted(gpt2.PATTERNS)}")
+            pattern = value
+        elif word == "pattern-regex":
+            try:
+                pattern = json.loads(value)
+            except json.JSONDecodeError:
+                pattern = None
+            if not isinstance(pattern, str):
+                raise fail(lineno, "pattern-regex must be followed by a JSON string")
+        else:
+            raise fail(lineno, f"expected 'pattern ...', got {line[:60]!r}")
+
+        def count(key: str) -> int:
+            lineno, value = header(key)
+            if not value.isdigit():
+                raise fail(lineno, f"'{key}' must be followed by a count, got {value!r}")
+            return int(value)
+
+        def parse_id(lineno: int, text: str) -> int:
+            if not text.isdigit():
+                raise fail(lineno, f"expected a token id, got {text!r}")
+            return int(text)
+
+        ranks: dict[bytes, int] = {}
+        merges: list[tuple[bytes, bytes]] = []
+        for _ in range(count("tokens")):
+            lineno, line = next_line("a token line")
+            fields = line.split(" ")
+            if len(fields) not in (2, 4):
+                raise fail(lineno, f"expected '<id> <token> [<left> <right>]', got {line[:60]!r}")
+            idx = parse_id(lineno, fields[0])
+            try:
+                parts = [gpt2.text_to_token(t) for t in fields[1:]]
+            except VocabularyFileError as exc:
+                raise fail(lineno, str(exc)) from None
+            if parts[0] in ranks:
+                raise fail(lineno, f"token {fields[1]} appears twice")
+            if len(parts) == 3:
+                if parts[1] + parts[2] != parts[0] or parts[1] not in ranks or parts[2] not in ranks:
+                    raise fail(lineno, f"merge {fields[2]} + {fields[3]} does not make "
+                                       f"{fields[1]} from earlier tokens")
+                merges.append((parts[1], parts[2]))
+            ranks[parts[0]] = idx
+        specials: dict[str, int] = {}
+        for _ in range(count("specials")):
+            lineno, line = next_line("a special token line")
+            idx_text, _, name = line.partition(" ")
+            idx = parse_id(lineno, idx_text)
+            try:
+                name = json.loads(name)
+            except json.JSONDecodeError:
+                name = None
+            if not isinstance(name, str) or not name:
+                raise fail(lineno, f"expected '<id> \"<name>\"', got {line[:60]!r}")
+            specials[name] = idx
+        if pos != len(lines):
+            lineno, line = lines[pos]
+            raise fail(lineno, f"unexpected content after the special tokens: {line[:60]!r}")
+        try:
+            return cls(ranks, pattern=pattern, special_tokens=specials, merges=merges, **kwargs)
+        except TokenizerError as exc:
+            raise VocabularyFileError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_gpt2(cls, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike,
+                  **kwargs) -> "BPETokenizer":
+        """GPT-2's tokenizer from its published `encoder.json` and `vocab.bpe`.
+
+        The ids are GPT-2's: "Hello world" -> [15496, 995], and `<|endoftext|>` -> 50256
+        when allowed (`encode(text, allowed_special={"<|endoftext|>"})`).
+        """
+        ranks, merges, special = gpt2.read_gpt2_vocab(encoder_json, vocab_bpe)
+        return cls(ranks, pattern="gpt2", special_tokens=special, merges=merges, **kwargs)
+
+    @classmethod
+    def from_tiktoken(cls, path: str | os.PathLike, *, pattern: str = "gpt2",
+                      special_tokens: Mapping[str, int] | None = None,
+                      **kwargs) -> "BPETokenizer":
+        """A tokenizer from a tiktoken `.tiktoken` rank file (base64 token, rank per
+        line). The file holds neither the split pattern nor the special tokens, so give
+        them: e.g. `pattern="gpt4", special_tokens=gpt2.CL100K_SPECIAL_TOKENS` for
+        cl100k_base."""
+        return cls(gpt2.read_tiktoken_ranks(path), pattern=pattern,
+                   special_tokens=special_tokens, **kwargs)
+
+    def save_tiktoken(self, path: str | os.PathLike) -> None:
+        """Write the ordinary vocabulary as a tiktoken rank file (tiktoken can load it)."""
+        gpt2.write_tiktoken_ranks(path, self._ranks)
+
+    def __repr__(self) -> str:
+        name = gpt2.pattern_name(self.pattern) or "custom"
+        return (f"BPETokenizer(vocab_size={self.vocab_size}, pattern={name!r}, "
+                f"special_tokens={len(self._special)})")
+
