@@ -16,3 +16,4 @@ One concept per file:
   attention.py      scaled_dot_product_attention
 """
 # Each module adds its public names here as it lands.
+from .activations import gelu, log_softmax, relu, softmax
