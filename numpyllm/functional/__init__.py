@@ -17,3 +17,5 @@ One concept per file:
 """
 # Each module adds its public names here as it lands.
 from .activations import gelu, log_softmax, relu, softmax
+from .embedding import embedding
+from .loss import cross_entropy

@@ -1,0 +1,102 @@
+"""Cross-entropy of logits against integer class targets, as one node."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, Tensor
+from .embedding import _index_array
+
+__all__ = ["cross_entropy"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+class CrossEntropy(Function):
+    # Per row n (logits x_n of length V, target t_n):
+    #   loss_n = -log softmax(x_n)[t_n] = logsumexp(x_n) - x_n[t_n]
+    #   d loss_n / d x_n[j] = softmax(x_n)[j] - [j == t_n]
+    # so the gradient is the softmax with 1 subtracted at the target: the "index trick"
+    # subtracts at (n, t_n) by fancy indexing instead of building a one-hot [N, V].
+    # Each row's gradient is scaled by its upstream weight w_n: g / n_valid for "mean",
+    # g for "sum", g_n for "none", and 0 for an ignored row.
+    @staticmethod
+    def forward(ctx, x, rows, targets, reduction):
+        # x: [..., V] logits; rows: [n_valid] flat positions not ignored;
+        # targets: [n_valid] their classes, in [0, V)
+        x2 = x.reshape(-1, x.shape[-1])             # [..., V] -> [N, V]
+        z = x2 - x2.max(axis=1, keepdims=True)      # [N, V], max 0 in each row
+        picked = z[rows, targets]                   # [n_valid]: z_n[t_n]
+        np.exp(z, out=z)
+        total = z.sum(axis=1)                       # [N]: sum_j exp(z_nj), in [1, V]
+        losses = np.log(total[rows]) - picked       # [n_valid]
+        if any(ctx.needs_input_grad):
+            z /= total[:, None]                     # [N, V] softmax, in place
+            ctx.save_for_backward(z)
+            ctx.rows, ctx.targets, ctx.reduction = rows, targets, reduction
+            ctx.shape = x.shape
+        if reduction == "none":
+            out = np.zeros(z.shape[0], dtype=x.dtype)   # ignored positions: loss 0
+            out[rows] = losses
+            return out.reshape(x.shape[:-1])        # [N] -> [...]
+        out = losses.sum()
+        if reduction == "mean" and rows.size:
+            out = out / rows.size
+        return np.asarray(out, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        probs, = ctx.saved                          # [N, V]
+        rows, targets = ctx.rows, ctx.targets
+        w = np.zeros(probs.shape[0], dtype=probs.dtype)    # [N], 0 on ignored rows
+        if ctx.reduction == "none":
+            w[rows] = g.reshape(-1)[rows]           # [...] -> [N]
+        elif rows.size:
+            w[rows] = g / rows.size if ctx.reduction == "mean" else g
+        grad = probs * w[:, None]                   # softmax * w, a new array: probs
+        grad[rows, targets] -= w[rows]              # stays intact for a second backward
+        return grad.reshape(ctx.shape), None, None, None
+
+
+def cross_entropy(logits: Tensor, targets, ignore_index: int = -100,
+                  reduction: str = "mean") -> Tensor:
+    """Cross-entropy between `logits` [..., V] and integer `targets` [...], as one node:
+    ``-log softmax(logits)[..., targets]``, stable for any finite logits.
+
+    `targets` is an int array (or int Tensor, or list) of class indices in [0, V);
+    positions equal to `ignore_index` (default -100, as in PyTorch) count for nothing.
+    `reduction`: "mean" (over the targets that are not ignored), "sum", or "none" (the
+    loss per position, shape [...], 0 at ignored positions).
+
+    When every target is ignored, "mean" gives a loss of 0 with a zero gradient (PyTorch
+    gives nan, from 0/0): a batch made entirely of padding then does not poison a run.
+
+    Errors: ValueError when targets.shape != logits.shape[:-1] or for an unknown
+    reduction; IndexError for a target outside [0, V) that is not `ignore_index`;
+    TypeError for float targets (this function takes class indices, not probabilities).
+
+    >>> logits = Tensor([[0.0, 0.0], [0.0, np.log(3.0)]], requires_grad=True)
+    >>> loss = cross_entropy(logits, [0, 1])      # (ln 2 + ln(4/3)) / 2
+    >>> round(loss.item(), 6)
+    0.490415
+    >>> loss.backward()
+    >>> logits.grad.round(3).tolist()             # (softmax - onehot) / 2
+    [[-0.25, 0.25], [0.125, -0.125]]
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, "
+                         f"got {reduction!r}")
+    targets = _index_array(targets, "cross_entropy", "targets (class indices)")
+    shape = np.shape(logits.data if isinstance(logits, Tensor) else logits)
+    if len(shape) == 0 or targets.shape != shape[:-1]:
+        raise ValueError(f"cross_entropy: logits of shape {shape} [..., V] need targets of "
+                         f"shape {shape[:-1]}, got targets of shape {targets.shape}")
+    V = shape[-1]
+    flat = targets.reshape(-1)                                  # [N]
+    rows = np.flatnonzero(flat != ignore_index)                 # [n_valid]
+    kept = flat[rows]
+    bad = (kept < 0) | (kept >= V)
+    if bad.any():
+        raise IndexError(f"cross_entropy: target {kept[np.argmax(bad)]} is out of range for "
+                         f"V={V} classes (targets must be in [0, {V}) or ignore_index="
+                         f"{ignore_index})")
+    return CrossEntropy.apply(logits, rows, kept, reduction)
