@@ -19,3 +19,4 @@ One concept per file:
 from .activations import gelu, log_softmax, relu, softmax
 from .embedding import embedding
 from .loss import cross_entropy
+from .normalization import layer_norm

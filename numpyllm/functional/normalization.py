@@ -1,0 +1,79 @@
+"""Layer normalisation over the last axis, as one node with a hand-derived backward."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, Tensor
+
+__all__ = ["layer_norm"]
+
+
+class LayerNorm(Function):
+    # Per row of C features:  mu = mean(x),  var = mean((x - mu)^2),
+    #   r = 1 / sqrt(var + eps),  xhat = (x - mu) r,  y = xhat * w + b.
+    # Backward, with h = g * w (the gradient reaching xhat):
+    #   dxhat_i/dx_j = r (delta_ij - 1/C - xhat_i xhat_j / C)
+    # (the 1/C from mu; the xhat xhat / C from r, since dr/dx_j = -r^2 xhat_j / C), so
+    #   dx = r (h - mean(h) - xhat * mean(h * xhat))
+    #   dw = sum of g * xhat and db = sum of g, over every leading axis.
+    # Saved: xhat [..., C] and r [..., 1] (and a reference to w); nothing else.
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mu = x.mean(axis=-1, keepdims=True)                 # [..., 1]
+        xhat = x - mu                                       # [..., C]
+        var = np.mean(xhat * xhat, axis=-1, keepdims=True)  # [..., 1]
+        rstd = 1.0 / np.sqrt(var + eps)                     # [..., 1]
+        xhat *= rstd
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(xhat, rstd, weight)
+        if weight is not None:
+            out = xhat * weight                             # a new array: += is safe
+            if bias is not None:
+                out += bias
+        elif bias is not None:
+            out = xhat + bias
+        else:
+            out = xhat.copy()       # the output must not alias the saved xhat
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, rstd, weight = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        C = xhat.shape[-1]
+        dx = dw = db = None
+        if need_x:
+            h = g if weight is None else g * weight         # [..., C]
+            dx = h - h.mean(axis=-1, keepdims=True)
+            dx -= xhat * np.mean(h * xhat, axis=-1, keepdims=True)
+            dx *= rstd
+        if need_w:
+            dw = (g * xhat).reshape(-1, C).sum(axis=0)      # [..., C] -> [C]
+        if need_b:
+            db = g.reshape(-1, C).sum(axis=0)               # [..., C] -> [C]
+        return dx, dw, db, None
+
+
+def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise each vector along the last axis to mean 0 and variance 1, then scale by
+    `weight` and shift by `bias` (both [C], optional), as one node:
+    ``(x - mean) / sqrt(var + eps) * weight + bias``, with the biased variance (divide by
+    C), as in PyTorch and GPT-2.
+
+    >>> x = Tensor([[1.0, 2.0, 3.0]])
+    >>> np.round(layer_norm(x).data, 4).tolist()
+    [[-1.2247, 0.0, 1.2247]]
+    >>> w, b = Tensor([1.0, 1.0, 2.0]), Tensor([0.0, 0.5, 0.0])
+    >>> np.round(layer_norm(x, w, b).data, 4).tolist()
+    [[-1.2247, 0.5, 2.4495]]
+    """
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    if len(shape) == 0:
+        raise ValueError("layer_norm: x must have at least one axis (the features)")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and np.shape(p.data if isinstance(p, Tensor) else p) != shape[-1:]:
+            raise ValueError(f"layer_norm: {name} must have shape {shape[-1:]} to match the "
+                             f"last axis of x {shape}, got "
+                             f"{np.shape(p.data if isinstance(p, Tensor) else p)}")
+    return LayerNorm.apply(x, weight, bias, float(eps))
