@@ -20,3 +20,4 @@ from .activations import gelu, log_softmax, relu, softmax
 from .embedding import embedding
 from .loss import cross_entropy
 from .normalization import layer_norm
+from .dropout import dropout
