@@ -12,3 +12,56 @@ from .checks import register  # noqa: F401
 
 # Sections (added as the parts land): functional (fused ops), positions, attention,
 # layers, models.
+
+
+# --- functional: the fused ops of numpyllm.functional -----------------------------------
+from .functional import (cross_entropy, dropout, embedding, gelu, layer_norm,  # noqa: E402
+                         log_softmax, softmax)
+
+
+def _leaf(rng, *shape):
+    return Tensor(rng.standard_normal(shape), requires_grad=True)
+
+
+@register("softmax", "x [2, 3, 5], axis -1")
+def _softmax(rng):
+    return softmax, (_leaf(rng, 2, 3, 5),)
+
+
+@register("log_softmax", "x [2, 3, 5], axis 1")
+def _log_softmax(rng):
+    return (lambda x: log_softmax(x, axis=1)), (_leaf(rng, 2, 3, 5),)
+
+
+@register("gelu (tanh)", "x [3, 8]")
+def _gelu_tanh(rng):
+    return gelu, (_leaf(rng, 3, 8),)
+
+
+@register("gelu (exact, erf)", "x [3, 8]")
+def _gelu_erf(rng):
+    return (lambda x: gelu(x, approximate="none")), (_leaf(rng, 3, 8),)
+
+
+@register("cross_entropy", "logits [2, 4, 7], 2 ignored")
+def _cross_entropy(rng):
+    targets = rng.integers(0, 7, size=(2, 4))
+    targets[0, 1] = targets[1, 3] = -100
+    return (lambda x: cross_entropy(x, targets)), (_leaf(rng, 2, 4, 7),)
+
+
+@register("layer_norm", "x [2, 3, 8], w [8], b [8]")
+def _layer_norm(rng):
+    return layer_norm, (_leaf(rng, 2, 3, 8), _leaf(rng, 8), _leaf(rng, 8))
+
+
+@register("embedding", "ids [2, 5] of 4, W [4, 3]")
+def _embedding(rng):
+    ids = rng.integers(0, 4, size=(2, 5))          # 10 ids into 4 rows: repeats
+    return (lambda w: embedding(ids, w)), (_leaf(rng, 4, 3),)
+
+
+@register("dropout", "x [4, 6], p 0.3")
+def _dropout(rng):
+    seed = int(rng.integers(2**31))     # a fresh generator per call: the same mask each time
+    return (lambda x: dropout(x, 0.3, rng=np.random.default_rng(seed))), (_leaf(rng, 4, 6),)
