@@ -65,3 +65,56 @@ def _embedding(rng):
 def _dropout(rng):
     seed = int(rng.integers(2**31))     # a fresh generator per call: the same mask each time
     return (lambda x: dropout(x, 0.3, rng=np.random.default_rng(seed))), (_leaf(rng, 4, 6),)
+
+
+# --- layers: the Modules of numpyllm.nn.layers, w.r.t. the input and every parameter ----
+from .nn import GELU, MLP, Dropout, Embedding, LayerNorm, Linear, ReLU  # noqa: E402
+
+
+def _layer_check(layer, *inputs):
+    """(fn, inputs) for a layer: its Parameters are checked as extra inputs."""
+    return (lambda *args: layer(*args[:len(inputs)])), inputs + tuple(layer.parameters())
+
+
+@register("Linear", "x [2, 3, 4] -> 5")
+def _linear_layer(rng):
+    return _layer_check(Linear(4, 5, rng=rng, dtype=np.float64, std=1.0), _leaf(rng, 2, 3, 4))
+
+
+@register("Embedding", "ids [2, 5] of 4, W [4, 3]")
+def _embedding_layer(rng):
+    layer = Embedding(4, 3, rng=rng, dtype=np.float64, std=1.0)
+    ids = rng.integers(0, 4, size=(2, 5))
+    return (lambda w: layer(ids)), (layer.weight,)
+
+
+@register("LayerNorm", "x [2, 3, 6]")
+def _layer_norm_layer(rng):
+    layer = LayerNorm(6, dtype=np.float64)
+    for p in layer.parameters():
+        p.data[...] = rng.standard_normal(p.shape)
+    return _layer_check(layer, _leaf(rng, 2, 3, 6))
+
+
+@register("Dropout", "x [4, 6], p 0.3")
+def _dropout_layer(rng):
+    seed = int(rng.integers(2**31))     # a fresh generator per call: the same mask each time
+    return (lambda x: Dropout(0.3, rng=np.random.default_rng(seed))(x)), (_leaf(rng, 4, 6),)
+
+
+@register("ReLU", "x [3, 8], |x| >= 0.1")
+def _relu_layer(rng):
+    x = rng.standard_normal((3, 8))
+    return ReLU(), (Tensor(np.sign(x) * (0.1 + np.abs(x)), requires_grad=True),)
+
+
+@register("GELU", "x [3, 8]")
+def _gelu_layer(rng):
+    return GELU(), (_leaf(rng, 3, 8),)
+
+
+@register("MLP (gelu)", "x [2, 3, 4], hidden 16")
+def _mlp_layer(rng):
+    layer = MLP(4, activation="gelu", rng=rng, dtype=np.float64, proj_std=0.5)
+    layer.c_fc.bias.data[...] = rng.standard_normal(16)
+    return _layer_check(layer, _leaf(rng, 2, 3, 4))

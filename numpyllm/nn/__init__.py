@@ -9,3 +9,5 @@
 """
 # Each module adds its public names here as it lands.
 from .module import Module, ModuleList, Parameter  # noqa: F401
+from .layers import (GELU, MLP, Dropout, Embedding, FeedForward, LayerNorm,  # noqa: F401
+                     Linear, ReLU)
