@@ -1,0 +1,258 @@
+"""Scaled dot-product attention: one fused graph node with a hand-derived backward.
+
+For queries q ``[..., Tq, hs]``, keys k ``[..., Tk, hs]`` and values v ``[..., Tk, hv]``
+(typically ``[B, nh, T, hs]``: every head of every sequence in one batched `np.matmul`):
+
+    S = q kᵀ · scale  (+ bias)        scale = 1/sqrt(hs) by default        [..., Tq, Tk]
+    S[not allowed] = -inf             the mask: True = may attend
+    P = softmax(S)                    over the keys (last axis)
+    P' = P ⊙ keep / (1 - p)           dropout on the weights (training only)
+    O = P' V                                                               [..., Tq, hv]
+
+The backward, given dO = dL/dO:
+
+    dV  = P'ᵀ dO
+    dP' = dO Vᵀ,  dP = dP' ⊙ keep / (1 - p)       the dropout mask, applied again
+    dS  = P ⊙ (dP - rowsum(dP ⊙ P))               softmax's Jacobian-vector product
+    dq  = dS k · scale,   dk = dSᵀ q · scale,    d bias = dS
+
+(softmax: dP_ij/dS_il = P_ij (δ_jl - P_il), so dS_il = P_il (dP_il - Σ_j dP_ij P_ij).)
+Masked entries have P = 0, hence dS = 0: no gradient reaches a masked score.
+
+Dropout is applied to the attention *weights*, after the softmax, as in the original
+Transformer and PyTorch (one of the study notes describes dropping scores before the
+softmax; that is a different, unusual regulariser). The mask `keep` is drawn from an
+explicit `np.random.Generator`.
+
+**Fully masked rows.** A query that may attend nothing (a padded query row, or the
+first ``Tq - Tk`` queries of a bottom-right causal mask with Tq > Tk) gets all-zero
+weights, hence a zero output and zero gradients, never NaN: the softmax treats a row
+whose maximum is -inf as empty. (PyTorch >= 2.5 does the same in its math kernel.)
+
+**Causal alignment.** ``causal=True`` aligns the triangle to the bottom right: query i
+sits at absolute position ``Tk - Tq + i``, as a KV cache needs (the new queries come
+after the cached keys). PyTorch's ``is_causal`` aligns to the top left; the two agree
+when Tq == Tk. See `numpyllm.functional.masks`.
+
+The array-level kernels `attention_forward` and `attention_backward` are shared with
+`numpyllm.nn.MultiHeadAttention` (which feeds them q, k and v packed in one array).
+A memory-efficient blocked kernel (FlashAttention's online softmax over key blocks,
+recomputing P in backward) would be a second pair of kernels with the same contract,
+selected by a future ``block_size`` argument of `scaled_dot_product_attention`.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ..autograd import Function, Tensor
+from .masks import causal_mask, combine_masks
+
+__all__ = ["scaled_dot_product_attention"]
+
+
+# --------------------------------------------------------------------------- the kernels
+def _softmax_rows_(s: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in place. A row that is all -inf becomes all zeros."""
+    m = s.max(axis=-1, keepdims=True, initial=-np.inf)
+    m[np.isneginf(m)] = 0.0          # empty row: exp(-inf - 0) = 0, not exp(nan)
+    s -= m
+    np.exp(s, out=s)
+    denom = s.sum(axis=-1, keepdims=True)
+    denom[denom == 0] = 1.0          # empty row: 0 / 1 = 0
+    s /= denom
+    return s
+
+
+def attention_forward(q, k, v, *, scale, bias=None, allowed=None, dropout_p=0.0, rng=None):
+    """The forward math on arrays: returns ``(out, P, keep)``.
+
+    `P` is the softmax of the scores ``[..., Tq, Tk]`` (before dropout); `keep` is the
+    boolean dropout mask, or None without dropout. `allowed` and `bias` must broadcast
+    to the scores (the public function checks that).
+    """
+    s = np.matmul(q, np.swapaxes(k, -1, -2))     # [..., Tq, hs] @ [..., hs, Tk] -> [..., Tq, Tk]
+    s *= scale
+    if bias is not None:
+        s += bias
+    if allowed is not None:
+        np.copyto(s, -np.inf, where=~allowed)
+    p = _softmax_rows_(s)                        # s's buffer now holds P
+    keep = None
+    if dropout_p > 0.0:
+        keep = rng.random(p.shape, dtype=np.float32) >= dropout_p
+        pd = p * keep
+        pd *= 1.0 / (1.0 - dropout_p)
+    else:
+        pd = p
+    out = np.matmul(pd, v)                       # [..., Tq, Tk] @ [..., Tk, hv] -> [..., Tq, hv]
+    return out, p, keep
+
+
+def attention_backward(g, q, k, v, p, keep, *, scale, dropout_p=0.0,
+                       needs=(True, True, True, False), out=(None, None, None)):
+    """The backward math on arrays: returns ``(dq, dk, dv, dbias)`` (None where
+    `needs` is False). `out` may give preallocated arrays for dq, dk, dv of exactly
+    the shapes the products have (MultiHeadAttention writes into one packed buffer)."""
+    need_q, need_k, need_v, need_bias = needs
+    dq = dk = dv = ds = None
+    inv_keep = 1.0 / (1.0 - dropout_p)
+    if need_v:
+        pd = p if keep is None else p * keep * inv_keep
+        dv = np.matmul(np.swapaxes(pd, -1, -2), g, out=out[2])  # [.., Tk, Tq] @ [.., Tq, hv]
+    if need_q or need_k or need_bias:
+        dp = np.matmul(g, np.swapaxes(v, -1, -2))                # [.., Tq, hv] @ [.., hv, Tk]
+        if keep is not None:
+            dp *= keep
+            dp *= inv_keep
+        # softmax backward, in dp's buffer: dS = P ⊙ (dP - rowsum(dP ⊙ P))
+        ds = dp
+        ds -= (dp * p).sum(axis=-1, keepdims=True)
+        ds *= p
+        if need_q:
+            dq = np.matmul(ds, k, out=out[0])                     # [.., Tq, Tk] @ [.., Tk, hs]
+            dq *= scale
+        if need_k:
+            dk = np.matmul(np.swapaxes(ds, -1, -2), q, out=out[1])  # [.., Tk, Tq] @ [.., Tq, hs]
+            dk *= scale
+    return dq, dk, dv, (ds if need_bias else None)
+
+
+class _Attention(Function):
+    # one node for S = q kᵀ·scale + bias, mask, softmax, dropout, P V (derivation above)
+    @staticmethod
+    def forward(ctx, q, k, v, bias, *, scale, allowed, dropout_p, rng, weights_sink):
+        out, p, keep = attention_forward(q, k, v, scale=scale, bias=bias, allowed=allowed,
+                                         dropout_p=dropout_p, rng=rng)
+        ctx.save_for_backward(q, k, v, p, keep)
+        ctx.scale, ctx.dropout_p = scale, dropout_p
+        if weights_sink is not None:
+            weights_sink.append(p)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        q, k, v, p, keep = ctx.saved
+        return attention_backward(g, q, k, v, p, keep, scale=ctx.scale,
+                                  dropout_p=ctx.dropout_p, needs=ctx.needs_input_grad)
+
+
+# --------------------------------------------------------------------------- checking
+def _data(x):
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
+def scores_shape(q_shape: tuple, k_shape: tuple, v_shape: tuple) -> tuple:
+    """``(*batch, Tq, Tk)`` for q, k, v of the given shapes, or a ValueError naming them."""
+    names = f"q {tuple(q_shape)}, k {tuple(k_shape)}, v {tuple(v_shape)}"
+    if min(len(q_shape), len(k_shape), len(v_shape)) < 2:
+        raise ValueError(f"attention: q, k, v need shapes [..., T, head_size]; got {names}")
+    if q_shape[-1] != k_shape[-1]:
+        raise ValueError(f"attention: q and k must have the same head size (last axis); got {names}")
+    if k_shape[-2] != v_shape[-2]:
+        raise ValueError(f"attention: k and v must have the same number of keys (axis -2); "
+                         f"got {names}")
+    try:
+        batch = np.broadcast_shapes(q_shape[:-2], k_shape[:-2], v_shape[:-2])
+    except ValueError:
+        raise ValueError(f"attention: the batch axes of q, k, v do not broadcast; got {names}") \
+            from None
+    return tuple(batch) + (q_shape[-2], k_shape[-2])
+
+
+def allowed_mask(mask, causal: bool, shape: tuple):
+    """`mask` (True = may attend) and'ed with the bottom-right causal mask when `causal`,
+    checked against the scores' shape ``[..., Tq, Tk]``; None when nothing is masked."""
+    if mask is not None:
+        mask = _data(mask)
+        if mask.dtype != bool:
+            raise TypeError(f"attention: mask must be boolean (True = may attend), got dtype "
+                            f"{mask.dtype}; pass an additive float mask as bias=")
+        if not _broadcasts_to(mask.shape, shape):
+            raise ValueError(f"attention: mask of shape {mask.shape} does not broadcast to the "
+                             f"scores [..., Tq, Tk] = {shape} (a key padding mask is "
+                             "[B, 1, 1, Tk]: see padding_mask)")
+    return combine_masks(mask, causal_mask(shape[-2], shape[-1]) if causal else None)
+
+
+def check_dropout(dropout_p, rng) -> float:
+    """`dropout_p` as a float in [0, 1), with an rng when it is positive."""
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, numbers.Real) \
+            or not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"attention: dropout_p must be a number in [0, 1), got {dropout_p!r}")
+    if dropout_p > 0.0 and not isinstance(rng, np.random.Generator):
+        raise ValueError("attention: dropout_p > 0 needs rng, an np.random.Generator "
+                         f"(got {type(rng).__name__})")
+    return float(dropout_p)
+
+
+def _check_bias(bias, shape: tuple) -> None:
+    if bias is None:
+        return
+    b = _data(bias)
+    if not np.issubdtype(b.dtype, np.floating):
+        raise TypeError(f"attention: bias must be floating-point, got dtype {b.dtype}")
+    if not _broadcasts_to(b.shape, shape):
+        raise ValueError(f"attention: bias of shape {b.shape} does not broadcast to the "
+                         f"scores [..., Tq, Tk] = {shape}")
+
+
+# --------------------------------------------------------------------------- public
+def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, bias=None,
+                                 dropout_p: float = 0.0, rng=None, scale=None,
+                                 return_weights: bool = False):
+    """``softmax(q kᵀ · scale + bias, masked) v``, one graph node (see the module doc).
+
+    q ``[..., Tq, hs]``, k ``[..., Tk, hs]``, v ``[..., Tk, hv]`` (Tensors or arrays of
+    one floating dtype; batch axes broadcast) -> ``[..., Tq, hv]``.
+
+    - mask: bool, broadcastable to ``[..., Tq, Tk]``, **True = may attend**.
+    - causal: add the causal mask, aligned to the bottom right (query i is at absolute
+      position ``Tk - Tq + i``; differs from PyTorch's ``is_causal`` when Tq != Tk).
+    - bias: float, added to the scores before masking (ALiBi, relative positions); a
+      Tensor bias that requires grad receives ``dS`` summed over its broadcast axes.
+    - dropout_p, rng: inverted dropout on the weights; rng (np.random.Generator) is
+      required when dropout_p > 0. Pass 0 in evaluation.
+    - scale: defaults to ``1 / sqrt(hs)``.
+    - return_weights: also return the weights P ``[..., Tq, Tk]`` (before dropout) as
+      a read-only array, for study and plots.
+
+    Rows where nothing is allowed give zero output and zero gradient (not NaN).
+
+    >>> import numpy as np
+    >>> q = k = v = np.eye(2)[None]                  # [1, 2, 2]
+    >>> out, w = scaled_dot_product_attention(q, k, v, causal=True, return_weights=True)
+    >>> w.round(3).tolist()
+    [[[1.0, 0.0], [0.33, 0.67]]]
+    """
+    qd, kd, vd = _data(q), _data(k), _data(v)
+    if not (np.issubdtype(qd.dtype, np.floating) and qd.dtype == kd.dtype == vd.dtype):
+        raise TypeError(f"attention: q, k, v must share one floating dtype; got "
+                        f"{qd.dtype}, {kd.dtype}, {vd.dtype}")
+    shape = scores_shape(qd.shape, kd.shape, vd.shape)
+    allowed = allowed_mask(mask, causal, shape)
+    _check_bias(bias, shape)
+    dropout_p = check_dropout(dropout_p, rng)
+    scale = 1.0 / math.sqrt(qd.shape[-1]) if scale is None else float(scale)
+    if np.broadcast_shapes(qd.shape[:-2], kd.shape[:-2]) != shape[:-2]:
+        # only v has the full batch: give q the full batch, so the scores have it too
+        # (the engine sums q's gradient back)
+        full = shape[:-2] + qd.shape[-2:]
+        q = q.broadcast_to(full) if isinstance(q, Tensor) else np.broadcast_to(qd, full)
+    sink = [] if return_weights else None
+    out = _Attention.apply(q, k, v, bias, scale=scale, allowed=allowed, dropout_p=dropout_p,
+                           rng=rng, weights_sink=sink)
+    if not return_weights:
+        return out
+    weights = sink[0].view()
+    weights.flags.writeable = False     # the same buffer backward reads: look, do not touch
+    return out, weights
