@@ -36,6 +36,11 @@ def _generator(rng) -> np.random.Generator:
     return rng
 
 
+def _normal(rng: np.random.Generator, shape: tuple, std: float, dtype) -> Parameter:
+    """A Parameter drawn from N(0, std²) in float64, then cast to `dtype`."""
+    return Parameter(rng.normal(0.0, std, shape), dtype=dtype)
+
+
 def _positive(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -61,9 +66,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = _positive("Linear in_features", in_features)
         self.out_features = _positive("Linear out_features", out_features)
-        rng = _generator(rng)
-        self.weight = Parameter(rng.normal(0.0, std, (self.in_features, self.out_features)),
-                                dtype=dtype)
+        self.weight = _normal(_generator(rng), (self.in_features, self.out_features), std, dtype)
         self.bias = Parameter(np.zeros(self.out_features), dtype=dtype) if bias else None
 
     def forward(self, x):
@@ -88,9 +91,8 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = _positive("Embedding num_embeddings", num_embeddings)
         self.embedding_dim = _positive("Embedding embedding_dim", embedding_dim)
-        rng = _generator(rng)
-        self.weight = Parameter(rng.normal(0.0, std, (self.num_embeddings, self.embedding_dim)),
-                                dtype=dtype)
+        self.weight = _normal(_generator(rng), (self.num_embeddings, self.embedding_dim), std,
+                              dtype)
 
     def forward(self, ids):
         return F.embedding(ids, self.weight)
