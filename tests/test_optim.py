@@ -245,6 +245,8 @@ def test_state_dict_is_a_copy_and_load_checks_shapes():
         AdamW([{"params": params[:1]}, {"params": params[1:]}]).load_state_dict(opt.state_dict())
     with pytest.raises(ValueError, match="parameters"):
         AdamW(params[:2]).load_state_dict(opt.state_dict())
+    with pytest.raises(ValueError, match="another optimizer"):
+        SGD(params, lr=0.1).load_state_dict(opt.state_dict())
 
 
 # ---------------------------------------------------------------------- clipping

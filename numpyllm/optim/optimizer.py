@@ -149,6 +149,10 @@ class Optimizer:
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"param group {i}: the state has {len(saved['params'])} "
                                  f"parameters, this optimizer has {len(group['params'])}")
+            if set(saved) != set(group):
+                raise ValueError(f"param group {i}: the state has hyperparameters "
+                                 f"{sorted(set(saved) - {'params'})}, {type(self).__name__} "
+                                 f"has {sorted(set(group) - {'params'})} (another optimizer's state?)")
             params.extend(group["params"])
         new_state = {}
         for key, saved in state_dict["state"].items():
