@@ -36,8 +36,8 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Protocol, Sequence
 import numpy as np
 
 __all__ = ["IGNORE_INDEX", "token_dtype", "to_token_array", "encode_text", "encode_file",
-           "save_tokens", "load_tokens", "train_val_split", "TokenWindows", "PaddedBatch",
-           "pad_sequences", "lm_batch", "iter_lm_batches", "attention_mask"]
+           "read_text_blocks", "save_tokens", "load_tokens", "train_val_split", "TokenWindows",
+           "PaddedBatch", "pad_sequences", "lm_batch", "iter_lm_batches", "attention_mask"]
 
 IGNORE_INDEX = -100
 """The target value the loss skips (PyTorch's default `ignore_index`)."""
@@ -108,8 +108,12 @@ def _safe_cut(buf: str) -> int:
             return i + 1
 
 
-def _iter_text_blocks(path: str, block_bytes: int,
-                      progress: Callable[[int, int], None] | None) -> Iterator[str]:
+def read_text_blocks(path: str | os.PathLike, block_bytes: int = 1 << 22,
+                     progress: Callable[[int, int], None] | None = None) -> Iterator[str]:
+    """A UTF-8 text file as consecutive strings of about `block_bytes` bytes or more,
+    each ending at a point where tokenisation may safely restart (see `_safe_cut`).
+    `progress(bytes_read, total_bytes)` is called as the file is read."""
+    path = os.fspath(path)
     total = os.path.getsize(path)
     decoder = codecs.getincrementaldecoder("utf-8")()
     done = 0
@@ -160,7 +164,7 @@ def encode_file(tokenizer: _Tokenizer, src: str | os.PathLike,
         raise ValueError(f"block_bytes must be positive, got {block_bytes}")
     dtype = token_dtype(tokenizer.vocab_size)
     blocks = (encode_text(tokenizer, text, **encode_kwargs)
-              for text in _iter_text_blocks(src, block_bytes, progress))
+              for text in read_text_blocks(src, block_bytes, progress))
     if dst is None:
         parts = list(blocks)
         return np.concatenate(parts) if parts else np.zeros(0, dtype)
