@@ -1,0 +1,208 @@
+"""GPT: the decoder-only transformer, with GPT-2's parameter names.
+
+    idx [B, T] --wte--> [B, T, C] (+ positions) --h.0 .. h.{L-1}--> --ln_f--> @ wteᵀ --> logits [B, T, V]
+
+Each block (pre-LN, as GPT-2):      x = x + attn(ln_1(x));   x = x + mlp(ln_2(x))
+or, with ``norm="post"`` (as the original paper):
+                                    x = ln_1(x + attn(x));   x = ln_2(x + mlp(x))
+
+Parameter names follow GPT-2's checkpoint (``wte.weight``, ``wpe.weight``,
+``h.{i}.ln_1.weight``, ``h.{i}.attn.c_attn.weight`` ...) and its weights are stored
+``[in, out]`` as GPT-2 stores them, so its tensors map one to one. The language-model
+head is tied to the token embedding by default (``logits = x @ wte.weightᵀ``), so it
+adds no parameter.
+
+>>> import numpy as np
+>>> from numpyllm.nn.gpt import GPT, GPTConfig
+>>> cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
+>>> model = GPT(cfg, rng=np.random.default_rng(0))
+>>> logits, loss = model(np.array([[1, 2, 3]]), targets=np.array([[2, 3, 4]]))
+>>> logits.shape, round(float(loss.item()), 1)      # about ln(11) = 2.4 before training
+((1, 3, 11), 2.4)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd import Tensor
+from .attention import MultiHeadAttention
+from .layers import Dropout, Embedding, LayerNorm, Linear, MLP
+from .module import Module, ModuleList
+from .positional import sinusoidal_table
+
+__all__ = ["GPTConfig", "GPT", "Block", "POSITIONS"]
+
+POSITIONS = ("learned", "sinusoidal", "rope", "alibi")
+
+
+@dataclass
+class GPTConfig:
+    """The shape of a GPT. The defaults are GPT-2 small's."""
+
+    vocab_size: int = 50257
+    block_size: int = 1024        # the context length the model is trained on
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True             # biases in Linear layers and LayerNorms
+    positions: str = "learned"    # "learned" | "sinusoidal" | "rope" | "alibi"
+    norm: str = "pre"             # "pre" (GPT-2) | "post" (the original Transformer)
+    tie_weights: bool = True      # LM head shares wte.weight
+    activation: str = "gelu"      # "gelu" (tanh approximation, as GPT-2) | "relu"
+    layer_norm_eps: float = 1e-5
+    dtype: str = "float32"        # "float32" for speed, "float64" for checks and reference
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by "
+                             f"n_head ({self.n_head})")
+        if self.positions == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"GPTConfig: RoPE needs an even head size; n_embd / n_head = "
+                             f"{self.n_embd // self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        choices = {"positions": POSITIONS, "norm": ("pre", "post"),
+                   "activation": ("gelu", "relu"), "dtype": ("float32", "float64")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"GPTConfig.{name} must be one of {allowed}, "
+                                 f"got {getattr(self, name)!r}")
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GPTConfig":
+        """Build from a dict (a checkpoint's JSON); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"GPTConfig: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+
+class Block(Module):
+    """One decoder block: causal self-attention and an MLP, each with a residual."""
+
+    def __init__(self, config: GPTConfig, rng: np.random.Generator):
+        super().__init__()
+        dtype = np.dtype(config.dtype)
+        # GPT-2 scales the init of the projections that write into the residual stream
+        # by 1/sqrt(2 * n_layer): each block adds two of them, and the sum of 2L random
+        # terms would otherwise grow with depth.
+        proj_std = 0.02 / math.sqrt(2 * config.n_layer)
+        positions = config.positions if config.positions in ("rope", "alibi") else None
+        self.pre_norm = config.norm == "pre"
+        self.ln_1 = LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias, dtype=dtype)
+        self.attn = MultiHeadAttention(
+            config.n_embd, config.n_head, causal=True, bias=config.bias, dropout=config.dropout,
+            positions=positions, rng=rng, dtype=dtype, proj_std=proj_std)
+        self.ln_2 = LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias, dtype=dtype)
+        self.mlp = MLP(config.n_embd, activation=config.activation, dropout=config.dropout,
+                       bias=config.bias, rng=rng, dtype=dtype, proj_std=proj_std)
+
+    def forward(self, x: Tensor) -> Tensor:          # x: [B, T, C] -> [B, T, C]
+        if self.pre_norm:
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+        x = self.ln_1(x + self.attn(x))
+        return self.ln_2(x + self.mlp(x))
+
+
+class GPT(Module):
+    """A decoder-only language model. ``model(idx, targets=None) -> (logits, loss)``.
+
+    `idx` is an integer array ``[B, T]`` (or ``[T]``, taken as one sequence) of token ids;
+    `targets` the same shape, the next token at each position (``-100`` is ignored).
+    `loss` is None without targets. Randomness (initialisation and dropout) comes from
+    `rng`; without one a fresh unseeded generator is used.
+    """
+
+    def __init__(self, config: GPTConfig, *, rng: np.random.Generator | None = None):
+        super().__init__()
+        self.config = config
+        rng = np.random.default_rng() if rng is None else rng
+        dtype = np.dtype(config.dtype)
+        self.wte = Embedding(config.vocab_size, config.n_embd, rng=rng, dtype=dtype)
+        if config.positions == "learned":
+            self.wpe = Embedding(config.block_size, config.n_embd, rng=rng, dtype=dtype)
+        self.drop = Dropout(config.dropout, rng=rng)
+        self.h = ModuleList(Block(config, rng) for _ in range(config.n_layer))
+        self.ln_f = LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias, dtype=dtype)
+        if not config.tie_weights:
+            self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False, rng=rng, dtype=dtype)
+        self._sinusoid = None   # [T, C] table, built on first use and grown as needed
+
+    # ------------------------------------------------------------------ input checks
+    def check_ids(self, idx, name: str = "idx") -> np.ndarray:
+        """`idx` as an int64 array [B, T], or a clear error."""
+        idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"GPT: {name} must hold integer token ids, got dtype {idx.dtype}")
+        if idx.ndim == 1:
+            idx = idx[None, :]
+        if idx.ndim != 2 or idx.shape[1] == 0:
+            raise ValueError(f"GPT: {name} must have shape [B, T] with T >= 1, got {idx.shape}")
+        T = idx.shape[1]
+        if self.config.positions == "learned" and T > self.config.block_size:
+            raise ValueError(f"GPT: sequence length {T} is longer than block_size "
+                             f"{self.config.block_size} (learned positions stop there; crop the "
+                             "input, or use sinusoidal/rope/alibi positions)")
+        return idx.astype(np.int64, copy=False)
+
+    # ------------------------------------------------------------------ forward
+    def positions_table(self, T: int) -> np.ndarray:
+        """The sinusoidal position table [T, C] in the model's dtype (cached, grown on demand)."""
+        if self._sinusoid is None or len(self._sinusoid) < T:
+            size = max(T, self.config.block_size)
+            self._sinusoid = sinusoidal_table(size, self.config.n_embd,
+                                              dtype=np.dtype(self.config.dtype))
+        return self._sinusoid[:T]
+
+    def forward(self, idx, targets=None):
+        idx = self.check_ids(idx)
+        B, T = idx.shape
+        x = self.wte(idx)                                   # [B, T, C]
+        if self.config.positions == "learned":
+            x = x + self.wpe(np.arange(T))                  # + [T, C], broadcast over B
+        elif self.config.positions == "sinusoidal":
+            x = x + self.positions_table(T)                 # a constant: no gradient
+        # rope and alibi act inside attention, on the queries/keys or the scores
+        x = self.drop(x)
+        for block in self.h:
+            x = block(x)
+        x = self.ln_f(x)
+        logits = self.head(x)                               # [B, T, V]
+        loss = None
+        if targets is not None:
+            targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+            if targets.ndim == 1:
+                targets = targets[None, :]
+            if targets.shape != (B, T):
+                raise ValueError(f"GPT: targets have shape {targets.shape}, idx has {(B, T)}")
+            loss = F.cross_entropy(logits, targets)
+        return logits, loss
+
+    def head(self, x: Tensor) -> Tensor:
+        """The LM head: [..., C] -> [..., V] logits."""
+        if self.config.tie_weights:
+            return x @ self.wte.weight.T                    # [..., C] @ [C, V]
+        return self.lm_head(x)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
+                f"vocab_size={c.vocab_size}, block_size={c.block_size}, positions={c.positions}")
