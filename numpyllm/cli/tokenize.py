@@ -94,7 +94,7 @@ class _Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:    # made on first use, so two bars never share the screen
-                self._bar = tqdm(desc=self.desc, unit=self.unit, unit_scale=True, total=total,
+                self._bar = tqdm(desc=self.desc, unit=self.unit, unit_scale=self.unit == "B", total=total,
                                  file=sys.stderr, dynamic_ncols=True)
         if self._bar is not None:
             self._bar.total = total
