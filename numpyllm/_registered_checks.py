@@ -118,3 +118,72 @@ def _mlp_layer(rng):
     layer = MLP(4, activation="gelu", rng=rng, dtype=np.float64, proj_std=0.5)
     layer.c_fc.bias.data[...] = rng.standard_normal(16)
     return _layer_check(layer, _leaf(rng, 2, 3, 4))
+
+
+# --- positions: RoPE's fused rotation (sinusoidal and ALiBi have no gradient) ----------
+from .nn import RotaryEmbedding, apply_rope  # noqa: E402
+
+
+@register("apply_rope", "x [2,2,5,4], positions 3..7")
+def _apply_rope(rng):
+    cos, sin = RotaryEmbedding(4).cos_sin(5, offset=3, dtype=np.float64)
+    return (lambda x: apply_rope(x, cos, sin)), (_leaf(rng, 2, 2, 5, 4),)
+
+
+# --- attention: scaled_dot_product_attention and MultiHeadAttention ---------------------
+from .functional import padding_mask, prefix_lm_mask, scaled_dot_product_attention  # noqa: E402
+from .nn import MultiHeadAttention  # noqa: E402
+
+
+def _qkv(rng, B, nh, Tq, Tk, hs):
+    return _leaf(rng, B, nh, Tq, hs), _leaf(rng, B, nh, Tk, hs), _leaf(rng, B, nh, Tk, hs)
+
+
+@register("sdpa causal, Tq < Tk", "q [2,2,3,4], k v [2,2,5,4]")
+def _sdpa_causal(rng):
+    return (lambda q, k, v: scaled_dot_product_attention(q, k, v, causal=True)), \
+        _qkv(rng, 2, 2, 3, 5, 4)
+
+
+@register("sdpa padding+prefix, bias", "qkv [2,2,4,3], bias [2,4,4]")
+def _sdpa_masks_bias(rng):
+    mask = padding_mask([4, 2], 4) & prefix_lm_mask(4, np.array([1, 2]))
+    return (lambda q, k, v, b: scaled_dot_product_attention(q, k, v, mask=mask, bias=b)), \
+        _qkv(rng, 2, 2, 4, 4, 3) + (_leaf(rng, 2, 4, 4),)
+
+
+@register("sdpa dropout 0.2", "q, k, v [2, 2, 4, 3]")
+def _sdpa_dropout(rng):
+    seed = int(rng.integers(2**31))     # a fresh generator per call: the same mask each time
+    return (lambda q, k, v: scaled_dot_product_attention(
+        q, k, v, causal=True, dropout_p=0.2, rng=np.random.default_rng(seed))), \
+        _qkv(rng, 2, 2, 4, 4, 3)
+
+
+def _mha(rng, **kwargs):
+    layer = MultiHeadAttention(8, 2, rng=rng, dtype=np.float64, **kwargs)
+    for p in layer.parameters():      # weights large enough for attention far from uniform
+        p.data[...] = 0.5 * rng.standard_normal(p.shape)
+    return layer
+
+
+@register("MHA causal", "x [2, 3, 8], 2 heads")
+def _mha_causal(rng):
+    return _layer_check(_mha(rng, causal=True), _leaf(rng, 2, 3, 8))
+
+
+@register("MHA causal RoPE", "x [2, 3, 8], 2 heads")
+def _mha_rope(rng):
+    return _layer_check(_mha(rng, causal=True, positions="rope"), _leaf(rng, 2, 3, 8))
+
+
+@register("MHA ALiBi, key padding", "x [2, 3, 8], 2 heads")
+def _mha_alibi(rng):
+    layer, valid = _mha(rng, positions="alibi"), padding_mask([3, 2], 3)[:, 0, 0]
+    return (lambda x, *params: layer(x, key_padding_mask=valid)), \
+        (_leaf(rng, 2, 3, 8),) + tuple(layer.parameters())
+
+
+@register("MHA cross", "x [2,3,8], context [2,4,8]")
+def _mha_cross(rng):
+    return _layer_check(_mha(rng, cross=True), _leaf(rng, 2, 3, 8), _leaf(rng, 2, 4, 8))

@@ -66,12 +66,14 @@ def _softmax_rows_(s: np.ndarray) -> np.ndarray:
     return s
 
 
-def attention_forward(q, k, v, *, scale, bias=None, allowed=None, dropout_p=0.0, rng=None):
+def attention_forward(q, k, v, *, scale, bias=None, allowed=None, dropout_p=0.0, rng=None,
+                      out=None):
     """The forward math on arrays: returns ``(out, P, keep)``.
 
     `P` is the softmax of the scores ``[..., Tq, Tk]`` (before dropout); `keep` is the
     boolean dropout mask, or None without dropout. `allowed` and `bias` must broadcast
-    to the scores (the public function checks that).
+    to the scores (the public function checks that). `out` may be a preallocated array
+    (a strided view is fine) for the result.
     """
     s = np.matmul(q, np.swapaxes(k, -1, -2))     # [..., Tq, hs] @ [..., hs, Tk] -> [..., Tq, Tk]
     s *= scale
@@ -87,7 +89,7 @@ def attention_forward(q, k, v, *, scale, bias=None, allowed=None, dropout_p=0.0,
         pd *= 1.0 / (1.0 - dropout_p)
     else:
         pd = p
-    out = np.matmul(pd, v)                       # [..., Tq, Tk] @ [..., Tk, hv] -> [..., Tq, hv]
+    out = np.matmul(pd, v, out=out)              # [..., Tq, Tk] @ [..., Tk, hv] -> [..., Tq, hv]
     return out, p, keep
 
 
@@ -95,7 +97,8 @@ def attention_backward(g, q, k, v, p, keep, *, scale, dropout_p=0.0,
                        needs=(True, True, True, False), out=(None, None, None)):
     """The backward math on arrays: returns ``(dq, dk, dv, dbias)`` (None where
     `needs` is False). `out` may give preallocated arrays for dq, dk, dv of exactly
-    the shapes the products have (MultiHeadAttention writes into one packed buffer)."""
+    the shapes the products have (MultiHeadAttention writes them into one packed
+    buffer)."""
     need_q, need_k, need_v, need_bias = needs
     dq = dk = dv = ds = None
     inv_keep = 1.0 / (1.0 - dropout_p)

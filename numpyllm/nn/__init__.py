@@ -11,3 +11,6 @@
 from .module import Module, ModuleList, Parameter  # noqa: F401
 from .layers import (GELU, MLP, Dropout, Embedding, FeedForward, LayerNorm,  # noqa: F401
                      Linear, ReLU)
+from .positional import (ALiBi, RotaryEmbedding, SinusoidalPositions,  # noqa: F401
+                         alibi_bias, alibi_slopes, apply_rope, sinusoidal_table)
+from .attention import MultiHeadAttention  # noqa: F401
