@@ -5,7 +5,8 @@
   positional.py  sinusoidal, learned, RoPE, ALiBi positions
   attention.py   MultiHeadAttention (self and cross)
   gpt.py         GPTConfig, GPT (decoder-only)
-  transformer.py TransformerConfig, Transformer (encoder-decoder), Encoder (encoder-only)
+  transformer.py TransformerConfig, Transformer (encoder-decoder),
+                 TransformerEncoderConfig, TransformerEncoderModel (encoder-only)
 """
 # Each module adds its public names here as it lands.
 from .module import Module, ModuleList, Parameter  # noqa: F401
@@ -14,3 +15,6 @@ from .layers import (GELU, MLP, Dropout, Embedding, FeedForward, LayerNorm,  # n
 from .positional import (ALiBi, RotaryEmbedding, SinusoidalPositions,  # noqa: F401
                          alibi_bias, alibi_slopes, apply_rope, sinusoidal_table)
 from .attention import MultiHeadAttention  # noqa: F401
+from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer,  # noqa: F401
+                          Transformer, TransformerConfig, TransformerEncoderConfig,
+                          TransformerEncoderModel)
