@@ -1,0 +1,354 @@
+"""Training a language model on a CPU: the loop, evaluation, perplexity, resume.
+
+One optimizer step (`Trainer.train_step`):
+
+    lr = schedule(step)                                  linear warmup, cosine decay
+    for each of `gradient_accumulation_steps` micro-batches:
+        x, y = random windows of the training tokens     [B, T] each, y = x shifted by one
+        loss = model(x, y) / accumulation_steps          so the grads add up to one mean
+        loss.backward()                                  grads accumulate in .grad
+    clip the global gradient norm to `grad_clip`
+    AdamW step, then zero the grads
+
+Everything random comes from explicit generators whose states are part of the
+trainer's state: the batch sampler's, and the model's dropout generator(s). So the same
+seed and config give bit-identical losses, and a run resumed from a checkpoint continues
+exactly as if it had never stopped.
+
+Progress goes to callbacks, never to print: ``callback(event)`` receives a dict with
+``event["kind"]`` one of "step", "eval", "checkpoint". `CSVLogger` writes them to a file.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .autograd import no_grad
+from .data import TokenWindows
+from .optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups
+
+__all__ = ["TrainConfig", "Trainer", "NonFiniteError", "evaluate_tokens", "CSVLogger",
+           "perplexity"]
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or a gradient stopped being a finite number."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings, under nanoGPT's names. The defaults are nanoGPT's CPU recipe
+    for character-level Tiny Shakespeare (with 2,000 iterations)."""
+
+    batch_size: int = 12
+    max_iters: int = 2000
+    learning_rate: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    lr_decay_iters: int = 2000
+    decay_lr: bool = True
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0               # 0 disables clipping
+    gradient_accumulation_steps: int = 1
+    eval_interval: int = 250
+    eval_iters: int = 20
+    log_interval: int = 10
+    seed: int = 1337
+
+    def __post_init__(self):
+        positive = ("batch_size", "max_iters", "gradient_accumulation_steps", "eval_interval",
+                    "eval_iters", "log_interval")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.decay_lr and not 0 <= self.warmup_iters < self.lr_decay_iters:
+            raise ValueError(f"TrainConfig: need 0 <= warmup_iters ({self.warmup_iters}) < "
+                             f"lr_decay_iters ({self.lr_decay_iters})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+
+def perplexity(loss: float) -> float:
+    """exp(mean cross-entropy in nats): the effective number of equally likely next tokens."""
+    return math.exp(loss) if loss < 700 else float("inf")
+
+
+def _generators(model) -> list:
+    """The distinct random generators the model's layers draw from (dropout), in order."""
+    seen, out = set(), []
+    for _, module in model.named_modules():
+        rng = getattr(module, "rng", None)
+        if isinstance(rng, np.random.Generator) and id(rng) not in seen:
+            seen.add(id(rng))
+            out.append(rng)
+    return out
+
+
+class Trainer:
+    """Trains `model` (a GPT) on token arrays. See the module docstring for one step.
+
+    >>> import numpy as np
+    >>> from numpyllm.nn.gpt import GPT, GPTConfig
+    >>> model = GPT(GPTConfig(vocab_size=5, block_size=8, n_layer=1, n_head=1, n_embd=8),
+    ...             rng=np.random.default_rng(0))
+    >>> tokens = np.tile(np.arange(5), 40)
+    >>> trainer = Trainer(model, tokens, tokens, TrainConfig(batch_size=4, max_iters=60,
+    ...                   warmup_iters=5, lr_decay_iters=60, learning_rate=1e-2, eval_iters=2))
+    >>> losses = [trainer.train_step()["loss"] for _ in range(60)]
+    >>> losses[-1] < 0.5 * losses[0]
+    True
+    """
+
+    def __init__(self, model, train_tokens, val_tokens=None, config: TrainConfig | None = None,
+                 *, callbacks: Iterable[Callable] = ()):
+        self.model = model
+        self.config = config = config or TrainConfig()
+        block = model.config.block_size
+        self.train_windows = TokenWindows(np.asarray(train_tokens), block, stride=1)
+        self.val_windows = (TokenWindows(np.asarray(val_tokens), block, stride=1)
+                            if val_tokens is not None else None)
+        groups = configure_param_groups(model, config.weight_decay)
+        self.optimizer = AdamW(groups, lr=config.learning_rate,
+                               betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
+        self.schedule = (CosineWithWarmup(config.learning_rate, config.min_lr,
+                                          config.warmup_iters, config.lr_decay_iters)
+                         if config.decay_lr else (lambda step: config.learning_rate))
+        self.data_rng = np.random.default_rng(config.seed)
+        self.callbacks = list(callbacks)
+        self.step = 0                      # optimizer steps taken
+        self.params = [(n, p) for n, p in model.named_parameters()]
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict:
+        """One optimizer step over `gradient_accumulation_steps` micro-batches.
+        Returns ``{"step", "loss", "lr", "grad_norm", "tokens", "seconds"}``."""
+        cfg, model = self.config, self.model
+        start = time.perf_counter()
+        lr = self.schedule(self.step)
+        self.optimizer.lr = lr
+        model.train()
+        accum = cfg.gradient_accumulation_steps
+        total = 0.0
+        for _ in range(accum):
+            x, y = self.train_windows.sample(cfg.batch_size, self.data_rng)
+            _, loss = model(x, targets=y)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                model.zero_grad()
+                raise NonFiniteError(f"step {self.step}: the loss is {value}")
+            (loss * (1.0 / accum)).backward()       # mean over all micro-batches
+            total += value / accum
+        grads = [p for _, p in self.params]
+        norm = clip_grad_norm_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else _grad_norm(grads)
+        if not math.isfinite(norm):
+            bad = next((n for n, p in self.params
+                        if p.grad is not None and not np.isfinite(p.grad).all()), "?")
+            model.zero_grad()
+            raise NonFiniteError(f"step {self.step}: the gradient of {bad} is not finite "
+                                 f"(global norm {norm})")
+        self.optimizer.step()
+        model.zero_grad()
+        self.step += 1
+        info = {"kind": "step", "step": self.step, "loss": total, "lr": lr, "grad_norm": norm,
+                "tokens": accum * cfg.batch_size * model.config.block_size,
+                "seconds": time.perf_counter() - start}
+        return info
+
+    # ------------------------------------------------------------------ evaluation
+    def estimate_loss(self, iters: int | None = None) -> dict:
+        """Mean loss over `eval_iters` random batches of each split, as nanoGPT estimates
+        it. The batches come from a generator seeded by (seed, step), so evaluating does
+        not disturb the training batches and is the same in a resumed run."""
+        iters = iters or self.config.eval_iters
+        out = {}
+        splits = {"train": self.train_windows}
+        if self.val_windows is not None:
+            splits["val"] = self.val_windows
+        self.model.eval()
+        try:
+            with no_grad():
+                for i, (split, windows) in enumerate(splits.items()):
+                    rng = np.random.default_rng([self.config.seed, self.step, i])
+                    losses = [float(self.model(*_xy(windows, self.config.batch_size, rng))[1].item())
+                              for _ in range(iters)]
+                    out[split] = float(np.mean(losses))
+        finally:
+            self.model.train()
+        return out
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, *, max_iters: int | None = None, checkpoint_dir=None, tokenizer=None) -> list:
+        """Train until `max_iters` optimizer steps (the config's by default) have been
+        taken in all, evaluating every `eval_interval` steps and at the end, and saving
+        a checkpoint after each evaluation when `checkpoint_dir` is given. Returns the
+        list of evaluation events."""
+        cfg = self.config
+        max_iters = cfg.max_iters if max_iters is None else max_iters
+        evals = []
+        while self.step < max_iters:
+            info = self.train_step()
+            if self.step % cfg.log_interval == 0 or self.step == 1:
+                self._emit(info)
+            if self.step % cfg.eval_interval == 0 or self.step == max_iters:
+                losses = self.estimate_loss()
+                event = {"kind": "eval", "step": self.step, "lr": info["lr"], **{
+                    f"{k}_loss": v for k, v in losses.items()}}
+                if "val" in losses:
+                    event["val_perplexity"] = perplexity(losses["val"])
+                evals.append(event)
+                self._emit(event)
+                if checkpoint_dir is not None:
+                    path = self.save(checkpoint_dir, tokenizer=tokenizer)
+                    self._emit({"kind": "checkpoint", "step": self.step, "path": str(path)})
+        return evals
+
+    def _emit(self, event: dict) -> None:
+        for cb in self.callbacks:
+            cb(event)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """The trainer's own state (JSON-ready): step, config and every RNG state."""
+        return {"step": self.step, "train_config": self.config.to_dict(),
+                "data_rng": self.data_rng.bit_generator.state,
+                "model_rngs": [g.bit_generator.state for g in _generators(self.model)]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.data_rng.bit_generator.state = state["data_rng"]
+        gens = _generators(self.model)
+        if len(gens) != len(state["model_rngs"]):
+            raise ValueError(f"the checkpoint holds {len(state['model_rngs'])} model RNG states, "
+                             f"the model has {len(gens)} generators")
+        for g, s in zip(gens, state["model_rngs"]):
+            g.bit_generator.state = s
+
+    def save(self, directory, *, tokenizer=None, keep: int = 2):
+        """An atomic checkpoint of model, optimizer, tokenizer and trainer state."""
+        from .checkpoint import save_checkpoint
+        return save_checkpoint(directory, step=self.step, model=self.model,
+                               optimizer=self.optimizer, tokenizer=tokenizer,
+                               trainer_state=self.state_dict(), keep=keep)
+
+    @classmethod
+    def resume(cls, directory, train_tokens, val_tokens=None, *, callbacks=(), config=None):
+        """Rebuild model, optimizer and trainer from a checkpoint; ``(trainer, tokenizer)``.
+        `config` overrides the saved TrainConfig (to train for longer, say)."""
+        from .checkpoint import CheckpointError, build_model, load_checkpoint
+        ckpt = load_checkpoint(directory)
+        if not ckpt.trainer_state or ckpt.optimizer_state is None:
+            raise CheckpointError(f"{ckpt.path} holds weights only: no trainer state to resume")
+        model = build_model(ckpt)
+        saved = TrainConfig.from_dict(ckpt.trainer_state["train_config"])
+        trainer = cls(model, train_tokens, val_tokens, config or saved, callbacks=callbacks)
+        try:
+            trainer.optimizer.load_state_dict(ckpt.optimizer_state)
+            trainer.load_state_dict(ckpt.trainer_state)
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"{ckpt.path}: cannot resume: {exc}") from None
+        return trainer, ckpt.tokenizer
+
+
+def _xy(windows: TokenWindows, batch_size: int, rng) -> tuple:
+    x, y = windows.sample(batch_size, rng)
+    return x, y
+
+
+def _grad_norm(params) -> float:
+    total = 0.0
+    for p in params:
+        if p.grad is not None:
+            g = p.grad.astype(np.float64, copy=False).ravel()
+            total += float(g @ g)
+    return math.sqrt(total)
+
+
+# ---------------------------------------------------------------------- evaluation of a file
+def evaluate_tokens(model, tokens, *, batch_size: int = 32, block_size: int | None = None) -> dict:
+    """Mean cross-entropy of `model` over a whole token array, each token predicted
+    exactly once: the array is cut into non-overlapping windows of `block_size`
+    (the model's by default), window w predicting tokens ``w*T+1 .. w*T+T`` from the
+    ones before them inside the window. The last window may be shorter.
+
+    Returns ``{"loss", "perplexity", "tokens"}`` where tokens is the number predicted
+    (``len(tokens) - 1``). Deterministic: no sampling.
+    """
+    from .functional import cross_entropy
+    tokens = np.asarray(tokens)
+    T = block_size or model.config.block_size
+    n_pred = len(tokens) - 1
+    if n_pred < 1:
+        raise ValueError(f"evaluation needs at least 2 tokens, got {len(tokens)}")
+    total, count = 0.0, 0
+    model.eval()
+    with no_grad():
+        n_full = n_pred // T
+        if n_full:
+            windows = TokenWindows(tokens[:n_full * T + 1], T, stride=T)
+            for x, y in windows.iter_batches(batch_size):
+                logits, _ = model(x)
+                total += float(cross_entropy(logits, y, reduction="sum").item())
+                count += y.size
+        tail = n_pred - n_full * T
+        if tail:
+            x = np.asarray(tokens[n_full * T:n_full * T + tail], dtype=np.int64)[None]
+            y = np.asarray(tokens[n_full * T + 1:], dtype=np.int64)[None]
+            logits, _ = model(x)
+            total += float(cross_entropy(logits, y, reduction="sum").item())
+            count += y.size
+    assert count == n_pred
+    loss = total / count
+    return {"loss": loss, "perplexity": perplexity(loss), "tokens": count}
+
+
+class CSVLogger:
+    """A callback that appends step and eval events to a CSV file:
+    ``step,kind,loss,train_loss,val_loss,val_perplexity,lr,grad_norm,tokens_per_sec``."""
+
+    COLUMNS = ("step", "kind", "loss", "train_loss", "val_loss", "val_perplexity", "lr",
+               "grad_norm", "tokens_per_sec")
+
+    def __init__(self, path, append: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not (append and self.path.exists()):
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(self.COLUMNS)
+
+    def __call__(self, event: dict) -> None:
+        if event["kind"] not in ("step", "eval"):
+            return
+        row = dict(event)
+        if "tokens" in event and event.get("seconds"):
+            row["tokens_per_sec"] = event["tokens"] / event["seconds"]
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([_fmt(row.get(c, "")) for c in self.COLUMNS])
+
+
+def _fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else value
