@@ -42,15 +42,25 @@ class LayerNorm(Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         C = xhat.shape[-1]
         dx = dw = db = None
-        if need_x:
-            h = g if weight is None else g * weight         # [..., C]
-            dx = h - h.mean(axis=-1, keepdims=True)
-            dx -= xhat * np.mean(h * xhat, axis=-1, keepdims=True)
-            dx *= rstd
+        gx = g * xhat if need_x or need_w else None         # [..., C]
         if need_w:
-            dw = (g * xhat).reshape(-1, C).sum(axis=0)      # [..., C] -> [C]
+            dw = gx.reshape(-1, C).sum(axis=0)              # [..., C] -> [C]
         if need_b:
             db = g.reshape(-1, C).sum(axis=0)               # [..., C] -> [C]
+        if need_x:
+            if weight is None:
+                mean_h = g.mean(axis=-1, keepdims=True)     # [..., 1]
+                mean_hx = gx.mean(axis=-1, keepdims=True)
+                dx = g - mean_h
+            else:
+                # mean(g w) and mean(g w xhat) as (g @ w) / C and (gx @ w) / C: a BLAS
+                # call each, and no [..., C] temporary for g w and g w xhat
+                mean_h = np.expand_dims(g @ weight, -1) / C         # [..., 1]
+                mean_hx = np.expand_dims(gx @ weight, -1) / C
+                dx = g * weight
+                dx -= mean_h
+            dx -= np.multiply(xhat, mean_hx, out=gx)        # gx is no longer needed
+            dx *= rstd
         return dx, dw, db, None
 
 
