@@ -300,17 +300,8 @@ class TokenWindows:
         in an order drawn from `rng` (required then: there is no hidden random state).
         The last batch may be smaller unless `drop_last`.
         """
-        _check_batch_size(batch_size)
-        if shuffle:
-            if not isinstance(rng, np.random.Generator):
-                raise ValueError("shuffle=True needs rng=np.random.Generator (e.g. "
-                                 "np.random.default_rng(seed))")
-            order = rng.permutation(len(self))
-        else:
-            order = np.arange(len(self))
-        stop = len(order) - len(order) % batch_size if drop_last else len(order)
-        for start in range(0, stop, batch_size):
-            yield self.batch(order[start:start + batch_size])
+        for indices in _batch_indices(len(self), batch_size, shuffle, rng, drop_last):
+            yield self.batch(indices)
 
     def sample(self, batch_size: int, rng: np.random.Generator
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -328,6 +319,22 @@ class TokenWindows:
 def _check_batch_size(batch_size) -> None:
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def _batch_indices(n: int, batch_size: int, shuffle: bool, rng, drop_last: bool
+                   ) -> Iterator[np.ndarray]:
+    """Indices 0..n-1 in groups of `batch_size`, in order or permuted by `rng`."""
+    _check_batch_size(batch_size)
+    if shuffle:
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError("shuffle=True needs rng=np.random.Generator (e.g. "
+                             "np.random.default_rng(seed)); there is no hidden random state")
+        order = rng.permutation(n)
+    else:
+        order = np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
 
 
 # ---------------------------------------------------------- variable-length batches
@@ -416,17 +423,8 @@ def iter_lm_batches(sequences: Sequence[Sequence[int]], batch_size: int, pad_id:
                     drop_last: bool = False, **lm_batch_kwargs) -> Iterator[PaddedBatch]:
     """`lm_batch` over consecutive groups of `batch_size` sequences, in order or (with
     `shuffle=True` and an explicit `rng`) in a random order."""
-    _check_batch_size(batch_size)
-    if shuffle:
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError("shuffle=True needs rng=np.random.Generator")
-        order = rng.permutation(len(sequences))
-    else:
-        order = np.arange(len(sequences))
-    stop = len(order) - len(order) % batch_size if drop_last else len(order)
-    for start in range(0, stop, batch_size):
-        yield lm_batch([sequences[i] for i in order[start:start + batch_size]], pad_id,
-                       **lm_batch_kwargs)
+    for indices in _batch_indices(len(sequences), batch_size, shuffle, rng, drop_last):
+        yield lm_batch([sequences[i] for i in indices], pad_id, **lm_batch_kwargs)
 
 
 def attention_mask(mask: np.ndarray, *, causal: bool = True) -> np.ndarray:
