@@ -254,8 +254,11 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, bias=
     sink = [] if return_weights else None
     out = _Attention.apply(q, k, v, bias, scale=scale, allowed=allowed, dropout_p=dropout_p,
                            rng=rng, weights_sink=sink)
-    if not return_weights:
-        return out
-    weights = sink[0].view()
-    weights.flags.writeable = False     # the same buffer backward reads: look, do not touch
-    return out, weights
+    return (out, read_only(sink[0])) if return_weights else out
+
+
+def read_only(weights: np.ndarray) -> np.ndarray:
+    """A read-only view of the attention weights: backward reads the same buffer."""
+    view = weights.view()
+    view.flags.writeable = False
+    return view

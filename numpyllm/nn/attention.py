@@ -28,7 +28,7 @@ import numpy as np
 
 from ..autograd import Function, Tensor
 from ..functional.attention import (allowed_mask, attention_backward, attention_forward,
-                                    check_dropout)
+                                    check_dropout, read_only)
 from ..functional.masks import combine_masks
 from .layers import Dropout, Linear, _positive
 from .module import Module
@@ -232,11 +232,7 @@ class MultiHeadAttention(Module):
         else:
             y = _HeadsAttention.apply(None, self.c_attn(x), bias, **options)   # [B, T, C]
         y = self.resid_dropout(self.c_proj(y))
-        if not return_weights:
-            return y
-        weights = sink[0].view()
-        weights.flags.writeable = False
-        return y, weights
+        return (y, read_only(sink[0])) if return_weights else y
 
     def extra_repr(self) -> str:
         kind = "cross" if self.cross else ("causal" if self.causal else "bidirectional")
