@@ -187,3 +187,50 @@ def _mha_alibi(rng):
 @register("MHA cross", "x [2,3,8], context [2,4,8]")
 def _mha_cross(rng):
     return _layer_check(_mha(rng, cross=True), _leaf(rng, 2, 3, 8), _leaf(rng, 2, 4, 8))
+
+
+# --- transformer: the loss of the encoder-decoder and the encoder-only model w.r.t. every
+# parameter (random projections: the parameters hold more than 256 numbers)
+from .nn.transformer import (Transformer, TransformerConfig,  # noqa: E402
+                             TransformerEncoderConfig, TransformerEncoderModel)
+
+
+def _model_check(model, rng, loss):
+    """(fn, inputs) for a model's loss, its weights moved away from the tiny initial
+    values (attention far from uniform, layer-norm gains away from 1)."""
+    params = tuple(model.parameters())
+    for p in params:
+        p.data += 0.3 * rng.standard_normal(p.shape)
+    return (lambda *_: loss()), params
+
+
+def _seq2seq_check(rng, **kwargs):
+    cfg = TransformerConfig(src_vocab_size=7, tgt_vocab_size=7, d_model=8, n_head=2,
+                            n_encoder_layers=2, n_decoder_layers=2, d_ff=12, dropout=0.0,
+                            pad_id=0, **kwargs)
+    model = Transformer(cfg, rng=rng, dtype=np.float64)
+    src = np.array([[3, 4, 5, 6], [2, 5, 0, 0]])           # the second is padded
+    tgt = np.array([[1, 6, 5], [1, 5, 2]])
+    y = np.array([[6, 5, 4], [5, 2, 0]])                   # the last target is PAD: ignored
+    return _model_check(model, rng, lambda: model(src, tgt, y)[1])
+
+
+@register("Transformer post-LN", "src [2,4], tgt [2,3], d 8")
+def _transformer_post(rng):
+    return _seq2seq_check(rng, norm="post")
+
+
+@register("Transformer pre-LN, shared", "src [2,4], tgt [2,3], d 8")
+def _transformer_pre_shared(rng):
+    return _seq2seq_check(rng, norm="pre", share_embeddings=True)
+
+
+@register("TransformerEncoderModel", "ids [2,5], d 8, learned pos")
+def _transformer_encoder(rng):
+    cfg = TransformerEncoderConfig(vocab_size=7, d_model=8, n_head=2, n_layers=2, d_ff=12,
+                                   dropout=0.0, max_len=5, positions="learned",
+                                   activation="gelu")
+    model = TransformerEncoderModel(cfg, rng=rng, dtype=np.float64)
+    ids = np.array([[1, 2, 3, 4, 5], [6, 5, 4, 0, 0]])
+    y = np.array([[-100, 2, -100, 4, 1], [3, -100, 4, 1, 1]])
+    return _model_check(model, rng, lambda: model(ids, np.array([5, 3]), y)[1])
