@@ -1,6 +1,7 @@
 """GPT-2's vocabulary files, tiktoken rank files and the split patterns."""
 import functools
 import json
+import re
 
 import pytest
 import regex
@@ -141,6 +142,21 @@ def test_tiktoken_gpt2_pattern_equals_the_original(text):
 def test_patterns_cover_the_text(text):
     for name in ("gpt2", "gpt4", "gpt4o"):
         assert "".join(regex.findall(gpt2.resolve_pattern(name), text)) == text
+
+
+ascii_text = st.lists(st.one_of(
+    st.sampled_from([" ", "  ", "\n", "\n\n", "\t", " \n ", "\r\n", "\x0b", "\x0c", "\x1c",
+                     "'s", "'LL", "'re", "x'y", "123", "4567", "Hello", " world", ".", "!?", "_"]),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=4)), max_size=25).map("".join)
+
+
+@given(ascii_text)
+def test_ascii_twins_split_like_the_patterns(text):
+    for pattern, twin in gpt2.ASCII_TWINS.items():
+        assert re.findall(twin, text) == regex.findall(pattern, text)
+    for name in ("gpt2", "gpt4"):
+        assert BPETokenizer(pattern=name).split(text) == \
+            regex.findall(gpt2.resolve_pattern(name), text)
 
 
 def test_pattern_names():

@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import re
 import sys
 from collections import Counter
 from itertools import chain
@@ -49,18 +50,21 @@ _NO_RANK = sys.maxsize
 _LONG_CHUNK = 256
 
 
+_SINGLE_BYTES = [bytes([b]) for b in range(256)]
+
+
 def _merge_short(piece: bytes, ranks: Mapping[bytes, int]) -> list[bytes]:
     """Merge a chunk's bytes by rank. O(n^2), but each step is a few C-level list calls."""
     get = ranks.get
-    parts = [piece[i:i + 1] for i in range(len(piece))]
-    pair_ranks = [get(parts[i] + parts[i + 1], _NO_RANK) for i in range(len(parts) - 1)]
+    parts = list(map(_SINGLE_BYTES.__getitem__, piece))
+    # pair_ranks[i]: rank of parts[i] + parts[i+1], _NO_RANK when that is no token
+    pair_ranks = [get(a + b, _NO_RANK) for a, b in zip(parts, parts[1:])]
     while pair_ranks:
         best = min(pair_ranks)
         if best == _NO_RANK:
             break
         i = pair_ranks.index(best)       # leftmost pair of lowest rank, as tiktoken
-        parts[i] += parts[i + 1]
-        del parts[i + 1]
+        parts[i] += parts.pop(i + 1)
         del pair_ranks[i]
         if i > 0:
             pair_ranks[i - 1] = get(parts[i - 1] + parts[i], _NO_RANK)
@@ -133,15 +137,15 @@ class _ChunkCache(dict):
         super().__init__()
         for token, rank in ranks.items():
             try:
-                self[token.decode("utf-8")] = (rank,)
+                self[token.decode("utf-8")] = [rank]
             except UnicodeDecodeError:
                 pass
         self._ranks = ranks
         self._limit = len(self) + limit
 
-    def __missing__(self, chunk: str) -> tuple[int, ...]:
+    def __missing__(self, chunk: str) -> list[int]:
         ranks = self._ranks
-        ids = tuple([ranks[p] for p in _merge_bytes(chunk.encode("utf-8"), ranks)])
+        ids = [ranks[p] for p in _merge_bytes(chunk.encode("utf-8"), ranks)]
         if len(self) < self._limit:
             self[chunk] = ids
         return ids
@@ -188,6 +192,8 @@ class BPETokenizer:
             self._split = regex.compile(self.pattern)
         except regex.error as exc:
             raise ValueError(f"invalid pre-tokenisation pattern {pattern!r}: {exc}") from None
+        twin = gpt2.ASCII_TWINS.get(self.pattern)
+        self._split_ascii = re.compile(twin) if twin else None
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self._cache_size = cache_size
@@ -325,9 +331,8 @@ class BPETokenizer:
         if min_frequency < 1:
             raise ValueError(f"min_frequency must be >= 1, got {min_frequency}")
         counts = Counter()
-        findall = self._split.findall
         for piece in ([text] if isinstance(text, str) else text):
-            counts.update(findall(piece))
+            counts.update(self.split(piece))
         if not counts:
             raise TokenizerError("cannot train on an empty corpus")
         chunk_counts = {chunk.encode("utf-8"): n for chunk, n in counts.items()}
@@ -350,7 +355,7 @@ class BPETokenizer:
         """Encode text with no special-token handling at all: `<|endoftext|>` in the
         text is just the characters `<`, `|`, ... (the fastest path)."""
         # One C-level pass: split, look each chunk up (misses run BPE), concatenate.
-        return list(chain.from_iterable(map(self._cache.__getitem__, self._split.findall(text))))
+        return list(chain.from_iterable(map(self._cache.__getitem__, self.split(text))))
 
     def encode(self, text: str, *, allowed_special: SpecialSpec = (),
                disallowed_special: SpecialSpec = "all") -> list[int]:
@@ -418,7 +423,13 @@ class BPETokenizer:
         return pat
 
     def split(self, text: str) -> list[str]:
-        """The pre-tokenised chunks of `text` (what BPE merges within)."""
+        """The pre-tokenised chunks of `text` (what BPE merges within).
+
+        >>> BPETokenizer().split("Hello world, it's 2024!")
+        ['Hello', ' world', ',', ' it', "'s", ' 2024', '!']
+        """
+        if self._split_ascii is not None and text.isascii():
+            return self._split_ascii.findall(text)     # same chunks, faster engine
         return self._split.findall(text)
 
     # -------------------------------------------------------------------- decoding

@@ -67,6 +67,14 @@ def test_ids_equal_tiktoken_on_generated_text(pair, text):
 
 
 @shared_fixture
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ids_equal_tiktoken_on_ascii_text(pair, text):
+    # ASCII text takes the faster stdlib-`re` split (gpt2.ASCII_TWINS)
+    ours, reference = pair
+    assert ours.encode(text, disallowed_special=()) == reference.encode(text, disallowed_special=())
+
+
+@shared_fixture
 @given(st.lists(st.integers(0, 50256), max_size=20))
 def test_decode_bytes_equals_tiktoken(pair, ids):
     ours, reference = pair
