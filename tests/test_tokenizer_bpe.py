@@ -217,6 +217,15 @@ def test_decode_rejects_unknown_ids(trained):
             trained.decode(bad)
     with pytest.raises(UnknownTokenIdError, match="position 1"):
         trained.decode([104, 9999])
+    with pytest.raises(UnknownTokenIdError, match="position 2"):
+        trained.decode(iter([104, 105, 9999]))     # an iterator is read once
+
+
+def test_decode_accepts_iterators_arrays_and_special_ids(trained):
+    ids = trained.encode("hi<|endoftext|>", allowed_special="all")
+    assert trained.decode(iter(ids)) == "hi<|endoftext|>"
+    assert trained.decode(np.array(ids, dtype=np.uint16)) == "hi<|endoftext|>"
+    assert trained.decode(i for i in ids) == "hi<|endoftext|>"
 
 
 # ---------------------------------------------------------------------- special tokens

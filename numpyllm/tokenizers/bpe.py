@@ -228,12 +228,14 @@ class BPETokenizer:
             self._merges[left + right] = (left, right)
         self._ranks = ranks
         self._decoder = decoder
+        self._id_to_bytes = dict(decoder)       # ordinary and special, for decode
+        self._top_ordinary_id = max(decoder)
 
     # ------------------------------------------------------------------ vocabulary
     @property
     def vocab_size(self) -> int:
         """One more than the largest id, special tokens included (the embedding size)."""
-        top = max(self._decoder)
+        top = self._top_ordinary_id
         if self._special:
             top = max(top, max(self._special.values()))
         return top + 1
@@ -301,6 +303,7 @@ class BPETokenizer:
             elif idx in self._decoder or idx in self._special.values():
                 raise TokenizerError(f"special token {name!r}: id {idx} is already taken")
             self._special[name] = idx
+            self._id_to_bytes[idx] = name.encode("utf-8")
             added[name] = idx
         self._special_regex.clear()
         return added
@@ -440,28 +443,22 @@ class BPETokenizer:
         >>> tok.decode_bytes(tok.encode("é")[:1])
         b'\\xc3'
         """
-        if hasattr(ids, "tolist"):
-            ids = ids.tolist()           # numpy arrays: plain ints hash much faster
-        decoder = self._decoder
+        # A list first: numpy ints hash slower than ints, and an iterator can't be re-read.
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        table = self._id_to_bytes
         try:
-            return b"".join([decoder[i] for i in ids])
+            return b"".join([table[i] for i in ids])
         except (KeyError, TypeError):
             pass
-        # Slow path: special tokens, or an error to report precisely.
-        by_id = {v: k.encode("utf-8") for k, v in self._special.items()}
-        out = []
-        for pos, i in enumerate(ids):
+        for pos, i in enumerate(ids):       # report the first bad id precisely
             try:
-                tok = decoder.get(i) or by_id.get(i)
-            except TypeError:
-                tok = None
-            if tok is None:
+                table[i]
+            except (KeyError, TypeError):
                 raise UnknownTokenIdError(
                     f"token id {i!r} at position {pos} is not in the vocabulary "
-                    f"(ids 0..{self.vocab_size - 1}: {len(decoder)} ordinary and "
-                    f"{len(self._special)} special tokens)")
-            out.append(tok)
-        return b"".join(out)
+                    f"(ids 0..{self.vocab_size - 1}: {len(self._decoder)} ordinary and "
+                    f"{len(self._special)} special tokens)") from None
+        raise AssertionError("unreachable: every id was valid")  # pragma: no cover
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """The text of the ids. Bytes that are not valid UTF-8 (a sequence cut inside a
