@@ -1,6 +1,7 @@
 """numpyllm.data: corpora as arrays and files, windows, batches, padding and masks."""
 import ast
 import doctest
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ def bpe():
 
 def test_data_does_not_import_the_autograd():
     # Pure NumPy in and out: the model side wraps arrays into Tensors, not this module.
-    tree = ast.parse(open(data.__file__, encoding="utf-8").read())
+    tree = ast.parse(Path(data.__file__).read_text(encoding="utf-8"))
     imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     imported += [("." * n.level) + (n.module or "") for n in ast.walk(tree)
                  if isinstance(n, ast.ImportFrom)]

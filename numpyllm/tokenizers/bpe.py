@@ -30,7 +30,7 @@ import re
 import sys
 from collections import Counter
 from itertools import chain
-from typing import Callable, Collection, Iterable, Literal, Mapping, Sequence
+from typing import Callable, Collection, Iterable, Literal, Mapping, Sequence, Union
 
 import regex
 
@@ -151,7 +151,7 @@ class _ChunkCache(dict):
         return ids
 
 
-SpecialSpec = Literal["all"] | Collection[str]
+SpecialSpec = Union[Literal["all"], Collection[str]]   # typing.Union: Python 3.10 too
 
 
 class BPETokenizer:
