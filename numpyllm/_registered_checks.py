@@ -16,11 +16,16 @@ from .checks import register  # noqa: F401
 
 # --- functional: the fused ops of numpyllm.functional -----------------------------------
 from .functional import (cross_entropy, dropout, embedding, gelu, layer_norm,  # noqa: E402
-                         log_softmax, softmax)
+                         linear, log_softmax, softmax)
 
 
 def _leaf(rng, *shape):
     return Tensor(rng.standard_normal(shape), requires_grad=True)
+
+
+@register("linear", "x [2, 3, 4], W [4, 5], b [5]")
+def _linear(rng):
+    return linear, (_leaf(rng, 2, 3, 4), _leaf(rng, 4, 5), _leaf(rng, 5))
 
 
 @register("softmax", "x [2, 3, 5], axis -1")
@@ -234,3 +239,23 @@ def _transformer_encoder(rng):
     ids = np.array([[1, 2, 3, 4, 5], [6, 5, 4, 0, 0]])
     y = np.array([[-100, 2, -100, 4, 1], [3, -100, 4, 1, 1]])
     return _model_check(model, rng, lambda: model(ids, np.array([5, 3]), y)[1])
+
+
+# --- gpt: the loss of a tiny GPT w.r.t. every parameter, for each position scheme
+from .nn.gpt import GPT, GPTConfig  # noqa: E402
+
+
+def _gpt_check(rng, **kwargs):
+    cfg = GPTConfig(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=8, dtype="float64",
+                    **kwargs)
+    model = GPT(cfg, rng=rng)
+    x = rng.integers(0, 11, size=(2, 5))
+    y = rng.integers(0, 11, size=(2, 5))
+    return _model_check(model, rng, lambda: model(x, targets=y)[1])
+
+
+for _positions in ("learned", "sinusoidal", "rope", "alibi"):
+    register(f"GPT ({_positions})", "idx [2, 5], 2 layers, d 8")(
+        lambda rng, _p=_positions: _gpt_check(rng, positions=_p))
+register("GPT (post-LN, untied)", "idx [2, 5], 2 layers, d 8")(
+    lambda rng: _gpt_check(rng, norm="post", tie_weights=False))

@@ -7,6 +7,7 @@ derivation where a student can read it. Each is gradient-checked and compared wi
 composition from primitives in the tests.
 
 One concept per file:
+  linear.py         linear (x @ W + b)
   activations.py    softmax, log_softmax, gelu, relu
   loss.py           cross_entropy
   normalization.py  layer_norm
@@ -16,6 +17,7 @@ One concept per file:
   attention.py      scaled_dot_product_attention
 """
 # Each module adds its public names here as it lands.
+from .linear import linear
 from .activations import gelu, log_softmax, relu, softmax
 from .embedding import embedding
 from .loss import cross_entropy

@@ -1,0 +1,229 @@
+"""One GPT training step (forward, backward, AdamW) in numpyllm and in PyTorch, same
+model, same weights, same batches, in one process; medians and the ratio.
+
+    python benchmarks/bench_train_step.py                 # nanoGPT's CPU recipe
+    python benchmarks/bench_train_step.py --wide          # 6 layers, 6 heads, 384 wide, T 256, B 8
+    python benchmarks/bench_train_step.py --steps 40 --profile
+
+The PyTorch model is nanoGPT's forward written with torch.nn.functional on the very same
+weight arrays (GPT-2's [in, out] layout), trained with torch.optim.AdamW. Reported: the
+median forward / backward / optimizer / whole-step time of each, the ratio numpyllm /
+PyTorch, the achieved GFLOP/s against NumPy's own float32 GEMM peak measured in this
+run, and peak memory (Python-heap peak of the numpyllm step via tracemalloc, which
+sees NumPy's buffers; the process's peak RSS for each framework run in a child).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from numpyllm.nn.gpt import GPT, GPTConfig
+from numpyllm.optim import AdamW, configure_param_groups
+
+CONFIGS = {
+    "nanogpt": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch=12, vocab=65),
+    "wide": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch=8, vocab=65),
+}
+
+
+def step_flops(c: dict) -> float:
+    """Matmul FLOPs of one training step (backward = 2 x forward)."""
+    L, C, T, B, V = c["n_layer"], c["n_embd"], c["block_size"], c["batch"], c["vocab"]
+    per_token = 2 * 12 * L * C * C + 2 * C * V + 2 * 2 * L * T * C   # blocks, head, attention
+    return 3 * per_token * B * T
+
+
+def gemm_peak(repeat: int = 5) -> float:
+    """NumPy float32 GEMM GFLOP/s on 1024 x 1024 matrices (median)."""
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    times = []
+    a @ a
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(4):
+            a @ a
+        times.append((time.perf_counter() - t) / 4)
+    return 2 * 1024 ** 3 / statistics.median(times) / 1e9
+
+
+def build(c: dict, seed: int = 0):
+    cfg = GPTConfig(vocab_size=c["vocab"], block_size=c["block_size"], n_layer=c["n_layer"],
+                    n_head=c["n_head"], n_embd=c["n_embd"])
+    model = GPT(cfg, rng=np.random.default_rng(seed))
+    rng = np.random.default_rng(seed + 1)
+    batches = [rng.integers(0, c["vocab"], size=(2, c["batch"], c["block_size"])) for _ in range(4)]
+    return model, batches
+
+
+# ---------------------------------------------------------------------- numpyllm
+def numpyllm_stepper(model):
+    opt = AdamW(configure_param_groups(model, 0.1), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+
+    def step(x, y):
+        t0 = time.perf_counter()
+        _, loss = model(x, targets=y)
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        model.zero_grad()
+        t3 = time.perf_counter()
+        return t1 - t0, t2 - t1, t3 - t2, float(loss.item())
+    return step
+
+
+# ---------------------------------------------------------------------- PyTorch
+def torch_stepper(torch, model, c: dict):
+    F = torch.nn.functional
+    params = {n: torch.tensor(p.data.copy(), requires_grad=True) for n, p in model.named_parameters()}
+    decay = [p for p in params.values() if p.ndim >= 2]
+    no_decay = [p for p in params.values() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
+    C, nh = c["n_embd"], c["n_head"]
+
+    def forward(idx, targets):
+        p = params
+        B, T = idx.shape
+        x = p["wte.weight"][idx] + p["wpe.weight"][:T]
+        for i in range(c["n_layer"]):
+            pre = f"h.{i}."
+            h = F.layer_norm(x, (C,), p[pre + "ln_1.weight"], p[pre + "ln_1.bias"])
+            qkv = h @ p[pre + "attn.c_attn.weight"] + p[pre + "attn.c_attn.bias"]
+            q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in qkv.split(C, dim=2))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = y.transpose(1, 2).reshape(B, T, C)
+            x = x + y @ p[pre + "attn.c_proj.weight"] + p[pre + "attn.c_proj.bias"]
+            h = F.layer_norm(x, (C,), p[pre + "ln_2.weight"], p[pre + "ln_2.bias"])
+            h = F.gelu(h @ p[pre + "mlp.c_fc.weight"] + p[pre + "mlp.c_fc.bias"], approximate="tanh")
+            x = x + h @ p[pre + "mlp.c_proj.weight"] + p[pre + "mlp.c_proj.bias"]
+        x = F.layer_norm(x, (C,), p["ln_f.weight"], p["ln_f.bias"])
+        logits = x @ p["wte.weight"].T
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    def step(x, y):
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        t0 = time.perf_counter()
+        loss = forward(x, y)
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t3 = time.perf_counter()
+        return t1 - t0, t2 - t1, t3 - t2, float(loss.item())
+    return step
+
+
+# ---------------------------------------------------------------------- measurement
+def measure(step, batches, steps: int, warmup: int = 3):
+    for i in range(warmup):
+        x, y = batches[i % len(batches)]
+        step(x, y)
+    rows = [step(*batches[i % len(batches)]) for i in range(steps)]
+    cols = list(zip(*rows))
+    return {"forward": statistics.median(cols[0]), "backward": statistics.median(cols[1]),
+            "optimizer": statistics.median(cols[2]),
+            "step": statistics.median([a + b + o for a, b, o, _ in rows]), "loss": rows[-1][3]}
+
+
+def child_peak_rss(framework: str, name: str, steps: int) -> float:
+    """Peak RSS (MB) of a fresh process that builds the model and runs `steps` steps."""
+    code = (f"import resource, sys; sys.argv=['x']; import benchmarks.bench_train_step as b; "
+            f"b._child({framework!r}, {name!r}, {steps})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=_root())
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+    except (IndexError, ValueError, KeyError):
+        return float("nan")
+
+
+def _root():
+    from pathlib import Path
+    return str(Path(__file__).resolve().parents[1])
+
+
+def _child(framework: str, name: str, steps: int) -> None:
+    import resource
+    c = CONFIGS[name]
+    model, batches = build(c)
+    if framework == "torch":
+        import torch
+        step = torch_stepper(torch, model, c)
+        del model
+    else:
+        step = numpyllm_stepper(model)
+    for i in range(steps):
+        step(*batches[i % len(batches)])
+    print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--wide", action="store_true", help="6 layers, 6 heads, 384 wide, T 256, B 8")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--profile", action="store_true", help="cProfile the numpyllm steps")
+    ap.add_argument("--no-memory", action="store_true", help="skip the child-process RSS runs")
+    args = ap.parse_args()
+    name = "wide" if args.wide else "nanogpt"
+    c = CONFIGS[name]
+    peak = gemm_peak()
+    flops = step_flops(c)
+    print(f"config {name}: {c}; {flops / 1e9:.2f} GFLOP per step; NumPy float32 GEMM peak "
+          f"{peak:.0f} GFLOP/s (floor {flops / peak / 1e9 * 1e3:.1f} ms/step)")
+    model, batches = build(c)
+    results = {}
+    try:
+        import torch
+        torch_step = torch_stepper(torch, model, c)
+        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+    except ImportError:
+        torch_step = None
+        print("PyTorch not installed: numpyllm figures only")
+    ours = numpyllm_stepper(model)
+    if args.profile:
+        import cProfile
+        import pstats
+        prof = cProfile.Profile()
+        prof.enable()
+        results["numpyllm"] = measure(ours, batches, args.steps)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+    else:
+        # interleave the two frameworks in rounds so machine noise hits both alike
+        rounds = {"numpyllm": [], "PyTorch": []}
+        for _ in range(3):
+            rounds["numpyllm"].append(measure(ours, batches, args.steps // 3))
+            if torch_step:
+                rounds["PyTorch"].append(measure(torch_step, batches, args.steps // 3))
+        for key, runs in rounds.items():
+            if runs:
+                results[key] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(f"\n{'':10s} {'forward':>9s} {'backward':>9s} {'optim':>8s} {'step':>9s} {'GFLOP/s':>8s} {'% peak':>7s}")
+    for key, r in results.items():
+        gf = flops / r["step"] / 1e9
+        print(f"{key:10s} {r['forward'] * 1e3:7.2f}ms {r['backward'] * 1e3:7.2f}ms "
+              f"{r['optimizer'] * 1e3:6.2f}ms {r['step'] * 1e3:7.2f}ms {gf:8.1f} {100 * gf / peak:6.0f}%")
+    if "PyTorch" in results:
+        print(f"\nratio numpyllm / PyTorch (median step): "
+              f"{results['numpyllm']['step'] / results['PyTorch']['step']:.2f}")
+    import tracemalloc
+    tracemalloc.start()
+    ours(*batches[0])
+    _, heap_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"numpyllm peak traced memory during one step: {heap_peak / 2**20:.1f} MB")
+    if not args.no_memory:
+        rss = {fw: child_peak_rss(fw, name, 5) for fw in ("numpyllm", "torch")}
+        print(f"peak RSS of a process running 5 steps: numpyllm {rss['numpyllm']:.0f} MB, "
+              f"PyTorch {rss['torch']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
