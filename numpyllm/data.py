@@ -225,7 +225,8 @@ def train_val_split(tokens: np.ndarray, val_fraction: float = 0.1
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     tokens = _as_1d(tokens, "tokens")
-    n_train = len(tokens) - int(round(len(tokens) * val_fraction))
+    # int((1 - f) * n), exactly nanoGPT's `n = int(0.9 * len(data))`, so the splits match
+    n_train = int(len(tokens) * (1.0 - val_fraction))
     return tokens[:n_train], tokens[n_train:]
 
 
