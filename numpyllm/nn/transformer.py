@@ -40,6 +40,7 @@ matrix, listed once in `named_parameters` as ``encoder.embed.weight``.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -76,7 +77,7 @@ def _check_stack(cls: str, cfg) -> None:
     if cfg.d_model % cfg.n_head:
         raise ValueError(f"{cls}: d_model ({cfg.d_model}) must be divisible by n_head "
                          f"({cfg.n_head})")
-    if isinstance(cfg.dropout, bool) or not isinstance(cfg.dropout, (int, float)) \
+    if isinstance(cfg.dropout, bool) or not isinstance(cfg.dropout, numbers.Real) \
             or not 0.0 <= cfg.dropout < 1.0:
         raise ValueError(f"{cls}.dropout must be a number in [0, 1), got {cfg.dropout!r}")
     if not cfg.layer_norm_eps > 0:
@@ -362,14 +363,16 @@ class _Stack(Module):
         self.ln_f = LayerNorm(cfg.d_model, cfg.layer_norm_eps, dtype=dtype) \
             if cfg.norm == "pre" else None
 
-    def embed_tokens(self, ids: np.ndarray) -> Tensor:
-        """``[B, T]`` checked ids -> ``[B, T, C]``: ``embed(ids)·√d + PE[:T]``, dropout."""
+    def embed_tokens(self, ids: np.ndarray, offset: int = 0) -> Tensor:
+        """``[B, T]`` checked ids -> ``[B, T, C]``: ``embed(ids)·√d + PE[offset:offset+T]``,
+        then dropout. (`offset` > 0: tokens that continue a sequence, as a decoder fed one
+        new token at a time sees them.)"""
         x = self.embed(ids) * math.sqrt(self.d_model)          # [B, T, C]
         T = ids.shape[1]
         if self.pos_embed is not None:
-            x = x + self.pos_embed(np.arange(T))                # + [T, C], learned
+            x = x + self.pos_embed(np.arange(offset, offset + T))   # + [T, C], learned
         else:
-            x = x + self.positions(T, dtype=x.dtype)            # + [T, C], a constant
+            x = x + self.positions(T, offset, dtype=x.dtype)    # + [T, C], a constant
         return self.drop(x)
 
     def finish(self, x: Tensor) -> Tensor:

@@ -292,6 +292,17 @@ def test_encode_then_decode_equals_forward():
     np.testing.assert_allclose(full, by_lengths, atol=1e-12)
 
 
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+def test_embedding_offset_continues_the_positions(positions):
+    """What a decoder fed one new token at a time will need: rows offset.. of the table."""
+    stack = encoder_only(positions=positions).encoder
+    ids = np.array([[1, 2, 3, 4, 5]])
+    with no_grad():
+        whole = stack.embed_tokens(ids).data
+        tail = stack.embed_tokens(ids[:, 2:], offset=2).data
+    np.testing.assert_array_equal(whole[:, 2:], tail)
+
+
 @given(small_configs(), st.integers(2, 4), st.data())
 def test_encoder_only_is_bidirectional_and_ignores_padding(cfg, T, data):
     model = encoder_only(d_model=cfg["d_model"], n_head=cfg["n_head"],
