@@ -36,9 +36,13 @@ when Tq == Tk. See `numpyllm.functional.masks`.
 
 The array-level kernels `attention_forward` and `attention_backward` are shared with
 `numpyllm.nn.MultiHeadAttention` (which feeds them q, k and v packed in one array).
-A memory-efficient blocked kernel (FlashAttention's online softmax over key blocks,
-recomputing P in backward) would be a second pair of kernels with the same contract,
-selected by a future ``block_size`` argument of `scaled_dot_product_attention`.
+
+**Memory.** This path keeps P ``[..., Tq, Tk]`` for backward: memory quadratic in the
+sequence length. ``block_size=n`` selects the memory-efficient kernels of
+`numpyllm.functional.flash_attention` instead (FlashAttention's online softmax over
+tiles of n queries x n keys, recomputing P in backward): memory linear in the length,
+the same result to rounding, at the cost of recomputing the scores once more in
+backward. Their dropout masks come from a different random stream (see there).
 """
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ import numbers
 import numpy as np
 
 from ..autograd import Function, Tensor
+from .flash_attention import FlashAttention
 from .masks import causal_mask, combine_masks
 
 __all__ = ["scaled_dot_product_attention"]
@@ -198,6 +203,20 @@ def check_dropout(dropout_p, rng) -> float:
     return float(dropout_p)
 
 
+def _check_block_size(block_size, return_weights: bool):
+    if block_size is None:
+        return None
+    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) \
+            or block_size < 1:
+        raise ValueError(f"attention: block_size must be None or an integer >= 1, got "
+                         f"{block_size!r}")
+    if return_weights:
+        raise ValueError("attention: return_weights needs the weights [..., Tq, Tk], which "
+                         "block_size (the memory-efficient path) never builds; pass "
+                         "block_size=None")
+    return int(block_size)
+
+
 def _check_bias(bias, shape: tuple) -> None:
     if bias is None:
         return
@@ -212,7 +231,7 @@ def _check_bias(bias, shape: tuple) -> None:
 # --------------------------------------------------------------------------- public
 def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, bias=None,
                                  dropout_p: float = 0.0, rng=None, scale=None,
-                                 return_weights: bool = False):
+                                 return_weights: bool = False, block_size: int | None = None):
     """``softmax(q kᵀ · scale + bias, masked) v``, one graph node (see the module doc).
 
     q ``[..., Tq, hs]``, k ``[..., Tk, hs]``, v ``[..., Tk, hv]`` (Tensors or arrays of
@@ -228,6 +247,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, bias=
     - scale: defaults to ``1 / sqrt(hs)``.
     - return_weights: also return the weights P ``[..., Tq, Tk]`` (before dropout) as
       a read-only array, for study and plots.
+    - block_size: None (the standard path), or n for the memory-efficient path
+      (`numpyllm.functional.flash_attention`): tiles of n queries x n keys, memory
+      linear in the length instead of quadratic; not with return_weights. Its dropout
+      masks differ from the standard path's for the same rng.
 
     Rows where nothing is allowed give zero output and zero gradient (not NaN).
 
@@ -242,7 +265,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, bias=
         raise TypeError(f"attention: q, k, v must share one floating dtype; got "
                         f"{qd.dtype}, {kd.dtype}, {vd.dtype}")
     shape = scores_shape(qd.shape, kd.shape, vd.shape)
-    allowed = allowed_mask(mask, causal, shape)
+    block_size = _check_block_size(block_size, return_weights)
+    # the blocked path makes the causal mask per tile: it is not built here
+    allowed = allowed_mask(mask, causal and block_size is None, shape)
     _check_bias(bias, shape)
     dropout_p = check_dropout(dropout_p, rng)
     scale = 1.0 / math.sqrt(qd.shape[-1]) if scale is None else float(scale)
@@ -251,6 +276,12 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False, bias=
         # (the engine sums q's gradient back)
         full = shape[:-2] + qd.shape[-2:]
         q = q.broadcast_to(full) if isinstance(q, Tensor) else np.broadcast_to(qd, full)
+    if block_size is not None:
+        # one draw from rng seeds every tile's dropout mask, in forward and in backward
+        seed = int(rng.integers(2**63)) if dropout_p > 0.0 else 0
+        return FlashAttention.apply(q, k, v, bias, scale=scale, block_size=block_size,
+                                    causal=causal, mask=allowed, dropout_p=dropout_p,
+                                    seed=seed)
     sink = [] if return_weights else None
     out = _Attention.apply(q, k, v, bias, scale=scale, allowed=allowed, dropout_p=dropout_p,
                            rng=rng, weights_sink=sink)
