@@ -15,6 +15,7 @@ from .layers import (GELU, MLP, Dropout, Embedding, FeedForward, LayerNorm,  # n
 from .positional import (ALiBi, RotaryEmbedding, SinusoidalPositions,  # noqa: F401
                          alibi_bias, alibi_slopes, apply_rope, sinusoidal_table)
 from .attention import MultiHeadAttention  # noqa: F401
+from .gpt import GPT, Block, GPTConfig  # noqa: F401
 from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer,  # noqa: F401
                           Transformer, TransformerConfig, TransformerEncoderConfig,
                           TransformerEncoderModel)
