@@ -19,6 +19,13 @@ positions are added to the embeddings by the model and need nothing here.
 Masks follow `numpyllm.functional.masks`: **True = may attend**, also for
 `key_padding_mask` (True at real tokens; PyTorch's ``key_padding_mask`` means the
 opposite).
+
+Decoding with a KV cache (``forward(x, cache=layer_cache)``, see `numpyllm.nn.kv_cache`):
+self-attention projects only the new tokens, appends their keys and values to the
+cache and attends over everything cached; RoPE rotates the new tokens by their slot
+index and ALiBi's bias is aligned to the bottom right, so both match a full forward
+pass. Cross-attention projects the encoder output on the first call and reuses its
+keys and values afterwards. The cached path is for inference: it builds no graph.
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ import math
 
 import numpy as np
 
-from ..autograd import Function, Tensor
+from ..autograd import Function, Tensor, no_grad
 from ..functional.attention import (allowed_mask, attention_backward, attention_forward,
                                     check_dropout, read_only)
 from ..functional.masks import combine_masks
@@ -128,6 +135,8 @@ class MultiHeadAttention(Module):
     `key_padding_mask`: bool ``[B, Tk]`` (or ``[B, 1, 1, Tk]``), True at real tokens.
     ``return_weights=True`` returns ``(out, weights)``, the per-head softmax weights
     ``[B, nh, Tq, Tk]`` (before dropout) as a read-only array.
+    `cache`: a `LayerKVCache` to read and extend (decoding; see the module doc). Then
+    Tk counts the cached keys too, and `key_padding_mask` covers all of them.
 
     >>> mha = MultiHeadAttention(8, 2, causal=True, rng=np.random.default_rng(0))
     >>> [name for name, _ in mha.named_parameters()]
@@ -204,7 +213,11 @@ class MultiHeadAttention(Module):
         return kpm.reshape(B, 1, 1, Tk)
 
     def forward(self, x, context=None, mask=None, key_padding_mask=None,
-                return_weights: bool = False):
+                return_weights: bool = False, cache=None):
+        if cache is not None:
+            with no_grad():
+                return self._forward_cached(x, context, mask, key_padding_mask,
+                                            return_weights, cache)
         B, Tq, _ = self._check_input("x", x)
         if self.cross:
             if context is None:
@@ -233,6 +246,43 @@ class MultiHeadAttention(Module):
             y = _HeadsAttention.apply(None, self.c_attn(x), bias, **options)   # [B, T, C]
         y = self.resid_dropout(self.c_proj(y))
         return (y, read_only(sink[0])) if return_weights else y
+
+    def _forward_cached(self, x, context, mask, key_padding_mask, return_weights, cache):
+        """`forward` with a `LayerKVCache` (called under no_grad): the new tokens'
+        queries attend every cached key, their own included."""
+        B, Tq, _ = self._check_input("x", x)
+        nh, hs = self.n_head, self.head_size
+        if self.cross:
+            if cache.length == 0:               # first call: project the encoder output once
+                if context is None:
+                    raise ValueError("MultiHeadAttention(cross=True): an empty cache needs "
+                                     "context, the encoder output [B, Tk, n_embd]")
+                Bc = self._check_input("context", context)[0]
+                if Bc != B:
+                    raise ValueError(f"MultiHeadAttention: x has batch {B}, context has {Bc}")
+                cache.append(*_heads(self.kv_proj(context).data, 2, nh))
+            q = _heads(self.q_proj(x).data, 1, nh)[0]            # [B, nh, Tq, hs]
+            k, v = cache.keys_values()                             # [B, nh, Tk, hs] each
+        else:
+            if context is not None:
+                raise ValueError("MultiHeadAttention: self-attention takes no context")
+            q, k, v = _heads(self.c_attn(x).data, 3, nh)          # each [B, nh, Tq, hs]
+            if self.rope is not None:                              # slots start .. start+Tq-1
+                cos, sin = self.rope.cos_sin(Tq, cache.length, q.dtype)
+                q, k = rotate_pairs(q, cos, sin), rotate_pairs(k, cos, sin)
+            k, v = cache.append(k, v)                              # [B, nh, L + Tq, hs]
+        Tk = k.shape[2]
+        # one query attends every key up to itself: the causal mask is all True then
+        allowed = combine_masks(allowed_mask(mask, self.causal and Tq > 1, (B, nh, Tq, Tk)),
+                                self._key_padding(key_padding_mask, B, Tk))
+        bias = None if self.alibi is None else self.alibi.bias(Tq, Tk, q.dtype)
+        y = np.empty((B, Tq, nh, hs), dtype=q.dtype)
+        _, p, _ = attention_forward(q, k, v, scale=1.0 / math.sqrt(hs), bias=bias,
+                                    allowed=allowed,
+                                    dropout_p=self.dropout if self.training else 0.0,
+                                    rng=self.rng, out=y.transpose(0, 2, 1, 3))
+        y = self.resid_dropout(self.c_proj(Tensor(y.reshape(B, Tq, nh * hs))))
+        return (y, read_only(p)) if return_weights else y
 
     def extra_repr(self) -> str:
         kind = "cross" if self.cross else ("causal" if self.causal else "bidirectional")
