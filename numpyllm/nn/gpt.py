@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .. import functional as F
-from ..autograd import Tensor
+from ..autograd import Tensor, no_grad
 from .attention import MultiHeadAttention
+from .kv_cache import KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, MLP
 from .module import Module, ModuleList
 from .positional import sinusoidal_table
@@ -114,12 +115,19 @@ class Block(Module):
         self.mlp = MLP(config.n_embd, activation=config.activation, dropout=config.dropout,
                        bias=config.bias, rng=rng, dtype=dtype, proj_std=proj_std)
 
-    def forward(self, x: Tensor) -> Tensor:          # x: [B, T, C] -> [B, T, C]
+    def forward(self, x: Tensor, attn=None) -> Tensor:  # x: [B, T, C] -> [B, T, C]
+        # `attn`: the attention sub-layer to call; forward_cached passes a cached one
+        attn = self.attn if attn is None else attn
         if self.pre_norm:
-            x = x + self.attn(self.ln_1(x))
+            x = x + attn(self.ln_1(x))
             return x + self.mlp(self.ln_2(x))
-        x = self.ln_1(x + self.attn(x))
+        x = self.ln_1(x + attn(x))
         return self.ln_2(x + self.mlp(x))
+
+    def forward_cached(self, x: Tensor, cache, key_padding_mask=None) -> Tensor:
+        """`forward` whose attention reads and extends `cache` (a `LayerKVCache`)."""
+        return self.forward(x, lambda h: self.attn(h, key_padding_mask=key_padding_mask,
+                                                   cache=cache))
 
 
 class GPT(Module):
@@ -195,6 +203,64 @@ class GPT(Module):
                 raise ValueError(f"GPT: targets have shape {targets.shape}, idx has {(B, T)}")
             loss = F.cross_entropy(logits, targets)
         return logits, loss
+
+    # ------------------------------------------------------------------ decoding
+    def new_cache(self, capacity: int | None = None) -> KVCache:
+        """An empty `KVCache` for `forward_cached`, with room for `capacity` tokens
+        (default: block_size; it grows when needed)."""
+        return KVCache(self.config.n_layer, capacity or self.config.block_size)
+
+    def forward_cached(self, idx, cache: KVCache, *, key_padding_mask=None,
+                       last_only: bool = False) -> Tensor:
+        """Logits of the new tokens `idx` ``[B, T]``, given the keys and values of the
+        earlier ones in `cache`, which is extended by `idx` (inference only: no graph).
+
+        Prefill with the prompt, then feed one token at a time; the logits equal those of
+        `forward` on the whole sequence. `key_padding_mask` (bool ``[B, T]``, True at
+        real tokens) marks padding in `idx` (left padding batches prompts of different
+        lengths): padded slots are never attended, and a token's position counts the
+        real tokens before it. With ``last_only`` only the last position's logits are
+        computed (``[B, 1, V]``): a prefill needs no more.
+
+        Learned positions stop at block_size: past it, `numpyllm.generate` crops the
+        sequence and prefills a fresh cache. Sinusoidal, RoPE and ALiBi go on.
+
+        >>> cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
+        >>> model = GPT(cfg, rng=np.random.default_rng(0))
+        >>> cache = model.new_cache()
+        >>> a = model.forward_cached(np.array([[1, 2, 3]]), cache)     # prefill
+        >>> b = model.forward_cached(np.array([[4]]), cache)           # one more token
+        >>> full, _ = model(np.array([[1, 2, 3, 4]]))
+        >>> bool(np.allclose(b.data[:, -1], full.data[:, -1], atol=1e-6)), cache.length
+        (True, 4)
+        """
+        idx = self.check_ids(idx)
+        self._check_vocab(idx)
+        B, T = idx.shape
+        cfg = self.config
+        with no_grad():
+            positions, valid = cache.step(B, T, key_padding_mask)   # [B, T], [B, L+T]
+            if cfg.positions == "learned" and positions.max() >= cfg.block_size:
+                raise ValueError(f"GPT.forward_cached: position {int(positions.max())} is past "
+                                 f"block_size {cfg.block_size} (learned positions stop there; "
+                                 "crop the sequence and prefill a new cache)")
+            x = self.wte(idx)                                       # [B, T, C]
+            if cfg.positions == "learned":
+                x = x + self.wpe(positions)                         # + [B, T, C]
+            elif cfg.positions == "sinusoidal":
+                x = x + self.positions_table(int(positions.max()) + 1)[positions]
+            x = self.drop(x)
+            for block, layer_cache in zip(self.h, cache.layers):
+                x = block.forward_cached(x, layer_cache, valid)
+            if last_only:
+                x = x[:, -1:]                                       # [B, 1, C]
+            return self.head(self.ln_f(x))                          # [B, T or 1, V]
+
+    def _check_vocab(self, idx: np.ndarray) -> None:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= self.config.vocab_size:
+            raise ValueError(f"GPT: token id {lo if lo < 0 else hi} is outside the "
+                             f"vocabulary [0, {self.config.vocab_size})")
 
     def head(self, x: Tensor) -> Tensor:
         """The LM head: [..., C] -> [..., V] logits."""
