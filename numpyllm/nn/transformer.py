@@ -46,8 +46,9 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .. import functional as F
-from ..autograd import Tensor
+from ..autograd import Tensor, no_grad
 from .attention import MultiHeadAttention
+from .kv_cache import KVCache
 from .layers import MLP, Dropout, Embedding, LayerNorm, Linear
 from .module import Module, ModuleList
 from .positional import SinusoidalPositions
@@ -331,17 +332,26 @@ class DecoderLayer(_ResidualLayer):
         self.mlp = MLP(cfg.d_model, cfg.d_ff, activation=cfg.activation, **kw)
         self.ln_3 = LayerNorm(cfg.d_model, eps, dtype=dtype)
 
-    def cross_attend(self, h: Tensor, memory: Tensor, memory_mask=None) -> Tensor:
+    def cross_attend(self, h: Tensor, memory: Tensor, memory_mask=None, cache=None) -> Tensor:
         """Queries from the decoder state `h`, keys and values from the encoder output
         `memory`. The only place the decoder reads `memory`: the keys and values
-        (``cross_attn.kv_proj(memory)``) depend on the source alone, so a generation
-        cache computes them once per source and replaces this call."""
-        return self.cross_attn(h, context=memory, key_padding_mask=memory_mask)
+        (``cross_attn.kv_proj(memory)``) depend on the source alone, so with a `cache`
+        (a `LayerKVCache`) they are computed on the first call and reused after."""
+        return self.cross_attn(h, context=memory, key_padding_mask=memory_mask, cache=cache)
 
     def forward(self, x: Tensor, memory: Tensor, memory_mask=None, tgt_mask=None) -> Tensor:
         x = self.residual(x, self.ln_1,
                           lambda h: self.self_attn(h, key_padding_mask=tgt_mask))
         x = self.residual(x, self.ln_2, lambda h: self.cross_attend(h, memory, memory_mask))
+        return self.residual(x, self.ln_3, self.mlp)
+
+    def forward_cached(self, x: Tensor, memory: Tensor, memory_mask, cache,
+                       cross_cache) -> Tensor:
+        """`forward` for the new target tokens `x` only: self-attention reads and extends
+        `cache`, cross-attention reuses `cross_cache` (both `LayerKVCache`)."""
+        x = self.residual(x, self.ln_1, lambda h: self.self_attn(h, cache=cache))
+        x = self.residual(x, self.ln_2,
+                          lambda h: self.cross_attend(h, memory, memory_mask, cross_cache))
         return self.residual(x, self.ln_3, self.mlp)
 
 
@@ -409,6 +419,17 @@ class Decoder(_Stack):
         x = self.embed_tokens(tgt)
         for layer in self.layers:
             x = layer(x, memory, memory_mask, tgt_mask)
+        return self.finish(x)
+
+    def forward_cached(self, tgt: np.ndarray, memory: Tensor, memory_mask, cache) -> Tensor:
+        """`forward` for the new target tokens `tgt` ``[B, T]``, which follow the
+        ``cache.length`` tokens whose keys and values `cache` (a `KVCache` with cross
+        caches) holds; `cache` is extended."""
+        offset = cache.length
+        cache.step(*tgt.shape)
+        x = self.embed_tokens(tgt, offset)
+        for layer, self_cache, cross_cache in zip(self.layers, cache.layers, cache.cross):
+            x = layer.forward_cached(x, memory, memory_mask, self_cache, cross_cache)
         return self.finish(x)
 
 
@@ -507,6 +528,49 @@ class Transformer(Module):
                              f"{ids.shape}, got {shape}")
         src_valid = _valid_mask(shape[:2], "Transformer: src", src_mask, src_lengths)
         return self.project(self.decoder(ids, memory, src_valid, tgt_valid))
+
+    def new_cache(self, capacity: int = 64) -> KVCache:
+        """An empty `KVCache` for `decode_cached` (self- and cross-attention caches for
+        every decoder layer), with room for `capacity` target tokens (it grows)."""
+        return KVCache(self.config.n_decoder_layers, capacity, cross=True)
+
+    def decode_cached(self, tgt, memory: Tensor, cache: KVCache, src_mask=None,
+                      src_lengths=None, *, last_only: bool = False) -> Tensor:
+        """Logits ``[B, T, V]`` of the new target tokens `tgt` ``[B, T]``, the keys and
+        values of the earlier ones being in `cache`, which is extended (inference only:
+        no graph). The first call computes the cross-attention keys and values of
+        `memory` (from `encode`) and the cache keeps them: the encoder output is read
+        once per source. Equal to `decode` on the whole target (no target padding:
+        decoding feeds real tokens only). ``last_only``: logits of the last position
+        only (``[B, 1, V]``).
+
+        >>> cfg = TransformerConfig(11, 11, d_model=8, n_head=2, n_encoder_layers=1,
+        ...                         n_decoder_layers=1, dropout=0.0)
+        >>> model = Transformer(cfg, seed=0)
+        >>> memory = model.encode(np.array([[5, 6, 7]]))
+        >>> cache = model.new_cache()
+        >>> a = model.decode_cached(np.array([[1, 7]]), memory, cache)   # prefill
+        >>> b = model.decode_cached(np.array([[6]]), memory, cache)      # one more
+        >>> full = model.decode(np.array([[1, 7, 6]]), memory)
+        >>> bool(np.allclose(b.data[:, -1], full.data[:, -1], atol=1e-6)), cache.length
+        (True, 3)
+        """
+        cfg = self.config
+        ids = _token_ids(tgt, "Transformer: tgt", cfg.tgt_vocab_size, cfg.max_len)
+        if cache.length + ids.shape[1] > cfg.max_len:
+            raise ValueError(f"Transformer.decode_cached: {cache.length} cached and "
+                             f"{ids.shape[1]} new target tokens exceed max_len={cfg.max_len}")
+        shape = np.shape(memory.data if isinstance(memory, Tensor) else memory)
+        if len(shape) != 3 or shape[0] != ids.shape[0] or shape[2] != cfg.d_model:
+            raise ValueError(f"Transformer.decode_cached: memory must be [B, S, d_model] = "
+                             f"[{ids.shape[0]}, S, {cfg.d_model}] for tgt of shape "
+                             f"{ids.shape}, got {shape}")
+        src_valid = _valid_mask(shape[:2], "Transformer: src", src_mask, src_lengths)
+        with no_grad():
+            x = self.decoder.forward_cached(ids, memory, src_valid, cache)
+            if last_only:
+                x = x[:, -1:]                                   # [B, 1, C]
+            return self.project(x)
 
     def project(self, x: Tensor) -> Tensor:
         """The pre-softmax projection: ``[..., C] -> [..., V]``, tied to the shared
