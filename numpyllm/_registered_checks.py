@@ -165,6 +165,16 @@ def _sdpa_dropout(rng):
         _qkv(rng, 2, 2, 4, 4, 3)
 
 
+@register("sdpa blocked causal+padding", "qkv[2,2,5,3] bias drop 0.2")
+def _sdpa_blocked(rng):
+    seed = int(rng.integers(2**31))     # a fresh generator per call: the same mask each time
+    mask = padding_mask([5, 3], 5)
+    return (lambda q, k, v, b: scaled_dot_product_attention(
+        q, k, v, mask=mask, causal=True, bias=b, dropout_p=0.2,
+        rng=np.random.default_rng(seed), block_size=2)), \
+        _qkv(rng, 2, 2, 5, 5, 3) + (_leaf(rng, 2, 5, 5),)
+
+
 def _mha(rng, **kwargs):
     layer = MultiHeadAttention(8, 2, rng=rng, dtype=np.float64, **kwargs)
     for p in layer.parameters():      # weights large enough for attention far from uniform
