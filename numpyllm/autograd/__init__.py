@@ -5,14 +5,16 @@
 - ops.py: the primitive operations, forward and backward side by side
 - gradcheck.py: the public finite-difference checker
 - optable.py: the table of every op with the inputs it is checked on
+- dot.py: `to_dot`, the graph as Graphviz DOT text
 """
 # engine first: it defines Function, then imports tensor (whose operators are Functions).
 from .engine import Function, backward, enable_grad, is_grad_enabled, no_grad, sum_to
 from .tensor import Tensor, concat, split, stack, where
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck, gradcheck_report
+from .dot import to_dot
 
 __all__ = [
     "Function", "Tensor", "backward", "no_grad", "enable_grad", "is_grad_enabled", "sum_to",
     "concat", "stack", "split", "where",
-    "gradcheck", "gradcheck_report", "GradcheckError", "GradcheckResult",
+    "gradcheck", "gradcheck_report", "GradcheckError", "GradcheckResult", "to_dot",
 ]
