@@ -105,6 +105,11 @@ class Tensor:
         """Forget the accumulated gradient (``.grad`` becomes None)."""
         self.grad = None
 
+    def to_dot(self, **kwargs) -> str:
+        """The graph that computed this tensor, as Graphviz DOT text (`autograd.dot.to_dot`)."""
+        from .dot import to_dot
+        return to_dot(self, **kwargs)
+
     @property
     def is_leaf(self) -> bool:
         return self._ctx is None
