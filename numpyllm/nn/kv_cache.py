@@ -184,13 +184,15 @@ class KVCache:
         self.seen = self.seen + T
         return positions, None
 
-    def reorder(self, index) -> None:
-        """Keep the rows `index` of every self-attention cache and of the bookkeeping.
+    def reorder(self, index, *, cross: bool = True) -> None:
+        """Keep the rows `index` (in that order) of every cache and of the bookkeeping:
+        drop finished rows, or continue beam i from beam index[i].
 
-        The cross-attention caches are left alone: beam search reorders beams within one
-        source sentence, whose encoder keys and values are the same for all its beams."""
+        ``cross=False`` leaves the cross-attention caches alone: beam search reorders
+        beams within one source sentence, whose encoder keys and values are the same for
+        all its beams, so copying them would change nothing."""
         index = np.asarray(index)
-        for layer in self.layers:
+        for layer in self.layers + (self.cross if cross else []):
             layer.reorder(index)
         if self.seen is not None:
             self.seen = self.seen[index]
