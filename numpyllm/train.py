@@ -31,6 +31,7 @@ import numpy as np
 
 from .autograd import no_grad
 from .data import TokenWindows
+from .validation import check_positive_fields
 from .optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups
 
 __all__ = ["TrainConfig", "Trainer", "NonFiniteError", "evaluate_tokens", "CSVLogger",
@@ -66,10 +67,7 @@ class TrainConfig:
     def __post_init__(self):
         positive = ("batch_size", "max_iters", "gradient_accumulation_steps", "eval_interval",
                     "eval_iters", "log_interval")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        check_positive_fields("TrainConfig", self, positive)
         for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):

@@ -258,12 +258,16 @@ class Clip(Function):
         return g * inside, None, None
 
 
-class Maximum(Function):
-    # the gradient goes to the larger input; on a tie it is split half and half
-    @staticmethod
-    def forward(ctx, a, b):
-        out = np.maximum(a, b)
-        ctx.save_for_backward(np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0)).astype(out.dtype))
+class _Extremum(Function):
+    # the gradient goes to the input that was picked; on a tie it is split half and half
+    pick = staticmethod(np.maximum)
+    wins = staticmethod(np.greater)           # a wins where wins(a, b)
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        out = cls.pick(a, b)
+        share_a = np.where(cls.wins(a, b), 1.0, np.where(a == b, 0.5, 0.0)).astype(out.dtype)
+        ctx.save_for_backward(share_a)
         return out
 
     @staticmethod
@@ -273,19 +277,12 @@ class Maximum(Function):
         return (g * share_a if need_a else None), (g * (1 - share_a) if need_b else None)
 
 
-class Minimum(Function):
-    # the gradient goes to the smaller input; on a tie it is split half and half
-    @staticmethod
-    def forward(ctx, a, b):
-        out = np.minimum(a, b)
-        ctx.save_for_backward(np.where(a < b, 1.0, np.where(a == b, 0.5, 0.0)).astype(out.dtype))
-        return out
+class Maximum(_Extremum):
+    pick, wins = staticmethod(np.maximum), staticmethod(np.greater)
 
-    @staticmethod
-    def backward(ctx, g):
-        share_a, = ctx.saved
-        need_a, need_b = ctx.needs_input_grad
-        return (g * share_a if need_a else None), (g * (1 - share_a) if need_b else None)
+
+class Minimum(_Extremum):
+    pick, wins = staticmethod(np.minimum), staticmethod(np.less)
 
 
 class Where(Function):

@@ -37,7 +37,8 @@ from ..autograd import Function, Tensor, no_grad
 from ..functional.attention import (allowed_mask, attention_backward, attention_forward,
                                     check_dropout, read_only)
 from ..functional.masks import combine_masks
-from .layers import Dropout, Linear, _positive
+from ..validation import positive_int
+from .layers import Dropout, Linear
 from .module import Module
 from .positional import ALiBi, RotaryEmbedding, rotate_pairs
 
@@ -150,8 +151,8 @@ class MultiHeadAttention(Module):
                  rng: np.random.Generator | None = None, dtype=np.float32,
                  proj_std: float = 0.02):
         super().__init__()
-        C = _positive("MultiHeadAttention n_embd", n_embd)
-        nh = _positive("MultiHeadAttention n_head", n_head)
+        C = positive_int("MultiHeadAttention n_embd", n_embd)
+        nh = positive_int("MultiHeadAttention n_head", n_head)
         if C % nh:
             raise ValueError(f"MultiHeadAttention: n_embd={C} is not divisible by n_head={nh}")
         rng = np.random.default_rng() if rng is None else rng

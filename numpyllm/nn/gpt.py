@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor, no_grad
+from ..validation import check_choice, check_positive_fields
 from .attention import MultiHeadAttention
 from .kv_cache import KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, MLP
@@ -59,10 +60,8 @@ class GPTConfig:
     dtype: str = "float32"        # "float32" for speed, "float64" for checks and reference
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        check_positive_fields("GPTConfig", self, ("vocab_size", "block_size", "n_layer",
+                                                  "n_head", "n_embd"))
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by "
                              f"n_head ({self.n_head})")
@@ -71,12 +70,9 @@ class GPTConfig:
                              f"{self.n_embd // self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
-        choices = {"positions": POSITIONS, "norm": ("pre", "post"),
-                   "activation": ("gelu", "relu"), "dtype": ("float32", "float64")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"GPTConfig.{name} must be one of {allowed}, "
-                                 f"got {getattr(self, name)!r}")
+        check_choice("GPTConfig", self, {"positions": POSITIONS, "norm": ("pre", "post"),
+                                         "activation": ("gelu", "relu"),
+                                         "dtype": ("float32", "float64")})
 
     @property
     def head_size(self) -> int:

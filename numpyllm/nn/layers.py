@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor
+from ..validation import positive_int
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "MLP", "FeedForward"]
@@ -41,12 +42,6 @@ def _normal(rng: np.random.Generator, shape: tuple, std: float, dtype) -> Parame
     return Parameter(rng.normal(0.0, std, shape), dtype=dtype)
 
 
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _last_axis(layer: str, expected: int, what: str, x) -> None:
     shape = np.shape(x.data if isinstance(x, Tensor) else x)
     if not shape or shape[-1] != expected:
@@ -64,8 +59,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  rng: np.random.Generator | None = None, dtype=np.float32, std: float = 0.02):
         super().__init__()
-        self.in_features = _positive("Linear in_features", in_features)
-        self.out_features = _positive("Linear out_features", out_features)
+        self.in_features = positive_int("Linear in_features", in_features)
+        self.out_features = positive_int("Linear out_features", out_features)
         self.weight = _normal(_generator(rng), (self.in_features, self.out_features), std, dtype)
         self.bias = Parameter(np.zeros(self.out_features), dtype=dtype) if bias else None
 
@@ -89,8 +84,8 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, *,
                  rng: np.random.Generator | None = None, dtype=np.float32, std: float = 0.02):
         super().__init__()
-        self.num_embeddings = _positive("Embedding num_embeddings", num_embeddings)
-        self.embedding_dim = _positive("Embedding embedding_dim", embedding_dim)
+        self.num_embeddings = positive_int("Embedding num_embeddings", num_embeddings)
+        self.embedding_dim = positive_int("Embedding embedding_dim", embedding_dim)
         self.weight = _normal(_generator(rng), (self.num_embeddings, self.embedding_dim), std,
                               dtype)
 
@@ -109,7 +104,7 @@ class LayerNorm(Module):
 
     def __init__(self, n: int, eps: float = 1e-5, *, bias: bool = True, dtype=np.float32):
         super().__init__()
-        self.n = _positive("LayerNorm n", n)
+        self.n = positive_int("LayerNorm n", n)
         self.eps = float(eps)
         self.weight = Parameter(np.ones(self.n), dtype=dtype)
         self.bias = Parameter(np.zeros(self.n), dtype=dtype) if bias else None
@@ -188,7 +183,7 @@ class MLP(Module):
                  rng: np.random.Generator | None = None, dtype=np.float32,
                  proj_std: float = 0.02):
         super().__init__()
-        hidden = 4 * _positive("MLP n_embd", n_embd) if hidden is None else hidden
+        hidden = 4 * positive_int("MLP n_embd", n_embd) if hidden is None else hidden
         rng = _generator(rng)
         if isinstance(activation, Module):
             act = activation

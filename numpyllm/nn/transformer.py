@@ -49,6 +49,7 @@ from .. import functional as F
 from ..autograd import Tensor, no_grad
 from .attention import MultiHeadAttention
 from .kv_cache import KVCache
+from ..validation import check_positive_fields
 from .layers import MLP, Dropout, Embedding, LayerNorm, Linear
 from .module import Module, ModuleList
 from .positional import SinusoidalPositions
@@ -62,19 +63,12 @@ ENCODER_POSITIONS = ("sinusoidal", "learned")
 
 
 # --------------------------------------------------------------------------- configs
-def _check_positive(cls: str, obj, names) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{cls}.{name} must be a positive integer, got {value!r}")
-
-
 def _check_stack(cls: str, cfg) -> None:
     """The checks shared by both configs: sizes, heads, dropout, choices, pad_id."""
-    _check_positive(cls, cfg, ("d_model", "n_head", "max_len"))
+    check_positive_fields(cls, cfg, ("d_model", "n_head", "max_len"))
     if cfg.d_ff is None:
         cfg.d_ff = 4 * cfg.d_model
-    _check_positive(cls, cfg, ("d_ff",))
+    check_positive_fields(cls, cfg, ("d_ff",))
     if cfg.d_model % cfg.n_head:
         raise ValueError(f"{cls}: d_model ({cfg.d_model}) must be divisible by n_head "
                          f"({cfg.n_head})")
@@ -144,7 +138,7 @@ class TransformerConfig(_ConfigDict):
 
     def __post_init__(self):
         name = type(self).__name__
-        _check_positive(name, self, ("src_vocab_size", "tgt_vocab_size", "n_encoder_layers",
+        check_positive_fields(name, self, ("src_vocab_size", "tgt_vocab_size", "n_encoder_layers",
                                      "n_decoder_layers"))
         _check_stack(name, self)
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
@@ -188,14 +182,14 @@ class TransformerEncoderConfig(_ConfigDict):
 
     def __post_init__(self):
         name = type(self).__name__
-        _check_positive(name, self, ("vocab_size", "n_layers"))
+        check_positive_fields(name, self, ("vocab_size", "n_layers"))
         _check_stack(name, self)
         if self.positions not in ENCODER_POSITIONS:
             raise ValueError(f"{name}.positions must be one of {ENCODER_POSITIONS}, "
                              f"got {self.positions!r}")
         if self.n_outputs is None:
             self.n_outputs = self.vocab_size
-        _check_positive(name, self, ("n_outputs",))
+        check_positive_fields(name, self, ("n_outputs",))
         if self.tie_embeddings and self.n_outputs != self.vocab_size:
             raise ValueError(f"{name}: tie_embeddings=True needs n_outputs == vocab_size, got "
                              f"n_outputs={self.n_outputs}, vocab_size={self.vocab_size}")
