@@ -125,9 +125,10 @@ class Tiling:
             yield cols, allowed
 
     def scores(self, q_rows, k, rows: slice, cols: slice, allowed) -> np.ndarray:
-        """The tile S = q kᵀ · scale + bias, -inf where not allowed: ``[..., bq, bk]``."""
+        """The tile S = (q · scale) kᵀ + bias, -inf where not allowed: ``[..., bq, bk]``.
+        `q_rows` is the block of queries already multiplied by the scale (once per
+        block rather than once per tile)."""
         s = np.matmul(q_rows, np.swapaxes(k[..., cols, :], -1, -2))  # [.., bq, hs] @ [.., hs, bk]
-        s *= self.scale
         if self.bias is not None:
             s += _tile(self.bias, rows, cols)
         if allowed is not None:
@@ -163,7 +164,7 @@ def flash_attention_forward(q, k, v, *, scale, block_size, causal=False, mask=No
     out = np.empty(batch + (tiling.Tq, v.shape[-1]), dtype=dtype)
     lse = np.empty(batch + (tiling.Tq, 1), dtype=dtype)
     for rows in tiling.query_blocks():
-        q_rows = q[..., rows, :]
+        q_rows = q[..., rows, :] * scale
         n = rows.stop - rows.start
         m = np.full(batch + (n, 1), -np.inf, dtype=dtype)       # running max of the scores
         l = np.zeros(batch + (n, 1), dtype=dtype)               # running sum of exp(S - m)
@@ -207,13 +208,13 @@ def flash_attention_backward(g, q, k, v, out, lse, *, scale, block_size, causal=
     need_ds = need_q or need_k or need_bias
     d = (g * out).sum(axis=-1, keepdims=True)                   # D = rowsum(dO ⊙ O) [.., Tq, 1]
     for rows in tiling.query_blocks():
-        q_rows, g_rows, d_rows = q[..., rows, :], g[..., rows, :], d[..., rows, :]
+        q_rows, g_rows, d_rows = q[..., rows, :] * scale, g[..., rows, :], d[..., rows, :]
         for cols, allowed in tiling.key_blocks(rows):
             p = tiling.scores(q_rows, k, rows, cols, allowed)
             p -= lse[..., rows, :]
             np.exp(p, out=p)                                    # P, exactly normalised
             if need_v:                                          # [.., bk, bq] @ [.., bq, hv]
-                pd = tiling.drop_(p.copy(), rows, cols)
+                pd = tiling.drop_(p.copy(), rows, cols) if dropout_p > 0.0 else p
                 dv[..., cols, :] += np.matmul(np.swapaxes(pd, -1, -2), g_rows)
             if not need_ds:
                 continue
@@ -224,13 +225,12 @@ def flash_attention_backward(g, q, k, v, out, lse, *, scale, block_size, causal=
             if need_q:                                          # [.., bq, bk] @ [.., bk, hs]
                 dq[..., rows, :] += np.matmul(ds, k[..., cols, :])
             if need_k:                                          # [.., bk, bq] @ [.., bq, hs]
-                dk[..., cols, :] += np.matmul(np.swapaxes(ds, -1, -2), q_rows)
+                dk[..., cols, :] += np.matmul(np.swapaxes(ds, -1, -2), q_rows)  # q_rows: q·scale
             if need_bias:
                 target = _tile(dbias, rows, cols)               # a view: += writes dbias
                 target += sum_to(ds, target.shape)
-    for grad in (dq, dk):
-        if grad is not None:
-            grad *= scale
+    if need_q:
+        dq *= scale
     return dq, dk, dv, dbias
 
 
