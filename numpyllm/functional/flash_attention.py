@@ -124,10 +124,14 @@ class Tiling:
                 continue
             yield cols, allowed
 
+    def queries(self, q, rows: slice) -> np.ndarray:
+        """The block of queries times the scale ``[..., bq, hs]``: scaled once per block
+        rather than every tile of scores once per tile."""
+        return q[..., rows, :] * self.scale
+
     def scores(self, q_rows, k, rows: slice, cols: slice, allowed) -> np.ndarray:
-        """The tile S = (q · scale) kᵀ + bias, -inf where not allowed: ``[..., bq, bk]``.
-        `q_rows` is the block of queries already multiplied by the scale (once per
-        block rather than once per tile)."""
+        """The tile S = (q · scale) kᵀ + bias, -inf where not allowed: ``[..., bq, bk]``,
+        for `q_rows` from `queries`."""
         s = np.matmul(q_rows, np.swapaxes(k[..., cols, :], -1, -2))  # [.., bq, hs] @ [.., hs, bk]
         if self.bias is not None:
             s += _tile(self.bias, rows, cols)
@@ -164,7 +168,7 @@ def flash_attention_forward(q, k, v, *, scale, block_size, causal=False, mask=No
     out = np.empty(batch + (tiling.Tq, v.shape[-1]), dtype=dtype)
     lse = np.empty(batch + (tiling.Tq, 1), dtype=dtype)
     for rows in tiling.query_blocks():
-        q_rows = q[..., rows, :] * scale
+        q_rows = tiling.queries(q, rows)
         n = rows.stop - rows.start
         m = np.full(batch + (n, 1), -np.inf, dtype=dtype)       # running max of the scores
         l = np.zeros(batch + (n, 1), dtype=dtype)               # running sum of exp(S - m)
@@ -208,7 +212,7 @@ def flash_attention_backward(g, q, k, v, out, lse, *, scale, block_size, causal=
     need_ds = need_q or need_k or need_bias
     d = (g * out).sum(axis=-1, keepdims=True)                   # D = rowsum(dO ⊙ O) [.., Tq, 1]
     for rows in tiling.query_blocks():
-        q_rows, g_rows, d_rows = q[..., rows, :] * scale, g[..., rows, :], d[..., rows, :]
+        q_rows, g_rows, d_rows = tiling.queries(q, rows), g[..., rows, :], d[..., rows, :]
         for cols, allowed in tiling.key_blocks(rows):
             p = tiling.scores(q_rows, k, rows, cols, allowed)
             p -= lse[..., rows, :]

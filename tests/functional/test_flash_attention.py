@@ -1,6 +1,7 @@
 """The memory-efficient path, ``scaled_dot_product_attention(..., block_size=n)``:
 gradients, equality with the standard path for every kind of mask, its tile-wise
 dropout, the tiles it skips, and the memory it does not use."""
+import doctest
 import tracemalloc
 
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from numpyllm import Tensor, gradcheck, no_grad
 from numpyllm.functional import (causal_mask, combine_masks, padding_mask, prefix_lm_mask,
                                  scaled_dot_product_attention as sdpa, sliding_window_mask)
+from numpyllm.functional import flash_attention
 from numpyllm.functional.flash_attention import Tiling
 
 MASK_KINDS = ["none", "causal", "padding", "prefix", "window", "random", "causal+padding"]
@@ -276,6 +278,10 @@ def test_inputs_and_masks_are_not_written():
     sdpa(q, k, v, mask=mask, bias=bias, causal=True, block_size=2)
     for a, c in zip((q, k, v, bias, mask), copies):
         np.testing.assert_array_equal(a, c)
+
+
+def test_the_module_example_runs():
+    assert doctest.testmod(flash_attention).failed == 0
 
 
 @pytest.mark.parametrize("kwargs, error, words", [
