@@ -15,6 +15,7 @@ One concept per file:
   dropout.py        dropout
   masks.py          causal, padding, prefix-LM and sliding-window attention masks
   attention.py      scaled_dot_product_attention
+  flash_attention.py  its memory-efficient tiled kernels (``block_size=n``)
 """
 # Each module adds its public names here as it lands.
 from .linear import linear
