@@ -51,6 +51,8 @@ def count(name: str, value, minimum: int = 1) -> int:
 
 def _as_prompt(ids, what: str) -> np.ndarray:
     arr = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    if arr.size == 0:                                # [] is float64: report it as empty
+        return arr.astype(np.int64)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{what} must hold integer token ids, got dtype {arr.dtype}")
     return arr.astype(np.int64)                      # a copy: the caller's array is left alone

@@ -71,7 +71,8 @@ class LayerKVCache:
     hs]`` of which the first `length` slots are filled.
 
     The buffers are allocated on the first `append` (which fixes B, nh, hs and the
-    dtype) with room for `capacity` slots, and doubled when full.
+    dtype; after `reset` the next append may change them) with room for `capacity`
+    slots, and doubled when full.
     """
 
     def __init__(self, capacity: int):
@@ -83,10 +84,12 @@ class LayerKVCache:
         """Write ``k``, ``v`` ``[B, nh, T, hs]`` into slots length .. length+T-1; return
         the views ``[B, nh, length+T, hs]`` of everything cached (no copy)."""
         B, nh, T, hs = k.shape
-        if self.k is None:
+        fits = self.k is not None and self.k.shape[:2] == (B, nh) and self.k.shape[3] == hs \
+            and self.k.dtype == k.dtype
+        if not fits and self.length == 0:            # first use, or reused after reset
             shape = (B, nh, max(self.capacity, T), hs)
             self.k, self.v = np.empty(shape, k.dtype), np.empty(shape, v.dtype)
-        elif self.k.shape[:2] != (B, nh) or self.k.shape[3] != hs:
+        elif not fits:
             raise ValueError(f"LayerKVCache: keys of shape {k.shape} do not fit a cache of "
                              f"[B, nh, *, hs] = {self.k.shape}")
         end = self.length + T
