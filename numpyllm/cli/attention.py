@@ -1,0 +1,67 @@
+"""``numpyllm attention``: draw every head's attention weights over a text, as a PNG.
+
+The text is encoded with the checkpoint's tokenizer and run through the model once
+(evaluation mode, no dropout); each panel of the picture is one head of one layer, row
+i holding where token i looks (its weights over tokens 0..i sum to 1). Needs matplotlib
+(``pip install matplotlib``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import CLIError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("attention", help="draw each head's attention weights over a text",
+                              description=__doc__)
+    p.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint directory")
+    p.add_argument("--text", required=True, help="the text to look at (at most block_size tokens)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write")
+    p.add_argument("--layer", type=int, default=None, metavar="L",
+                   help="only layer L (0 is the first; negative counts from the last); "
+                        "default: every layer")
+    p.set_defaults(func=run)
+
+
+def require_matplotlib() -> None:
+    """A one-line CLIError when matplotlib is not installed."""
+    from ..plots import have_matplotlib
+    if not have_matplotlib():
+        raise CLIError("matplotlib is not installed: pip install matplotlib "
+                       "(or pip install numpyllm[plot])")
+
+
+def run(args) -> int:
+    from ..checkpoint import CheckpointError, load_model
+    from ..inspect import attention_maps
+    from ..plots import plot_attention
+
+    require_matplotlib()
+    try:
+        model, tokenizer, ckpt = load_model(args.ckpt)
+    except CheckpointError as exc:
+        raise CLIError(str(exc)) from None
+    if tokenizer is None:
+        raise CLIError(f"{ckpt.path} has no tokenizer: cannot encode --text for it")
+    ids = tokenizer.encode(args.text)
+    block = model.config.block_size
+    if not ids:
+        raise CLIError("--text encodes to no tokens")
+    if len(ids) > block:
+        raise CLIError(f"--text is {len(ids)} tokens, more than the model's context of "
+                       f"{block} (block_size): shorten it")
+    maps = attention_maps(model, np.array([ids]))           # {"h.i.attn": [1, nh, T, T]}
+    layers = [(f"layer {i}", maps[f"h.{i}.attn"][0]) for i in range(model.config.n_layer)]
+    if args.layer is not None:
+        n = len(layers)
+        if not -n <= args.layer < n:
+            raise CLIError(f"--layer {args.layer}: the model has {n} layers (0..{n - 1})")
+        layers = [layers[args.layer]]
+    tokens = [tokenizer.decode([i]) for i in ids]
+    title = (f"attention of {ckpt.path.parent.name or 'model'} at step {ckpt.step} over "
+             f"{len(ids)} tokens (rows: queries, columns: keys)")
+    png = plot_attention(layers, tokens, args.out, title=title)
+    print(f"attention maps ({len(layers)} layer{'s' * (len(layers) > 1)} x "
+          f"{model.config.n_head} heads, {len(ids)} tokens): {png}")
+    return 0
