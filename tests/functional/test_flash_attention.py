@@ -15,7 +15,26 @@ from numpyllm.functional import (causal_mask, combine_masks, padding_mask, prefi
 from numpyllm.functional import flash_attention
 from numpyllm.functional.flash_attention import Tiling
 
-MASK_KINDS = ["none", "causal", "padding", "prefix", "window", "random", "causal+padding"]
+def _padding(rng, B, Tk):
+    return padding_mask(rng.integers(0, Tk + 1, size=B), Tk)        # [B, 1, 1, Tk]
+
+
+# kind -> the mask of a case as sdpa keyword arguments, for B sequences, Tq queries, Tk
+# keys (a prefix-LM mask needs Tq == Tk). Kinds combine by and-ing their masks.
+MASKS = {
+    "none": lambda rng, B, Tq, Tk: {},
+    "causal": lambda rng, B, Tq, Tk: {"causal": True},
+    "padding": lambda rng, B, Tq, Tk: {"mask": _padding(rng, B, Tk)},
+    "prefix": lambda rng, B, Tq, Tk: {
+        "mask": prefix_lm_mask(Tq, rng.integers(0, Tq + 1, size=B))},  # [B, 1, T, T]
+    "window": lambda rng, B, Tq, Tk: {
+        "mask": sliding_window_mask(Tq, int(rng.integers(1, 4)), Tk)},  # [Tq, Tk]
+    "random": lambda rng, B, Tq, Tk: {"mask": rng.random((B, 1, Tq, Tk)) < 0.7},
+    "causal+padding": lambda rng, B, Tq, Tk: {"causal": True,
+                                              "mask": _padding(rng, B, Tk)},
+    "window+padding": lambda rng, B, Tq, Tk: {"mask": combine_masks(
+        sliding_window_mask(Tq, 2, Tk), _padding(rng, B, Tk))},
+}
 
 
 def leaf(rng, shape, dtype=np.float64):
@@ -23,9 +42,9 @@ def leaf(rng, shape, dtype=np.float64):
 
 
 @st.composite
-def cases(draw, kinds=MASK_KINDS, max_T=7):
+def cases(draw, kinds=tuple(MASKS), max_T=7):
     """q, k, v [B, nh, T, hs], a block size (1 included, T not a multiple of it), and
-    one kind of mask as sdpa keyword arguments."""
+    one kind of mask, as sdpa keyword arguments."""
     B, nh = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     Tq, Tk = draw(st.integers(1, max_T)), draw(st.integers(1, max_T))
     hs, hv = draw(st.integers(1, 3)), draw(st.integers(1, 3))
@@ -34,17 +53,7 @@ def cases(draw, kinds=MASK_KINDS, max_T=7):
     if kind == "prefix":
         Tk = Tq
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    kwargs = {"block_size": block_size}
-    if kind.startswith("causal"):
-        kwargs["causal"] = True
-    if kind.endswith("padding"):
-        kwargs["mask"] = padding_mask(rng.integers(0, Tk + 1, size=B), Tk)
-    elif kind == "prefix":
-        kwargs["mask"] = prefix_lm_mask(Tq, rng.integers(0, Tq + 1, size=B))
-    elif kind == "window":
-        kwargs["mask"] = sliding_window_mask(Tq, int(rng.integers(1, 4)), Tk)
-    elif kind == "random":
-        kwargs["mask"] = rng.random((B, 1, Tq, Tk)) < 0.7
+    kwargs = {"block_size": block_size, **MASKS[kind](rng, B, Tq, Tk)}
     q, k, v = leaf(rng, (B, nh, Tq, hs)), leaf(rng, (B, nh, Tk, hs)), leaf(rng, (B, nh, Tk, hv))
     return rng, q, k, v, kwargs
 
