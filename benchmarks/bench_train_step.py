@@ -151,6 +151,9 @@ def _root():
 
 def _child(framework: str, name: str, steps: int) -> None:
     import resource
+
+    from numpyllm.runtime import keep_freed_memory
+    keep_freed_memory()
     c = CONFIGS[name]
     model, batches = build(c)
     if framework == "torch":
@@ -170,7 +173,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--profile", action="store_true", help="cProfile the numpyllm steps")
     ap.add_argument("--no-memory", action="store_true", help="skip the child-process RSS runs")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="leave glibc's malloc settings as they are (see numpyllm/runtime.py)")
     args = ap.parse_args()
+    if not args.default_malloc:
+        from numpyllm.runtime import keep_freed_memory
+        print(f"malloc keeps freed memory (both frameworks): {keep_freed_memory()}")
     name = "wide" if args.wide else "nanogpt"
     c = CONFIGS[name]
     peak = gemm_peak()

@@ -41,6 +41,8 @@ def main() -> None:
     ap.add_argument("--max_iters", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1337)
     args = ap.parse_args()
+    from numpyllm.runtime import keep_freed_memory
+    keep_freed_memory()              # as the numpyllm command line does
     path = Path(args.data)
     if not path.exists():
         raise SystemExit(f"{path} not found: pass --data with Tiny Shakespeare's path")

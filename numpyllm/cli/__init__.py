@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command line is an application: let malloc keep freed memory for reuse, so a
+    # training step does not fault its temporaries in again each time (numpyllm/runtime.py)
+    from ..runtime import keep_freed_memory
+    keep_freed_memory()
     try:
         code = args.func(args)
     except KeyboardInterrupt:
