@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from .autograd import no_grad
 from .data import TokenWindows
-from .validation import check_positive_fields
+from .validation import ConfigDict, check_positive_fields
 from .optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups
 
 __all__ = ["TrainConfig", "Trainer", "NonFiniteError", "evaluate_tokens", "CSVLogger",
@@ -43,7 +43,7 @@ class NonFiniteError(FloatingPointError):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigDict):
     """Optimisation settings, under nanoGPT's names. The defaults are nanoGPT's CPU recipe
     for character-level Tiny Shakespeare (with 2,000 iterations)."""
 
@@ -78,17 +78,6 @@ class TrainConfig:
         if self.decay_lr and not 0 <= self.warmup_iters < self.lr_decay_iters:
             raise ValueError(f"TrainConfig: need 0 <= warmup_iters ({self.warmup_iters}) < "
                              f"lr_decay_iters ({self.lr_decay_iters})")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown fields {sorted(unknown)}")
-        return cls(**d)
 
 
 def perplexity(loss: float) -> float:

@@ -5,9 +5,11 @@ checked here and refused with a ValueError that says which one and why.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, fields
+
 import numpy as np
 
-__all__ = ["positive_int", "check_positive_fields", "check_choice"]
+__all__ = ["positive_int", "check_positive_fields", "check_choice", "ConfigDict"]
 
 
 def positive_int(name: str, value) -> int:
@@ -29,3 +31,18 @@ def check_choice(owner: str, obj, choices: dict) -> None:
         if getattr(obj, name) not in allowed:
             raise ValueError(f"{owner}.{name} must be one of {tuple(allowed)}, "
                              f"got {getattr(obj, name)!r}")
+
+
+class ConfigDict:
+    """`to_dict` / `from_dict` for a config dataclass (what a checkpoint stores as JSON)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Build from a dict; unknown keys are an error (a typo must not pass silently)."""
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+        return cls(**d)

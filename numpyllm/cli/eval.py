@@ -10,8 +10,6 @@ import time
 
 import numpy as np
 
-from . import CLIError
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="mean loss and perplexity of a checkpoint on a text",
@@ -27,17 +25,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..checkpoint import CheckpointError, load_model
     from ..data import train_val_split
     from ..train import evaluate_tokens
+    from ._common import load_model_and_tokenizer
     from .train import read_text
 
-    try:
-        model, tokenizer, ckpt = load_model(args.ckpt)
-    except CheckpointError as exc:
-        raise CLIError(str(exc)) from None
-    if tokenizer is None:
-        raise CLIError(f"{ckpt.path} has no tokenizer: cannot encode text for it")
+    model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode text for it")
     text = read_text(args.data)
     ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
     if args.split != "all":

@@ -58,16 +58,11 @@ def _eos_id(tokenizer, name):
 
 
 def run(args) -> int:
-    from ..checkpoint import CheckpointError, load_model
     from ..generate import stream_text
+    from ._common import load_model_and_tokenizer
     if args.num_samples < 1:
         raise CLIError(f"--num-samples must be >= 1, got {args.num_samples}")
-    try:
-        model, tokenizer, ckpt = load_model(args.ckpt)
-    except CheckpointError as exc:
-        raise CLIError(str(exc)) from None
-    if tokenizer is None:
-        raise CLIError(f"{ckpt.path} has no tokenizer: cannot encode a prompt for it")
+    model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode a prompt for it")
     if getattr(tokenizer, "special_tokens", None) and hasattr(tokenizer, "add_special_tokens"):
         prompt = tokenizer.encode(args.prompt, allowed_special="all")   # the user's own text
     else:

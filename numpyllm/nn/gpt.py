@@ -23,13 +23,13 @@ adds no parameter.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor, no_grad
-from ..validation import check_choice, check_positive_fields
+from ..validation import ConfigDict, check_choice, check_positive_fields
 from .attention import MultiHeadAttention
 from .kv_cache import KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, MLP
@@ -42,7 +42,7 @@ POSITIONS = ("learned", "sinusoidal", "rope", "alibi")
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(ConfigDict):
     """The shape of a GPT. The defaults are GPT-2 small's."""
 
     vocab_size: int = 50257
@@ -77,18 +77,6 @@ class GPTConfig:
     @property
     def head_size(self) -> int:
         return self.n_embd // self.n_head
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GPTConfig":
-        """Build from a dict (a checkpoint's JSON); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"GPTConfig: unknown fields {sorted(unknown)}")
-        return cls(**d)
 
 
 class Block(Module):

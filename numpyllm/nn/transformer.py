@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,7 +49,7 @@ from .. import functional as F
 from ..autograd import Tensor, no_grad
 from .attention import MultiHeadAttention
 from .kv_cache import KVCache
-from ..validation import check_positive_fields
+from ..validation import ConfigDict, check_positive_fields
 from .layers import MLP, Dropout, Embedding, LayerNorm, Linear
 from .module import Module, ModuleList
 from .positional import SinusoidalPositions
@@ -92,23 +92,8 @@ def _check_pad_id(cls: str, pad_id, vocabs: dict) -> None:
             raise ValueError(f"{cls}.pad_id={pad_id} is outside [0, {name}={size})")
 
 
-class _ConfigDict:
-    """`to_dict` / `from_dict` for a config dataclass (what a checkpoint stores)."""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        """Build from a dict (a checkpoint's JSON); unknown keys are an error."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
-        return cls(**d)
-
-
 @dataclass
-class TransformerConfig(_ConfigDict):
+class TransformerConfig(ConfigDict):
     """The shape of an encoder-decoder Transformer. The defaults are the paper's base
     model (d_model 512, 8 heads, 6 + 6 layers, d_ff 2048, dropout 0.1, post-LN, ReLU).
 
@@ -150,7 +135,7 @@ class TransformerConfig(_ConfigDict):
 
 
 @dataclass
-class TransformerEncoderConfig(_ConfigDict):
+class TransformerEncoderConfig(ConfigDict):
     """The shape of an encoder-only model (`TransformerEncoderModel`).
 
     The defaults follow the paper's encoder. For a BERT-like model use
