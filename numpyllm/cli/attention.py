@@ -59,8 +59,8 @@ def run(args) -> int:
             raise CLIError(f"--layer {args.layer}: the model has {n} layers (0..{n - 1})")
         layers = [layers[args.layer]]
     tokens = [tokenizer.decode([i]) for i in ids]
-    title = (f"attention of {ckpt.path.parent.name or 'model'} at step {ckpt.step} over "
-             f"{len(ids)} tokens (rows: queries, columns: keys)")
+    title = (f"attention weights at step {ckpt.step}, {len(ids)} tokens "
+             "(rows: queries, columns: keys)")
     png = plot_attention(layers, tokens, args.out, title=title)
     print(f"attention maps ({len(layers)} layer{'s' * (len(layers) > 1)} x "
           f"{model.config.n_head} heads, {len(ids)} tokens): {png}")
