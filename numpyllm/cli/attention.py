@@ -33,17 +33,12 @@ def require_matplotlib() -> None:
 
 
 def run(args) -> int:
-    from ..checkpoint import CheckpointError, load_model
     from ..inspect import attention_maps
     from ..plots import plot_attention
+    from ._common import load_model_and_tokenizer
 
     require_matplotlib()
-    try:
-        model, tokenizer, ckpt = load_model(args.ckpt)
-    except CheckpointError as exc:
-        raise CLIError(str(exc)) from None
-    if tokenizer is None:
-        raise CLIError(f"{ckpt.path} has no tokenizer: cannot encode --text for it")
+    model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode --text for it")
     ids = tokenizer.encode(args.text)
     block = model.config.block_size
     if not ids:
