@@ -15,3 +15,11 @@ def load_model_and_tokenizer(path, purpose: str):
     if tokenizer is None:
         raise CLIError(f"{ckpt.path} has no tokenizer: cannot {purpose}")
     return model, tokenizer, ckpt
+
+
+def require_matplotlib() -> None:
+    """A one-line CLIError when matplotlib (an optional extra) is not installed."""
+    from ..plots import have_matplotlib
+    if not have_matplotlib():
+        raise CLIError("matplotlib is not installed: pip install matplotlib "
+                       "(or pip install numpyllm[plot])")

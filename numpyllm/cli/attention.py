@@ -24,18 +24,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def require_matplotlib() -> None:
-    """A one-line CLIError when matplotlib is not installed."""
-    from ..plots import have_matplotlib
-    if not have_matplotlib():
-        raise CLIError("matplotlib is not installed: pip install matplotlib "
-                       "(or pip install numpyllm[plot])")
-
-
 def run(args) -> int:
     from ..inspect import attention_maps
     from ..plots import plot_attention
-    from ._common import load_model_and_tokenizer
+    from ._common import load_model_and_tokenizer, require_matplotlib
 
     require_matplotlib()
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode --text for it")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import CLIError
-from .attention import require_matplotlib
+from ._common import require_matplotlib
 
 
 def register(subparsers) -> None:
