@@ -76,26 +76,20 @@ def test_unregistered_markers_are_plain_text_with_any_tokenizer():
     assert built.special_tokens["<USER>"] in encoded
 
 
-def test_reply_stops_at_the_registered_end_marker():
+@pytest.mark.parametrize("reply, marker, after", [
+    ("Paris.", "<EOS>", "junk"),                 # the end of the assistant's turn
+    ("Paris.\n", "<USER>", "And Spain?"),       # the model starts the user's next turn
+    ("Paris.\n", "<SYSTEM>", "New rules"),
+])
+def test_reply_stops_at_a_registered_marker(reply, marker, after):
     tok = BPETokenizer()
     template = ChatTemplate()
     ids = template.register(tok)
     prompt = template.encode(tok, MESSAGES)
-    script = tok.encode("Paris.") + [ids["<EOS>"]] + tok.encode("junk")
+    script = tok.encode(reply) + [ids[marker]] + tok.encode(after)
     model = Scripted(script, tok.vocab_size, len(prompt))
-    assert template.reply(model, tok, MESSAGES, 30, greedy=True) == "Paris."
-    streamed = list(template.stream(model, tok, MESSAGES, 30, greedy=True))
-    assert "".join(streamed) == "Paris."
-
-
-def test_reply_stops_where_the_model_starts_a_new_turn():
-    tok = BPETokenizer()
-    template = ChatTemplate()
-    ids = template.register(tok)
-    prompt = template.encode(tok, MESSAGES)
-    script = tok.encode("Paris.\n") + [ids["<USER>"]] + tok.encode("And Spain?")
-    model = Scripted(script, tok.vocab_size, len(prompt))
-    assert template.reply(model, tok, MESSAGES, 30, greedy=True) == "Paris.\n"
+    assert template.reply(model, tok, MESSAGES, 30, greedy=True) == reply
+    assert "".join(template.stream(model, tok, MESSAGES, 30, greedy=True)) == reply
 
 
 def test_reply_with_unregistered_markers_stops_at_their_text():
