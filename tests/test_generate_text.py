@@ -139,3 +139,17 @@ def test_stream_text_checks_its_arguments_at_once(byte_tok):
         stream_text(model, byte_tok, "> ", 3, top_p=2.0)
     with pytest.raises(ValueError, match="non-empty"):
         stream_text(model, byte_tok, "> ", 3, stop=[""])
+
+
+def test_a_list_of_prompts_gives_a_list_of_texts_each_as_alone():
+    tok = BPETokenizer(special_tokens=["<|endoftext|>"])
+    tok.train("the cat sat on the mat. the dog sat. " * 20, vocab_size=290)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2,
+                          n_embd=16, positions="alibi"), rng=np.random.default_rng(1))
+    prompts = ["the cat", "a", "the dog sat on"]
+    kw = dict(greedy=True, stop=["n o", "zz"], eos_id=tok.token_id("<|endoftext|>"))
+    texts = generate_text(model, tok, prompts, 12, **kw)
+    assert texts == [generate_text(model, tok, p, 12, **kw) for p in prompts]
+    assert texts[2] == " o"                             # " on on ..." cut at "n o"
+    with pytest.raises(ValueError, match="non-empty"):
+        generate_text(model, tok, prompts, 3, stop=[""])

@@ -175,9 +175,12 @@ class _Run:
             cache = self.cache
             if cache is None or (self.window is not None and cache.seen.max() >= self.window):
                 ids, valid = self._window()                  # prefill, or re-prefill a crop
-                self.cache = model.new_cache(self.tokens.shape[1] - self.length + ids.shape[1])
-                out = model.forward_cached(ids, self.cache, key_padding_mask=valid,
-                                           last_only=True)
+                if cache is None:
+                    cache = self.cache = model.new_cache(
+                        self.tokens.shape[1] - self.length + ids.shape[1])
+                else:
+                    cache.reset()                            # its buffers are reused
+                out = model.forward_cached(ids, cache, key_padding_mask=valid, last_only=True)
             else:                                            # one new token per row
                 out = model.forward_cached(self.tokens[:, self.length - 1:self.length], cache,
                                            last_only=True)

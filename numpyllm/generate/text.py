@@ -20,7 +20,7 @@ import codecs
 
 import numpy as np
 
-from .decoding import stream
+from .decoding import generate, stream
 from .stopping import StopStrings, check_eos
 
 __all__ = ["TextDecoder", "stream_text", "generate_text", "encode_prompt"]
@@ -95,9 +95,12 @@ def _text_pieces(tokens, decoder: TextDecoder, stops: StopStrings):
         tokens.close()                       # stop the model when the reader stops
 
 
-def generate_text(model, tokenizer, prompt, max_new_tokens: int, **kwargs) -> str:
+def generate_text(model, tokenizer, prompt, max_new_tokens: int, **kwargs):
     """The continuation of `prompt` as one string (the prompt not included); the
-    arguments are those of `stream_text`.
+    arguments are those of `stream_text`. A list of prompt strings runs as one batch
+    (left-padded: each row gets what it would get alone) and gives a list of strings;
+    a stop string then cuts its row's text, but the row keeps generating until its end
+    token or the length limit, with the others.
 
     >>> import numpy as np
     >>> from numpyllm.nn import GPT, GPTConfig
@@ -108,5 +111,20 @@ def generate_text(model, tokenizer, prompt, max_new_tokens: int, **kwargs) -> st
     >>> text = generate_text(model, tok, "ab", 10, stop=".", rng=0)
     >>> "." in text, len(text) <= 10
     (False, True)
+    >>> [len(t) for t in generate_text(model, tok, ["a", "abc"], 4, greedy=True)]
+    [4, 4]
     """
+    if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(p, str) for p in prompt):
+        return _generate_texts(model, tokenizer, list(prompt), max_new_tokens, **kwargs)
     return "".join(stream_text(model, tokenizer, prompt, max_new_tokens, **kwargs))
+
+
+def _generate_texts(model, tokenizer, prompts: list, max_new_tokens: int, *, stop=None,
+                    eos_id=None, **kwargs) -> list:
+    StopStrings(stop)                                   # check the stop strings first
+    ids = [encode_prompt(tokenizer, p) for p in prompts]
+    outs = generate(model, ids, max_new_tokens, eos_id=eos_id, **kwargs)
+    skip = check_eos(eos_id)
+    return ["".join(_text_pieces((t for t in out[len(p):].tolist()),
+                                 TextDecoder(tokenizer, skip=skip), StopStrings(stop)))
+            for p, out in zip(ids, outs)]
