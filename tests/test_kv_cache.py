@@ -102,7 +102,7 @@ def test_encoder_decoder_cached_decoding_equals_decode(seed, data):
                             norm=data.draw(st.sampled_from(["post", "pre"])), dropout=0.0)
     model = Transformer(cfg, seed=seed, dtype=np.float64).eval()
     rng = np.random.default_rng(seed)
-    B, S, T = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 6)), data.draw(st.integers(1, 8))
+    B, S, T = (data.draw(st.integers(1, n)) for n in (3, 6, 8))
     src = rng.integers(0, cfg.src_vocab_size, size=(B, S))
     lengths = rng.integers(1, S + 1, size=B)
     mask = model.source_mask(src, src_lengths=lengths)

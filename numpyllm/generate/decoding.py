@@ -234,7 +234,7 @@ def _start(model, ids, max_new_tokens, temperature, top_k, top_p, greedy, eos_id
         raise ValueError(f"pad_id must be an integer, got {pad_id!r}")
     sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
     return _Run(model, kind, prompts, max_new_tokens, sampling,
-                StopCriteria(eos_id, stop), make_rng(None if greedy else rng), use_cache,
+                StopCriteria(eos_id, stop), None if greedy else make_rng(rng), use_cache,
                 int(pad_id))
 
 

@@ -129,7 +129,7 @@ def generate_seq2seq(model, src, max_new_tokens: int, *, bos_id: int, eos_id=Non
     check_sampling(temperature, top_k, top_p, greedy)
     bos_id = _token_id(bos_id, "bos_id")
     criteria = StopCriteria(eos_id, stop)
-    rng = make_rng(None if greedy else rng)
+    rng = None if greedy else make_rng(rng)
     single, src, mask, memory = _source(model, src, src_mask, src_lengths)
     B = src.shape[0]
     decoder = _Decoder(model, memory, mask, max_new_tokens + 1, use_cache)
