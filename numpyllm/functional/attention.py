@@ -53,6 +53,7 @@ import numpy as np
 
 from ..autograd import Function, Tensor
 from .flash_attention import FlashAttention
+from ..parallel import for_slices
 from .masks import causal_mask, combine_masks
 
 __all__ = ["scaled_dot_product_attention"]
@@ -71,6 +72,25 @@ def _softmax_rows_(s: np.ndarray) -> np.ndarray:
     return s
 
 
+def _batch_split(q, k, v) -> int:
+    """How many independent pieces the first axis gives (1: do not split)."""
+    # the same rank, so that axis 0 means the same thing in all three
+    if q.ndim == k.ndim == v.ndim >= 3 and q.shape[0] == k.shape[0] == v.shape[0]:
+        return q.shape[0]
+    return 1
+
+
+def _rows(a, sl, n: int, ndim: int):
+    """The rows `sl` of `a` if `a` has the split axis, else `a` itself (it broadcasts)."""
+    if a is None or np.ndim(a) < ndim or np.shape(a)[0] != n:
+        return a
+    return a[sl]
+
+
+# below this many score elements, threads cost more than they save
+_PARALLEL_MIN_SCORES = 1 << 15
+
+
 def attention_forward(q, k, v, *, scale, bias=None, allowed=None, dropout_p=0.0, rng=None,
                       out=None):
     """The forward math on arrays: returns ``(out, P, keep)``.
@@ -79,23 +99,43 @@ def attention_forward(q, k, v, *, scale, bias=None, allowed=None, dropout_p=0.0,
     boolean dropout mask, or None without dropout. `allowed` and `bias` must broadcast
     to the scores (the public function checks that). `out` may be a preallocated array
     (a strided view is fine) for the result.
+
+    Every batch element is independent, so the work is cut along the first axis and
+    run on `numpyllm.parallel`'s threads (bit-identical to one thread).
     """
-    s = np.matmul(q, np.swapaxes(k, -1, -2))     # [..., Tq, hs] @ [..., hs, Tk] -> [..., Tq, Tk]
-    s *= scale
-    if bias is not None:
-        s += bias
-    if allowed is not None:
-        np.copyto(s, -np.inf, where=~allowed)
-    p = _softmax_rows_(s)                        # s's buffer now holds P
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    scores = batch + (q.shape[-2], k.shape[-2])                   # [..., Tq, Tk]
+    p = np.empty(scores, dtype=np.result_type(q, k))
+    if out is None:
+        out = np.empty(batch + (q.shape[-2], v.shape[-1]), dtype=np.result_type(p, v))
     keep = None
     if dropout_p > 0.0:
-        keep = rng.random(p.shape, dtype=np.float32) >= dropout_p
+        # drawn here, in one piece: the same random stream however the work is split
+        keep = rng.random(scores, dtype=np.float32) >= dropout_p
+    n, nd = _batch_split(q, k, v), len(scores)
+
+    def piece(sl):
+        r = (lambda a: _rows(a, sl, n, nd)) if n > 1 else (lambda a: a)
+        _forward_piece(r(q), r(k), r(v), scale, r(bias), r(allowed), dropout_p, r(keep),
+                       r(p), r(out))
+    for_slices(n, piece, min_work=_PARALLEL_MIN_SCORES, work_per_item=p[0].size if n > 1 else 1)
+    return out, p, keep
+
+
+def _forward_piece(q, k, v, scale, bias, allowed, dropout_p, keep, p, out):
+    np.matmul(q, np.swapaxes(k, -1, -2), out=p)   # [..., Tq, hs] @ [..., hs, Tk] -> [..., Tq, Tk]
+    p *= scale
+    if bias is not None:
+        p += bias
+    if allowed is not None:
+        np.copyto(p, -np.inf, where=~allowed)
+    _softmax_rows_(p)                            # the scores' buffer now holds P
+    if keep is not None:
         pd = p * keep
         pd *= 1.0 / (1.0 - dropout_p)
     else:
         pd = p
-    out = np.matmul(pd, v, out=out)              # [..., Tq, Tk] @ [..., Tk, hv] -> [..., Tq, hv]
-    return out, p, keep
+    np.matmul(pd, v, out=out)                    # [..., Tq, Tk] @ [..., Tk, hv] -> [..., Tq, hv]
 
 
 def attention_backward(g, q, k, v, p, keep, *, scale, dropout_p=0.0,
@@ -103,7 +143,28 @@ def attention_backward(g, q, k, v, p, keep, *, scale, dropout_p=0.0,
     """The backward math on arrays: returns ``(dq, dk, dv, dbias)`` (None where
     `needs` is False). `out` may give preallocated arrays for dq, dk, dv of exactly
     the shapes the products have (MultiHeadAttention writes them into one packed
-    buffer)."""
+    buffer). Cut along the first axis onto threads like the forward pass, unless the
+    bias needs its gradient (dS is then returned whole)."""
+    need_q, need_k, need_v, need_bias = needs
+    n = 1 if need_bias else _batch_split(q, k, v)
+    if n == 1:
+        return _backward_piece(g, q, k, v, p, keep, scale, dropout_p, needs, out)
+    batch = p.shape[:-2]
+    shapes = (batch + q.shape[-2:], batch + k.shape[-2:], batch + v.shape[-2:])
+    dq, dk, dv = (o if o is not None or not need else np.empty(shape, dtype=p.dtype)
+                  for o, need, shape in zip(out, (need_q, need_k, need_v), shapes))
+    nd = p.ndim
+
+    def piece(sl):
+        def r(a):
+            return _rows(a, sl, n, nd)
+        _backward_piece(r(g), r(q), r(k), r(v), r(p), r(keep), scale, dropout_p, needs,
+                        (r(dq), r(dk), r(dv)))
+    for_slices(n, piece, min_work=_PARALLEL_MIN_SCORES, work_per_item=p[0].size)
+    return dq, dk, dv, None
+
+
+def _backward_piece(g, q, k, v, p, keep, scale, dropout_p, needs, out):
     need_q, need_k, need_v, need_bias = needs
     dq = dk = dv = ds = None
     inv_keep = 1.0 / (1.0 - dropout_p)

@@ -1,0 +1,78 @@
+"""Running independent slices of one computation on a few threads.
+
+NumPy releases the GIL inside `np.matmul` and ufunc loops, so Python threads can run
+NumPy work in parallel. Where a fused op's work splits into independent pieces along
+its first axis (attention: every batch element has its own scores) and each piece
+is made of many small calls (a [64, 32] @ [32, 64] GEMM per head, a softmax per row),
+one thread leaves a core idle: BLAS only parallelises big GEMMs. `for_slices` runs the
+pieces on `num_threads()` threads instead.
+
+The results are bit-identical however the work is split: every piece computes exactly
+what it would in one thread (one GEMM per matrix, reductions per row).
+
+The pool is a process resource like BLAS's own threads: created on first use, sized
+by ``NUMPYLLM_NUM_THREADS`` (default: the number of CPUs), and changeable with
+`set_num_threads`; ``set_num_threads(1)`` makes everything serial.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["for_slices", "num_threads", "set_num_threads"]
+
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_threads: int | None = None
+
+
+def num_threads() -> int:
+    """Threads `for_slices` uses (NUMPYLLM_NUM_THREADS, else the number of CPUs)."""
+    global _threads
+    if _threads is None:
+        env = os.environ.get("NUMPYLLM_NUM_THREADS", "")
+        _threads = max(1, int(env)) if env.strip().isdigit() else (os.cpu_count() or 1)
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use `n` threads from now on (1: run every piece in the calling thread)."""
+    global _threads, _pool
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads needs a positive integer, got {n!r}")
+    with _lock:
+        _threads = n
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=num_threads() - 1,
+                                       thread_name_prefix="numpyllm")
+        return _pool
+
+
+def for_slices(n: int, work, *, min_work: int = 0, work_per_item: int = 1) -> None:
+    """Call ``work(slice)`` over ``range(n)`` cut into contiguous pieces, one per thread
+    (the calling thread takes the first). Serial when there is one thread, one item, or
+    less than `min_work` in all (`work_per_item` times `n`): threads cost ~10 µs each.
+    Exceptions raised by any piece propagate."""
+    threads = min(num_threads(), n)
+    if threads < 2 or n * work_per_item < min_work:
+        work(slice(0, n))
+        return
+    bounds = [n * i // threads for i in range(threads + 1)]
+    pool = _get_pool()
+    futures = [pool.submit(work, slice(lo, hi)) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    try:
+        work(slice(bounds[0], bounds[1]))
+    finally:
+        for f in futures:          # wait for every piece, even if ours failed
+            f.exception()
+    for f in futures:
+        f.result()                 # re-raise the first failure of another piece
