@@ -24,8 +24,11 @@ MODEL_OPTIONS = {
     "n_embd": (int, 128, "embedding width"),
     "block_size": (int, 64, "context length in tokens"),
     "dropout": (float, 0.0, "dropout probability"),
+    "bias": (str, "false", "biases in Linear and LayerNorm layers: true | false (nanoGPT's default)"),
     "positions": (str, "learned", "learned | sinusoidal | rope | alibi"),
     "dtype": (str, "float32", "float32 (fast) | float64 (reference)"),
+    "attn_block_size": (int, None, "memory-efficient attention in tiles of this many "
+                        "positions (for long contexts; default: standard attention)"),
 }
 TRAIN_OPTIONS = {
     "batch_size": (int, 12, "sequences per micro-batch"),
@@ -91,6 +94,16 @@ def _options(args) -> dict:
     if args.warmup_iters is None and opts["warmup_iters"] >= opts["lr_decay_iters"]:
         opts["warmup_iters"] = opts["lr_decay_iters"] // 20   # a short run: a short warmup
     return opts
+
+
+def _boolean(flag: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "1", "yes"):
+        return True
+    if str(value).lower() in ("false", "0", "no"):
+        return False
+    raise CLIError(f"{flag} must be true or false, got {value!r}")
 
 
 def read_text(path) -> str:
@@ -204,6 +217,8 @@ def run(args) -> int:
             model_cfg = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block,
                                   n_layer=opts["n_layer"], n_head=opts["n_head"],
                                   n_embd=opts["n_embd"], dropout=opts["dropout"],
+                                  bias=_boolean("--bias", opts["bias"]),
+                                  attn_block_size=opts["attn_block_size"],
                                   positions=opts["positions"], dtype=opts["dtype"])
         except (TypeError, ValueError) as exc:
             raise CLIError(str(exc)) from None

@@ -36,11 +36,12 @@ import numpy as np
 from ..autograd import Function, Tensor, no_grad
 from ..functional.attention import (allowed_mask, attention_backward, attention_forward,
                                     check_dropout, read_only)
+from ..functional.attention import scaled_dot_product_attention
 from ..functional.masks import combine_masks
 from ..validation import positive_int
 from .layers import Dropout, Linear
 from .module import Module
-from .positional import ALiBi, RotaryEmbedding, rotate_pairs
+from .positional import ALiBi, RotaryEmbedding, apply_rope, rotate_pairs
 
 __all__ = ["MultiHeadAttention"]
 
@@ -149,8 +150,13 @@ class MultiHeadAttention(Module):
     def __init__(self, n_embd: int, n_head: int, *, cross: bool = False, causal: bool = False,
                  bias: bool = True, dropout: float = 0.0, positions=None,
                  rng: np.random.Generator | None = None, dtype=np.float32,
-                 proj_std: float = 0.02):
+                 proj_std: float = 0.02, block_size: int | None = None):
         super().__init__()
+        # block_size: None, the standard fused node (keeps the [T, T] weights for
+        # backward); an int, the memory-efficient path (functional.flash_attention:
+        # tiles of block_size, weights recomputed in backward, memory linear in T)
+        self.block_size = None if block_size is None else positive_int(
+            "MultiHeadAttention block_size", block_size)
         C = positive_int("MultiHeadAttention n_embd", n_embd)
         nh = positive_int("MultiHeadAttention n_head", n_head)
         if C % nh:
@@ -233,6 +239,8 @@ class MultiHeadAttention(Module):
         else:
             Tk = Tq
         dtype = (x.data if isinstance(x, Tensor) else np.asarray(x)).dtype
+        if self.block_size is not None and not return_weights:
+            return self._forward_blocked(x, context, mask, key_padding_mask, B, Tq, Tk, dtype)
         allowed = combine_masks(allowed_mask(mask, self.causal, (B, self.n_head, Tq, Tk)),
                                 self._key_padding(key_padding_mask, B, Tk))
         bias = None if self.alibi is None else self.alibi.bias(Tq, Tk, dtype)
@@ -247,6 +255,30 @@ class MultiHeadAttention(Module):
             y = _HeadsAttention.apply(None, self.c_attn(x), bias, **options)   # [B, T, C]
         y = self.resid_dropout(self.c_proj(y))
         return (y, read_only(sink[0])) if return_weights else y
+
+    def _forward_blocked(self, x, context, mask, key_padding_mask, B, Tq, Tk, dtype):
+        """The memory-efficient path: heads split with ordinary Tensor ops, then one
+        blocked attention node; the causal mask is applied tile by tile, never built."""
+        nh, hs = self.n_head, self.head_size
+
+        def heads(t, n, T):                      # [B, T, n*C] -> n x [B, nh, T, hs]
+            t = t.reshape(B, T, n, nh, hs).transpose(2, 0, 3, 1, 4)
+            return [t[i] for i in range(n)]
+        if self.cross:
+            q, = heads(self.q_proj(x), 1, Tq)
+            k, v = heads(self.kv_proj(context), 2, Tk)
+        else:
+            q, k, v = heads(self.c_attn(x), 3, Tq)
+        if self.rope is not None:
+            cos, sin = self.rope.cos_sin(Tq, 0, dtype)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        bias = None if self.alibi is None else self.alibi.bias(Tq, Tk, dtype)
+        y = scaled_dot_product_attention(
+            q, k, v, mask=combine_masks(mask, self._key_padding(key_padding_mask, B, Tk)),
+            causal=self.causal, bias=bias, dropout_p=self.dropout if self.training else 0.0,
+            rng=self.rng, scale=1.0 / math.sqrt(hs), block_size=self.block_size)
+        y = y.transpose(0, 2, 1, 3).reshape(B, Tq, nh * hs)   # [B, nh, Tq, hs] -> [B, Tq, C]
+        return self.resid_dropout(self.c_proj(y))
 
     def _forward_cached(self, x, context, mask, key_padding_mask, return_weights, cache):
         """`forward` with a `LayerKVCache` (called under no_grad): the new tokens'

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor, no_grad
-from ..validation import ConfigDict, check_choice, check_positive_fields
+from ..validation import ConfigDict, check_choice, check_positive_fields, positive_int
 from .attention import MultiHeadAttention
 from .kv_cache import KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, MLP
@@ -58,6 +58,8 @@ class GPTConfig(ConfigDict):
     activation: str = "gelu"      # "gelu" (tanh approximation, as GPT-2) | "relu"
     layer_norm_eps: float = 1e-5
     dtype: str = "float32"        # "float32" for speed, "float64" for checks and reference
+    attn_block_size: int | None = None   # None: standard attention; an int: the
+                                         # memory-efficient blocked path (long contexts)
 
     def __post_init__(self):
         check_positive_fields("GPTConfig", self, ("vocab_size", "block_size", "n_layer",
@@ -70,6 +72,8 @@ class GPTConfig(ConfigDict):
                              f"{self.n_embd // self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.attn_block_size is not None:
+            positive_int("GPTConfig.attn_block_size", self.attn_block_size)
         check_choice("GPTConfig", self, {"positions": POSITIONS, "norm": ("pre", "post"),
                                          "activation": ("gelu", "relu"),
                                          "dtype": ("float32", "float64")})
@@ -94,7 +98,8 @@ class Block(Module):
         self.ln_1 = LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias, dtype=dtype)
         self.attn = MultiHeadAttention(
             config.n_embd, config.n_head, causal=True, bias=config.bias, dropout=config.dropout,
-            positions=positions, rng=rng, dtype=dtype, proj_std=proj_std)
+            positions=positions, rng=rng, dtype=dtype, proj_std=proj_std,
+            block_size=config.attn_block_size)
         self.ln_2 = LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias, dtype=dtype)
         self.mlp = MLP(config.n_embd, activation=config.activation, dropout=config.dropout,
                        bias=config.bias, rng=rng, dtype=dtype, proj_std=proj_std)
