@@ -72,7 +72,7 @@ def numpyllm_stepper(model):
         loss.backward()
         t2 = time.perf_counter()
         opt.step()
-        model.zero_grad()
+        opt.zero_grad()
         t3 = time.perf_counter()
         return t1 - t0, t2 - t1, t3 - t2, float(loss.item())
     return step
@@ -164,7 +164,12 @@ def _child(framework: str, name: str, steps: int) -> None:
         step = numpyllm_stepper(model)
     for i in range(steps):
         step(*batches[i % len(batches)])
-    print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    # VmHWM, the peak RSS of this process image: ru_maxrss would carry over the parent's
+    # peak across fork + exec on Linux
+    with open("/proc/self/status") as f:
+        hwm_kb = next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), None)
+    peak_kb = hwm_kb if hwm_kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mb": peak_kb / 1024}))
 
 
 def main() -> None:
