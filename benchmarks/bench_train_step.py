@@ -79,33 +79,40 @@ def numpyllm_stepper(model):
 
 
 # ---------------------------------------------------------------------- PyTorch
-def torch_stepper(torch, model, c: dict):
+def torch_gpt_loss(torch, p: dict, n_layer: int, n_head: int, idx, targets):
+    """nanoGPT's forward and loss with torch.nn.functional, on tensors `p` named as
+    numpyllm's parameters (GPT-2's [in, out] layout; biases optional)."""
     F = torch.nn.functional
+    B, T = idx.shape
+    C = p["wte.weight"].shape[1]
+    x = p["wte.weight"][idx] + p["wpe.weight"][:T]
+    for i in range(n_layer):
+        pre = f"h.{i}."
+
+        def lin(h, name):
+            y = h @ p[pre + name + ".weight"]
+            return y + p[pre + name + ".bias"] if pre + name + ".bias" in p else y
+        h = F.layer_norm(x, (C,), p[pre + "ln_1.weight"], p.get(pre + "ln_1.bias"))
+        q, k, v = (t.view(B, T, n_head, C // n_head).transpose(1, 2)
+                   for t in lin(h, "attn.c_attn").split(C, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + lin(y.transpose(1, 2).reshape(B, T, C), "attn.c_proj")
+        h = F.layer_norm(x, (C,), p[pre + "ln_2.weight"], p.get(pre + "ln_2.bias"))
+        x = x + lin(F.gelu(lin(h, "mlp.c_fc"), approximate="tanh"), "mlp.c_proj")
+    x = F.layer_norm(x, (C,), p["ln_f.weight"], p.get("ln_f.bias"))
+    logits = x @ p["wte.weight"].T
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+
+def torch_stepper(torch, model, c: dict):
     params = {n: torch.tensor(p.data.copy(), requires_grad=True) for n, p in model.named_parameters()}
     decay = [p for p in params.values() if p.ndim >= 2]
     no_decay = [p for p in params.values() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": no_decay, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
-    C, nh = c["n_embd"], c["n_head"]
 
     def forward(idx, targets):
-        p = params
-        B, T = idx.shape
-        x = p["wte.weight"][idx] + p["wpe.weight"][:T]
-        for i in range(c["n_layer"]):
-            pre = f"h.{i}."
-            h = F.layer_norm(x, (C,), p[pre + "ln_1.weight"], p[pre + "ln_1.bias"])
-            qkv = h @ p[pre + "attn.c_attn.weight"] + p[pre + "attn.c_attn.bias"]
-            q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in qkv.split(C, dim=2))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            y = y.transpose(1, 2).reshape(B, T, C)
-            x = x + y @ p[pre + "attn.c_proj.weight"] + p[pre + "attn.c_proj.bias"]
-            h = F.layer_norm(x, (C,), p[pre + "ln_2.weight"], p[pre + "ln_2.bias"])
-            h = F.gelu(h @ p[pre + "mlp.c_fc.weight"] + p[pre + "mlp.c_fc.bias"], approximate="tanh")
-            x = x + h @ p[pre + "mlp.c_proj.weight"] + p[pre + "mlp.c_proj.bias"]
-        x = F.layer_norm(x, (C,), p["ln_f.weight"], p["ln_f.bias"])
-        logits = x @ p["wte.weight"].T
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return torch_gpt_loss(torch, params, c["n_layer"], c["n_head"], idx, targets)
 
     def step(x, y):
         x, y = torch.from_numpy(x), torch.from_numpy(y)
