@@ -82,6 +82,10 @@ def gradcheck_report(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: f
     if not targets:
         raise ValueError("gradcheck: no input Tensor has requires_grad=True")
     for i, t in targets:
+        if not t.is_leaf:
+            raise ValueError(f"gradcheck: input {i} was made by an operation "
+                             f"({type(t._ctx).__name__}); gradients accumulate on leaf tensors "
+                             "only: pass Tensor(t.data, requires_grad=True) instead")
         if t.dtype != np.float64:
             raise ValueError(f"gradcheck: input {i} has dtype {t.dtype}; finite differences "
                              "need float64 inputs")

@@ -116,3 +116,9 @@ def test_report_fields():
     r = gradcheck_report(Square.apply, rand(2, 2))
     assert r.ok and bool(r) and r.mode == "jacobian"
     assert 0 <= r.max_abs_err < 1e-6 and r.failures == []
+
+
+def test_non_leaf_input_is_refused():
+    x = rand(3)
+    with pytest.raises(ValueError, match="input 0 was made by an operation.*leaf"):
+        gradcheck(Square.apply, x * 2)
