@@ -3,11 +3,15 @@
 Every machine that runs numpyllm has Python, and Python ships its standard library as
 source: several megabytes of real text (code, comments, docstrings) that nobody here
 wrote, with no download. `default_corpus()` reads a deterministic selection of it: the
-``.py`` files under the stdlib directory in sorted path order, skipping test suites,
-keeping files that are plain ASCII (a small character vocabulary), until `max_bytes`.
+``.py`` files under the stdlib directory, skipping test suites and generated tables
+(the ``encodings`` codecs), keeping files that are plain ASCII (a small character
+vocabulary), in an order fixed by a hash of each file's relative path, until
+`max_bytes`. Hashed rather than sorted order, so that the last 10% (the validation
+split) is a sample of the same kind of code as the rest, not one package.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sysconfig
 from pathlib import Path
@@ -15,17 +19,22 @@ from pathlib import Path
 __all__ = ["default_corpus", "stdlib_source_files"]
 
 _SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__",
-              "lib2to3", "turtledemo", "ensurepip", "pydoc_data"}
+              "lib2to3", "turtledemo", "ensurepip", "pydoc_data", "encodings", "__phello__"}
 
 
 def stdlib_source_files(root: str | os.PathLike | None = None) -> list[Path]:
-    """The standard library's .py files, sorted, outside test and vendored directories."""
+    """The standard library's .py files outside test, vendored and generated directories,
+    in a fixed pseudo-random order (by a hash of the relative path)."""
     root = Path(root or sysconfig.get_paths()["stdlib"])
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        dirnames[:] = sorted(d for d in dirnames
+                             if d not in _SKIP_DIRS and not d.startswith("config-"))
         files += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py")]
-    return sorted(files)
+
+    def key(path: Path) -> str:      # the same order on every machine with this Python
+        return hashlib.sha256(path.relative_to(root).as_posix().encode()).hexdigest()
+    return sorted(files, key=key)
 
 
 def default_corpus(max_bytes: int = 4_000_000, root=None) -> str:
