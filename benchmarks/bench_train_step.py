@@ -4,6 +4,7 @@ model, same weights, same batches, in one process; medians and the ratio.
     python benchmarks/bench_train_step.py                 # nanoGPT's CPU recipe
     python benchmarks/bench_train_step.py --wide          # 6 layers, 6 heads, 384 wide, T 256, B 8
     python benchmarks/bench_train_step.py --steps 40 --profile
+    python benchmarks/bench_train_step.py --bias          # GPT-2 style biases in both models
 
 The PyTorch model is nanoGPT's forward written with torch.nn.functional on the very same
 weight arrays (GPT-2's [in, out] layout), trained with torch.optim.AdamW. Reported: the
@@ -54,7 +55,7 @@ def gemm_peak(repeat: int = 5) -> float:
 
 def build(c: dict, seed: int = 0):
     cfg = GPTConfig(vocab_size=c["vocab"], block_size=c["block_size"], n_layer=c["n_layer"],
-                    n_head=c["n_head"], n_embd=c["n_embd"])
+                    n_head=c["n_head"], n_embd=c["n_embd"], bias=c.get("bias", False))
     model = GPT(cfg, rng=np.random.default_rng(seed))
     rng = np.random.default_rng(seed + 1)
     batches = [rng.integers(0, c["vocab"], size=(2, c["batch"], c["block_size"])) for _ in range(4)]
@@ -185,6 +186,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--profile", action="store_true", help="cProfile the numpyllm steps")
     ap.add_argument("--no-memory", action="store_true", help="skip the child-process RSS runs")
+    ap.add_argument("--bias", action="store_true",
+                    help="biases in Linear and LayerNorm (GPT-2 style); default off, as "
+                         "nanoGPT's train.py and numpyllm train")
     ap.add_argument("--default-malloc", action="store_true",
                     help="leave glibc's malloc settings as they are (see numpyllm/runtime.py)")
     args = ap.parse_args()
@@ -192,7 +196,7 @@ def main() -> None:
         from numpyllm.runtime import keep_freed_memory
         print(f"malloc keeps freed memory (both frameworks): {keep_freed_memory()}")
     name = "wide" if args.wide else "nanogpt"
-    c = CONFIGS[name]
+    c = dict(CONFIGS[name], bias=args.bias)
     peak = gemm_peak()
     flops = step_flops(c)
     print(f"config {name}: {c}; {flops / 1e9:.2f} GFLOP per step; NumPy float32 GEMM peak "
