@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 
 __all__ = ["Check", "CHECKS", "register", "all_checks"]
 
