@@ -138,7 +138,8 @@ class Trainer:
         start = time.perf_counter()
         lr = self.schedule(self.step)
         self.optimizer.lr = lr
-        model.train()
+        if not model.training:             # (a walk over every module: only when needed)
+            model.train()
         accum = cfg.gradient_accumulation_steps
         total = 0.0
         for _ in range(accum):
@@ -146,7 +147,7 @@ class Trainer:
             _, loss = model(x, targets=y)
             value = float(loss.item())
             if not math.isfinite(value):
-                model.zero_grad()
+                self.optimizer.zero_grad()
                 raise NonFiniteError(f"step {self.step}: the loss is {value}")
             (loss * (1.0 / accum)).backward()       # mean over all micro-batches
             total += value / accum
@@ -155,11 +156,11 @@ class Trainer:
         if not math.isfinite(norm):
             bad = next((n for n, p in self.params
                         if p.grad is not None and not np.isfinite(p.grad).all()), "?")
-            model.zero_grad()
+            self.optimizer.zero_grad()
             raise NonFiniteError(f"step {self.step}: the gradient of {bad} is not finite "
                                  f"(global norm {norm})")
         self.optimizer.step()
-        model.zero_grad()
+        self.optimizer.zero_grad()          # the optimizer holds the list: no module walk
         self.step += 1
         info = {"kind": "step", "step": self.step, "loss": total, "lr": lr, "grad_norm": norm,
                 "tokens": accum * cfg.batch_size * model.config.block_size,
