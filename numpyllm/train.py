@@ -32,7 +32,7 @@ import numpy as np
 from .autograd import no_grad
 from .data import TokenWindows
 from .validation import ConfigDict, check_positive_fields
-from .optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups
+from .optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups, grad_norm
 
 __all__ = ["TrainConfig", "Trainer", "NonFiniteError", "evaluate_tokens", "CSVLogger",
            "perplexity"]
@@ -152,7 +152,7 @@ class Trainer:
             (loss * (1.0 / accum)).backward()       # mean over all micro-batches
             total += value / accum
         grads = [p for _, p in self.params]
-        norm = clip_grad_norm_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else _grad_norm(grads)
+        norm = clip_grad_norm_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else grad_norm(grads)
         if not math.isfinite(norm):
             bad = next((n for n, p in self.params
                         if p.grad is not None and not np.isfinite(p.grad).all()), "?")
@@ -182,7 +182,7 @@ class Trainer:
             with no_grad():
                 for i, (split, windows) in enumerate(splits.items()):
                     rng = np.random.default_rng([self.config.seed, self.step, i])
-                    losses = [float(self.model(*_xy(windows, self.config.batch_size, rng))[1].item())
+                    losses = [float(self.model(*windows.sample(self.config.batch_size, rng))[1].item())
                               for _ in range(iters)]
                     out[split] = float(np.mean(losses))
         finally:
@@ -260,20 +260,6 @@ class Trainer:
         except (KeyError, ValueError) as exc:
             raise CheckpointError(f"{ckpt.path}: cannot resume: {exc}") from None
         return trainer, ckpt.tokenizer
-
-
-def _xy(windows: TokenWindows, batch_size: int, rng) -> tuple:
-    x, y = windows.sample(batch_size, rng)
-    return x, y
-
-
-def _grad_norm(params) -> float:
-    total = 0.0
-    for p in params:
-        if p.grad is not None:
-            g = p.grad.astype(np.float64, copy=False).ravel()
-            total += float(g @ g)
-    return math.sqrt(total)
 
 
 # ---------------------------------------------------------------------- evaluation of a file

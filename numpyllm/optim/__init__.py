@@ -3,7 +3,7 @@
   optimizer.py  Optimizer (param groups, state dict), configure_param_groups
   sgd.py        SGD (momentum, Nesterov, L2 weight decay)
   adam.py       Adam (L2 weight decay), AdamW (decoupled weight decay)
-  clip.py       clip_grad_norm_
+  clip.py       clip_grad_norm_, grad_norm
   schedule.py   cosine_with_warmup / CosineWithWarmup (nanoGPT's get_lr), constant
 
 A training step::
@@ -20,10 +20,10 @@ A training step::
         opt.step()
 """
 from .adam import Adam, AdamW
-from .clip import clip_grad_norm_
+from .clip import clip_grad_norm_, grad_norm
 from .optimizer import Optimizer, configure_param_groups
 from .schedule import Constant, CosineWithWarmup, constant, cosine_with_warmup
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "configure_param_groups", "clip_grad_norm_",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "configure_param_groups", "clip_grad_norm_", "grad_norm",
            "cosine_with_warmup", "CosineWithWarmup", "constant", "Constant"]

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..autograd import Tensor
 
-__all__ = ["clip_grad_norm_"]
+__all__ = ["clip_grad_norm_", "grad_norm"]
 
 
 def clip_grad_norm_(params, max_norm: float) -> float:
@@ -39,11 +39,7 @@ def clip_grad_norm_(params, max_norm: float) -> float:
     if isinstance(params, Tensor):
         params = [params]
     grads = [p.grad for p in params if p.grad is not None]
-    total = 0.0
-    for g in grads:
-        flat = g.reshape(-1).astype(np.float64)
-        total += float(np.dot(flat, flat))
-    norm = math.sqrt(total)
+    norm = _norm(grads)
     if not math.isfinite(norm):
         return norm
     scale = max_norm / (norm + 1e-6)
@@ -51,3 +47,18 @@ def clip_grad_norm_(params, max_norm: float) -> float:
         for g in grads:
             g *= scale
     return norm
+
+
+def grad_norm(params) -> float:
+    """The global L2 norm of the gradients of `params` (None grads skipped), in float64."""
+    if isinstance(params, Tensor):
+        params = [params]
+    return _norm([p.grad for p in params if p.grad is not None])
+
+
+def _norm(grads) -> float:
+    total = 0.0
+    for g in grads:
+        flat = g.reshape(-1).astype(np.float64)
+        total += float(np.dot(flat, flat))
+    return math.sqrt(total)
