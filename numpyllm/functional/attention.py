@@ -113,12 +113,16 @@ def attention_forward(q, k, v, *, scale, bias=None, allowed=None, dropout_p=0.0,
         # drawn here, in one piece: the same random stream however the work is split
         keep = rng.random(scores, dtype=np.float32) >= dropout_p
     n, nd = _batch_split(q, k, v), len(scores)
+    if n == 1:
+        _forward_piece(q, k, v, scale, bias, allowed, dropout_p, keep, p, out)
+        return out, p, keep
 
     def piece(sl):
-        r = (lambda a: _rows(a, sl, n, nd)) if n > 1 else (lambda a: a)
+        def r(a):
+            return _rows(a, sl, n, nd)
         _forward_piece(r(q), r(k), r(v), scale, r(bias), r(allowed), dropout_p, r(keep),
                        r(p), r(out))
-    for_slices(n, piece, min_work=_PARALLEL_MIN_SCORES, work_per_item=p[0].size if n > 1 else 1)
+    for_slices(n, piece, min_work=_PARALLEL_MIN_SCORES, work_per_item=p[0].size)
     return out, p, keep
 
 
