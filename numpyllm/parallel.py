@@ -13,6 +13,11 @@ what it would in one thread (one GEMM per matrix, reductions per row).
 The pool is a process resource like BLAS's own threads: created on first use, sized
 by ``NUMPYLLM_NUM_THREADS`` (default: the number of CPUs), and changeable with
 `set_num_threads`; ``set_num_threads(1)`` makes everything serial.
+
+Parallel regions do not nest: a `for_slices` called from inside a piece (attention's
+kernels inside `numpyllm.data_parallel`'s per-thread forward pass) runs serially in
+that piece's thread, as OpenMP does by default. The threads are already busy, and
+waiting on the pool from one of its own threads could never finish.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 __all__ = ["for_slices", "num_threads", "set_num_threads"]
 
 _lock = threading.Lock()
+_region = threading.local()          # .active: this thread is running a piece
 _pool: ThreadPoolExecutor | None = None
 _threads: int | None = None
 
@@ -63,16 +69,26 @@ def for_slices(n: int, work, *, min_work: int = 0, work_per_item: int = 1) -> No
     less than `min_work` in all (`work_per_item` times `n`): threads cost ~10 µs each.
     Exceptions raised by any piece propagate."""
     threads = min(num_threads(), n)
-    if threads < 2 or n * work_per_item < min_work:
+    if threads < 2 or n * work_per_item < min_work or getattr(_region, "active", False):
         work(slice(0, n))
         return
     bounds = [n * i // threads for i in range(threads + 1)]
     pool = _get_pool()
-    futures = [pool.submit(work, slice(lo, hi)) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    futures = [pool.submit(_piece, work, slice(lo, hi))
+               for lo, hi in zip(bounds[1:-1], bounds[2:])]
     try:
-        work(slice(bounds[0], bounds[1]))
+        _piece(work, slice(bounds[0], bounds[1]))
     finally:
         for f in futures:          # wait for every piece, even if ours failed
             f.exception()
     for f in futures:
         f.result()                 # re-raise the first failure of another piece
+
+
+def _piece(work, sl: slice) -> None:
+    """``work(sl)`` with this thread marked as inside a parallel region."""
+    _region.active = True
+    try:
+        work(sl)
+    finally:
+        _region.active = False

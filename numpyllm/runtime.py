@@ -1,5 +1,9 @@
 """Process-level tuning for training speed, applied only when asked.
 
+Two process-wide settings live here: how malloc treats freed memory, and how many
+threads numpy's BLAS (OpenBLAS) runs a matrix product on.
+
+**Freed memory.**
 A training step allocates and frees the same large temporaries (activations, gradients)
 every time. With glibc's default settings, blocks above 128 KiB come from `mmap` and go
 back to the OS when freed, and the heap is trimmed as it shrinks: each step then maps
@@ -9,14 +13,29 @@ speed and the process's resident memory (it stays at its peak).
 
 This is process-wide state, so the library never does it on import: the ``numpyllm``
 command line calls `keep_freed_memory()` before training, and so can a script.
+
+**BLAS threads.** OpenBLAS splits each large matrix product over its own threads, and
+between products its idle threads spin for a while, waiting for the next one. Where
+numpyllm runs its own threads (`numpyllm.data_parallel`: each thread takes a slice of
+the batch through the whole model) BLAS must stay on the calling thread, or the two
+kinds of thread fight over the cores. `blas_threads(1)` does that for the length of a
+``with`` block and restores the previous count after it. numpy does not expose the
+setting, so it is reached through ctypes in the OpenBLAS library numpy has loaded
+(``openblas_set_num_threads`` under the names numpy's wheels give it); where there is
+none (another BLAS), the functions report that and change nothing.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import glob
+import os
 import sys
+from contextlib import contextmanager
 
-__all__ = ["keep_freed_memory"]
+import numpy as np
+
+__all__ = ["keep_freed_memory", "blas_threads", "get_blas_threads", "set_blas_threads"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -38,3 +57,84 @@ def keep_freed_memory(trim_threshold: int = 1 << 30) -> bool:
     ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
     ok &= mallopt(_M_TRIM_THRESHOLD, min(int(trim_threshold), 2**31 - 1))
     return bool(ok)
+
+
+# ---------------------------------------------------------------------------- BLAS threads
+_openblas_api = None          # (get, set) ctypes functions, () when there is no OpenBLAS
+
+
+def _loaded_openblas_paths() -> list:
+    """Files of the OpenBLAS libraries this process may have loaded: on Linux the
+    mapped files whose name says openblas; elsewhere the ones bundled with numpy."""
+    paths = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(None, 5)     # address perms offset dev inode path
+                if len(fields) == 6 and "openblas" in os.path.basename(fields[5]).lower():
+                    path = fields[5].strip()
+                    if path not in paths:
+                        paths.append(path)
+    except OSError:
+        pass
+    if not paths:                                # macOS, Windows: numpy's bundled copies
+        root = os.path.dirname(np.__file__)
+        for pattern in ("../numpy.libs/*openblas*", ".dylibs/*openblas*", ".libs/*openblas*"):
+            paths += sorted(glob.glob(os.path.join(root, pattern)))
+    return paths
+
+
+def _openblas():
+    """``(get_num_threads, set_num_threads)`` of numpy's OpenBLAS, or ``()``."""
+    global _openblas_api
+    if _openblas_api is None:
+        _openblas_api = ()
+        np.dot(np.ones((2, 2)), np.ones((2, 2)))           # make sure BLAS is loaded
+        for path in _loaded_openblas_paths():
+            try:
+                lib = ctypes.CDLL(path)                  # already loaded: the same handle
+            except OSError:
+                continue
+            # numpy >= 2 wheels: scipy_openblas..64_; older wheels: openblas..64_ or plain
+            for prefix in ("scipy_openblas", "openblas"):
+                for suffix in ("64_", ""):
+                    get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                    set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                    if get is not None and set_ is not None:
+                        get.argtypes, get.restype = [], ctypes.c_int
+                        set_.argtypes, set_.restype = [ctypes.c_int], None
+                        _openblas_api = (get, set_)
+                        return _openblas_api
+    return _openblas_api
+
+
+def get_blas_threads() -> int | None:
+    """Threads OpenBLAS uses for one product, or None where numpy's BLAS is not OpenBLAS
+    (or cannot be reached)."""
+    api = _openblas()
+    return int(api[0]()) if api else None
+
+
+def set_blas_threads(n: int) -> bool:
+    """Let OpenBLAS use `n` threads per product. Returns False (and changes nothing)
+    where numpy's BLAS is not a reachable OpenBLAS."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_blas_threads needs a positive integer, got {n!r}")
+    api = _openblas()
+    if not api:
+        return False
+    api[1](n)
+    return True
+
+
+@contextmanager
+def blas_threads(n: int):
+    """``with blas_threads(1): ...``: OpenBLAS on `n` threads inside the block, the
+    previous count restored after it (also on an exception). A no-op without OpenBLAS."""
+    before = get_blas_threads()
+    changed = before is not None and before != n and set_blas_threads(n)
+    try:
+        yield
+    finally:
+        if changed:
+            set_blas_threads(before)

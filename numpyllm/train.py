@@ -10,6 +10,11 @@ One optimizer step (`Trainer.train_step`):
     clip the global gradient norm to `grad_clip`
     AdamW step, then zero the grads
 
+The forward and backward passes run data-parallel on threads (`numpyllm.data_parallel`:
+each thread takes a slice of the batch, the gradients are summed); their number is
+`numpyllm.parallel.num_threads()` (``NUMPYLLM_NUM_THREADS``, default the number of
+CPUs). The evaluations are cut the same way.
+
 Everything random comes from explicit generators whose states are part of the
 trainer's state: the batch sampler's, and the model's dropout generator(s). So the same
 seed and config give bit-identical losses, and a run resumed from a checkpoint continues
@@ -31,6 +36,7 @@ import numpy as np
 
 from .autograd import no_grad
 from .data import TokenWindows
+from .data_parallel import DataParallel
 from .validation import ConfigDict, check_positive_fields
 from .optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups, grad_norm
 
@@ -129,6 +135,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.step = 0                      # optimizer steps taken
         self.params = [(n, p) for n, p in model.named_parameters()]
+        self.parallel = DataParallel(model)
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict:
@@ -144,12 +151,11 @@ class Trainer:
         total = 0.0
         for _ in range(accum):
             x, y = self.train_windows.sample(cfg.batch_size, self.data_rng)
-            _, loss = model(x, targets=y)
-            value = float(loss.item())
+            # forward and backward; scale 1/accum: the grads add up to the mean of all
+            value = self.parallel.forward_backward(x, y, scale=1.0 / accum)
             if not math.isfinite(value):
                 self.optimizer.zero_grad()
                 raise NonFiniteError(f"step {self.step}: the loss is {value}")
-            (loss * (1.0 / accum)).backward()       # mean over all micro-batches
             total += value / accum
         grads = [p for _, p in self.params]
         norm = clip_grad_norm_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else grad_norm(grads)
@@ -182,7 +188,7 @@ class Trainer:
             with no_grad():
                 for i, (split, windows) in enumerate(splits.items()):
                     rng = np.random.default_rng([self.config.seed, self.step, i])
-                    losses = [float(self.model(*windows.sample(self.config.batch_size, rng))[1].item())
+                    losses = [self.parallel.loss(*windows.sample(self.config.batch_size, rng))
                               for _ in range(iters)]
                     out[split] = float(np.mean(losses))
         finally:

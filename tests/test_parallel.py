@@ -63,3 +63,15 @@ def test_attention_is_bit_identical_on_one_or_two_threads(threads, dropout_p):
         results.append([out.data, q.grad, k.grad, v.grad])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_region_inside_a_piece_runs_serially(threads):
+    # nested regions do not wait on the pool from one of its own threads (a deadlock
+    # with one worker): the inner call runs whole in the piece's thread
+    threads(2)
+    inner = []
+
+    def work(sl):
+        parallel.for_slices(6, inner.append)
+    parallel.for_slices(2, work)
+    assert inner == [slice(0, 6), slice(0, 6)]
