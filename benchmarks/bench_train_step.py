@@ -5,6 +5,13 @@ model, same weights, same batches, in one process; medians and the ratio.
     python benchmarks/bench_train_step.py --wide          # 6 layers, 6 heads, 384 wide, T 256, B 8
     python benchmarks/bench_train_step.py --steps 40 --profile
     python benchmarks/bench_train_step.py --bias          # GPT-2 style biases in both models
+    python benchmarks/bench_train_step.py --serial        # also numpyllm on one Python thread
+
+numpyllm runs its training step as `numpyllm.Trainer` does: data-parallel on threads
+(`numpyllm.data_parallel`: each thread takes a slice of the batch through forward and
+backward, BLAS on one thread each), so its forward and backward are timed together.
+``--serial`` adds the one-Python-thread step (BLAS's own threads on each product),
+whose forward and backward are timed apart.
 
 The PyTorch model is nanoGPT's forward written with torch.nn.functional on the very same
 weight arrays (GPT-2's [in, out] layout), trained with torch.optim.AdamW. Reported: the
@@ -24,6 +31,7 @@ import time
 
 import numpy as np
 
+from numpyllm.data_parallel import DataParallel
 from numpyllm.nn.gpt import GPT, GPTConfig
 from numpyllm.optim import AdamW, configure_param_groups
 
@@ -63,19 +71,27 @@ def build(c: dict, seed: int = 0):
 
 
 # ---------------------------------------------------------------------- numpyllm
-def numpyllm_stepper(model):
+def numpyllm_stepper(model, data_parallel: bool = True):
+    """A step function returning (forward, backward, optimizer seconds, loss); with
+    `data_parallel` forward and backward run together, reported as (both, None, ...)."""
     opt = AdamW(configure_param_groups(model, 0.1), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    dp = DataParallel(model)
 
     def step(x, y):
         t0 = time.perf_counter()
-        _, loss = model(x, targets=y)
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
+        if data_parallel:
+            value = dp.forward_backward(x, y)
+            t1 = t2 = time.perf_counter()
+        else:
+            _, loss = model(x, targets=y)
+            t1 = time.perf_counter()
+            loss.backward()
+            t2 = time.perf_counter()
+            value = float(loss.item())
         opt.step()
         opt.zero_grad()
         t3 = time.perf_counter()
-        return t1 - t0, t2 - t1, t3 - t2, float(loss.item())
+        return t1 - t0, (None if data_parallel else t2 - t1), t3 - t2, value
     return step
 
 
@@ -135,10 +151,13 @@ def measure(step, batches, steps: int, warmup: int = 3):
         x, y = batches[i % len(batches)]
         step(x, y)
     rows = [step(*batches[i % len(batches)]) for i in range(steps)]
-    cols = list(zip(*rows))
-    return {"forward": statistics.median(cols[0]), "backward": statistics.median(cols[1]),
-            "optimizer": statistics.median(cols[2]),
-            "step": statistics.median([a + b + o for a, b, o, _ in rows]), "loss": rows[-1][3]}
+    split = rows[0][1] is not None            # forward and backward timed apart
+    return {"forward": statistics.median(r[0] for r in rows) if split else None,
+            "backward": statistics.median(r[1] for r in rows) if split else None,
+            "fwd+bwd": statistics.median(r[0] + (r[1] or 0.0) for r in rows),
+            "optimizer": statistics.median(r[2] for r in rows),
+            "step": statistics.median(r[0] + (r[1] or 0.0) + r[2] for r in rows),
+            "loss": rows[-1][3]}
 
 
 def child_peak_rss(framework: str, name: str, steps: int) -> float:
@@ -189,6 +208,8 @@ def main() -> None:
     ap.add_argument("--bias", action="store_true",
                     help="biases in Linear and LayerNorm (GPT-2 style); default off, as "
                          "nanoGPT's train.py and numpyllm train")
+    ap.add_argument("--serial", action="store_true",
+                    help="also time numpyllm on one Python thread (BLAS threads only)")
     ap.add_argument("--default-malloc", action="store_true",
                     help="leave glibc's malloc settings as they are (see numpyllm/runtime.py)")
     args = ap.parse_args()
@@ -211,6 +232,11 @@ def main() -> None:
         torch_step = None
         print("PyTorch not installed: numpyllm figures only")
     ours = numpyllm_stepper(model)
+    steppers = {"numpyllm": ours}
+    if args.serial:
+        steppers["numpyllm-1"] = numpyllm_stepper(model, data_parallel=False)
+    if torch_step:
+        steppers["PyTorch"] = torch_step
     if args.profile:
         import cProfile
         import pstats
@@ -221,19 +247,22 @@ def main() -> None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(20)
     else:
         # interleave the two frameworks in rounds so machine noise hits both alike
-        rounds = {"numpyllm": [], "PyTorch": []}
+        rounds = {key: [] for key in steppers}
         for _ in range(3):
-            rounds["numpyllm"].append(measure(ours, batches, args.steps // 3))
-            if torch_step:
-                rounds["PyTorch"].append(measure(torch_step, batches, args.steps // 3))
+            for key, stepper in steppers.items():
+                rounds[key].append(measure(stepper, batches, args.steps // 3))
         for key, runs in rounds.items():
-            if runs:
-                results[key] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    print(f"\n{'':10s} {'forward':>9s} {'backward':>9s} {'optim':>8s} {'step':>9s} {'GFLOP/s':>8s} {'% peak':>7s}")
+            results[key] = {k: (None if runs[0][k] is None else statistics.median(r[k] for r in runs))
+                            for k in runs[0]}
+
+    def ms(value):
+        return f"{'-':>9s}" if value is None else f"{value * 1e3:7.2f}ms"
+    print(f"\n{'':10s} {'forward':>9s} {'backward':>9s} {'fwd+bwd':>9s} {'optim':>9s} {'step':>9s} "
+          f"{'GFLOP/s':>8s} {'% peak':>7s}")
     for key, r in results.items():
         gf = flops / r["step"] / 1e9
-        print(f"{key:10s} {r['forward'] * 1e3:7.2f}ms {r['backward'] * 1e3:7.2f}ms "
-              f"{r['optimizer'] * 1e3:6.2f}ms {r['step'] * 1e3:7.2f}ms {gf:8.1f} {100 * gf / peak:6.0f}%")
+        print(f"{key:10s} {ms(r['forward'])} {ms(r['backward'])} {ms(r['fwd+bwd'])} "
+              f"{ms(r['optimizer'])} {ms(r['step'])} {gf:8.1f} {100 * gf / peak:6.0f}%")
     if "PyTorch" in results:
         print(f"\nratio numpyllm / PyTorch (median step): "
               f"{results['numpyllm']['step'] / results['PyTorch']['step']:.2f}")
