@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -222,6 +223,11 @@ def main() -> None:
     flops = step_flops(c)
     print(f"config {name}: {c}; {flops / 1e9:.2f} GFLOP per step; NumPy float32 GEMM peak "
           f"{peak:.0f} GFLOP/s (floor {flops / peak / 1e9 * 1e3:.1f} ms/step)")
+    from numpyllm.runtime import blas_core
+    chosen = os.environ.get("OPENBLAS_CORETYPE")
+    print(f"NumPy's OpenBLAS runs its {blas_core()} kernels"
+          + (f" (OPENBLAS_CORETYPE={chosen} in the environment)" if chosen else
+             " (its own choice for this CPU)"))
     model, batches = build(c)
     results = {}
     try:

@@ -3,8 +3,7 @@
 Two process-wide settings live here: how malloc treats freed memory, and how many
 threads numpy's BLAS (OpenBLAS) runs a matrix product on.
 
-**Freed memory.**
-A training step allocates and frees the same large temporaries (activations, gradients)
+**Freed memory.** A training step allocates and frees the same large temporaries (activations, gradients)
 every time. With glibc's default settings, blocks above 128 KiB come from `mmap` and go
 back to the OS when freed, and the heap is trimmed as it shrinks: each step then maps
 its memory again, and every page of it faults in (zero-filled) on first touch. Asking
@@ -22,7 +21,8 @@ kinds of thread fight over the cores. `blas_threads(1)` does that for the length
 ``with`` block and restores the previous count after it. numpy does not expose the
 setting, so it is reached through ctypes in the OpenBLAS library numpy has loaded
 (``openblas_set_num_threads`` under the names numpy's wheels give it); where there is
-none (another BLAS), the functions report that and change nothing.
+none (another BLAS), the functions report that and change nothing. `blas_core()`
+names the kernels it runs.
 """
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["keep_freed_memory", "blas_threads", "get_blas_threads", "set_blas_threads"]
+__all__ = ["keep_freed_memory", "blas_threads", "get_blas_threads", "set_blas_threads",
+           "blas_core"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -85,7 +86,7 @@ def _loaded_openblas_paths() -> list:
 
 
 def _openblas():
-    """``(get_num_threads, set_num_threads)`` of numpy's OpenBLAS, or ``()``."""
+    """``(get_num_threads, set_num_threads, get_corename)`` of numpy's OpenBLAS, or ``()``."""
     global _openblas_api
     if _openblas_api is None:
         _openblas_api = ()
@@ -98,12 +99,15 @@ def _openblas():
             # numpy >= 2 wheels: scipy_openblas..64_; older wheels: openblas..64_ or plain
             for prefix in ("scipy_openblas", "openblas"):
                 for suffix in ("64_", ""):
-                    get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                    set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                    if get is not None and set_ is not None:
+                    names = (f"{prefix}_get_num_threads{suffix}",
+                             f"{prefix}_set_num_threads{suffix}",
+                             f"{prefix}_get_corename{suffix}")
+                    get, set_, core = (getattr(lib, name, None) for name in names)
+                    if get is not None and set_ is not None and core is not None:
                         get.argtypes, get.restype = [], ctypes.c_int
                         set_.argtypes, set_.restype = [ctypes.c_int], None
-                        _openblas_api = (get, set_)
+                        core.argtypes, core.restype = [], ctypes.c_char_p
+                        _openblas_api = (get, set_, core)
                         return _openblas_api
     return _openblas_api
 
@@ -138,3 +142,11 @@ def blas_threads(n: int):
     finally:
         if changed:
             set_blas_threads(before)
+
+
+def blas_core() -> str | None:
+    """The name of the kernels numpy's OpenBLAS runs ("Haswell", "SkylakeX", ...), or None
+    where numpy's BLAS is not a reachable OpenBLAS. OpenBLAS picks them for the CPU when
+    it loads, unless the environment variable ``OPENBLAS_CORETYPE`` names them."""
+    api = _openblas()
+    return api[2]().decode() if api else None

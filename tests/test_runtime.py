@@ -44,3 +44,11 @@ def test_set_blas_threads_refuses_non_positive_counts(bad):
     from numpyllm.runtime import set_blas_threads
     with pytest.raises(ValueError, match="positive integer"):
         set_blas_threads(bad)
+
+
+def test_blas_core_names_openblas_kernels_or_none():
+    from numpyllm.runtime import blas_core, get_blas_threads
+    core = blas_core()
+    assert (core is None) == (get_blas_threads() is None)
+    if core is not None:
+        assert isinstance(core, str) and core
