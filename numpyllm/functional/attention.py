@@ -37,6 +37,15 @@ when Tq == Tk. See `numpyllm.functional.masks`.
 The array-level kernels `attention_forward` and `attention_backward` are shared with
 `numpyllm.nn.MultiHeadAttention` (which feeds them q, k and v packed in one array).
 
+**Keys first in memory.** P is ``[..., Tq, Tk]`` as the math writes it, but its array
+is stored keys first, ``[Tk, ..., Tq]`` (P is a transposed view of it), and so is dP in
+backward. The softmax reduces over the keys (its max and its sum, and rowsum(dP ⊙ P) in
+backward), and NumPy reduces over the *first* axis of an array with long inner loops,
+all queries of all heads at once, but over the last axis one short row at a time: ~10x
+slower for rows of 64. The matrix products take the transposed views at full speed
+(BLAS is told the layout; nothing is copied). Each query's softmax still uses only its
+own scores, so no query's result depends on another's, to the last bit.
+
 **Memory.** This path keeps P ``[..., Tq, Tk]`` for backward: memory quadratic in the
 sequence length. ``block_size=n`` selects the memory-efficient kernels of
 `numpyllm.functional.flash_attention` instead (FlashAttention's online softmax over
@@ -60,16 +69,30 @@ __all__ = ["scaled_dot_product_attention"]
 
 
 # --------------------------------------------------------------------------- the kernels
-def _softmax_rows_(s: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, in place. A row that is all -inf becomes all zeros."""
-    m = s.max(axis=-1, keepdims=True, initial=-np.inf)
+def _softmax_keys_first_(pt: np.ndarray) -> np.ndarray:
+    """Softmax over the *first* axis (the keys) of scores stored keys first,
+    ``[Tk, ..., Tq]``, in place. A query that may attend nothing gets all zeros."""
+    m = pt.max(axis=0, keepdims=True, initial=-np.inf)      # [1, ..., Tq]
     m[np.isneginf(m)] = 0.0          # empty row: exp(-inf - 0) = 0, not exp(nan)
-    s -= m
-    np.exp(s, out=s)
-    denom = s.sum(axis=-1, keepdims=True)
+    pt -= m
+    np.exp(pt, out=pt)
+    denom = pt.sum(axis=0, keepdims=True)                     # [1, ..., Tq]
     denom[denom == 0] = 1.0          # empty row: 0 / 1 = 0
-    s /= denom
-    return s
+    pt /= denom
+    return pt
+
+
+def _keys_first(a: np.ndarray) -> np.ndarray:
+    """``[..., Tq, Tk] -> [Tk, ..., Tq]`` (a view): where P's array keeps the keys."""
+    return np.moveaxis(a, -1, 0)
+
+
+def _keys_first_term(a: np.ndarray, ndim: int) -> np.ndarray:
+    """A bias or additive mask that broadcasts to the scores ``[..., Tq, Tk]`` (`ndim`
+    axes), laid out to broadcast to them keys first: ``[Tk, ..., Tq]``, contiguous."""
+    a = np.asarray(a)
+    a = a.reshape((1,) * (ndim - a.ndim) + a.shape)
+    return np.ascontiguousarray(np.moveaxis(a, -1, 0))
 
 
 def _batch_split(q, k, v) -> int:
@@ -104,8 +127,10 @@ def attention_forward(q, k, v, *, scale, bias=None, allowed=None, dropout_p=0.0,
     run on `numpyllm.parallel`'s threads (bit-identical to one thread).
     """
     batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    scores = batch + (q.shape[-2], k.shape[-2])                   # [..., Tq, Tk]
-    p = np.empty(scores, dtype=np.result_type(q, k))
+    Tq, Tk = q.shape[-2], k.shape[-2]
+    scores = batch + (Tq, Tk)                                     # [..., Tq, Tk]
+    pt = np.empty((Tk,) + batch + (Tq,), dtype=np.result_type(q, k))   # keys first
+    p = np.moveaxis(pt, 0, -1)                                    # [..., Tq, Tk] view
     if out is None:
         out = np.empty(batch + (q.shape[-2], v.shape[-1]), dtype=np.result_type(p, v))
     keep = None
@@ -127,13 +152,17 @@ def attention_forward(q, k, v, *, scale, bias=None, allowed=None, dropout_p=0.0,
 
 
 def _forward_piece(q, k, v, scale, bias, allowed, dropout_p, keep, p, out):
-    np.matmul(q, np.swapaxes(k, -1, -2), out=p)   # [..., Tq, hs] @ [..., hs, Tk] -> [..., Tq, Tk]
-    p *= scale
+    # p [..., Tq, Tk] is a view of the keys-first array pt [Tk, ..., Tq]
+    pt = _keys_first(p)
+    st = np.swapaxes(p, -1, -2)                  # Sᵀ [..., Tk, Tq], a view of pt too
+    np.matmul(k, np.swapaxes(q, -1, -2), out=st)  # [..., Tk, hs] @ [..., hs, Tq]: Sᵀ = k qᵀ
+    pt *= scale
     if bias is not None:
-        p += bias
-    if allowed is not None:
-        np.copyto(p, -np.inf, where=~allowed)
-    _softmax_rows_(p)                            # the scores' buffer now holds P
+        pt += _keys_first_term(bias, p.ndim)
+    if allowed is not None:                      # -inf where not allowed: one add
+        pt += _keys_first_term(np.where(allowed, 0.0, -np.inf).astype(p.dtype, copy=False),
+                               p.ndim)
+    _softmax_keys_first_(pt)                     # the scores' buffer now holds P
     if keep is not None:
         pd = p * keep
         pd *= 1.0 / (1.0 - dropout_p)
@@ -176,14 +205,19 @@ def _backward_piece(g, q, k, v, p, keep, scale, dropout_p, needs, out):
         pd = p if keep is None else p * keep * inv_keep
         dv = np.matmul(np.swapaxes(pd, -1, -2), g, out=out[2])  # [.., Tk, Tq] @ [.., Tq, hv]
     if need_q or need_k or need_bias:
-        dp = np.matmul(g, np.swapaxes(v, -1, -2))                # [.., Tq, hv] @ [.., hv, Tk]
+        # dP keys first like P (see the module doc): dpt [Tk, .., Tq], dp its [.., Tq, Tk] view
+        dpt = np.empty((p.shape[-1],) + p.shape[:-1], dtype=p.dtype)
+        dp = np.moveaxis(dpt, 0, -1)
+        np.matmul(v, np.swapaxes(g, -1, -2), out=np.swapaxes(dp, -1, -2))  # dPᵀ = v gᵀ
         if keep is not None:
             dp *= keep
             dp *= inv_keep
-        # softmax backward, in dp's buffer: dS = P ⊙ (dP - rowsum(dP ⊙ P))
+        # softmax backward, in dP's buffer: dS = P ⊙ (dP - rowsum(dP ⊙ P)), the row sums
+        # over the keys: axis 0 of the keys-first arrays
+        pt = _keys_first(p)
+        dpt -= (dpt * pt).sum(axis=0, keepdims=True)
+        dpt *= pt
         ds = dp
-        ds -= (dp * p).sum(axis=-1, keepdims=True)
-        ds *= p
         if need_q:
             dq = np.matmul(ds, k, out=out[0])                     # [.., Tq, Tk] @ [.., Tk, hs]
             dq *= scale
