@@ -124,9 +124,10 @@ class DataParallel:
         return float(sum(values))
 
     def _sync(self, k: int) -> list:
-        """`k` replicas, brought up to date with the model (arrays, flags, dropout)."""
-        params = list(self.model.parameters())
-        if len(self._replicas) < k or (self._replicas and len(self._replicas[0][1]) != len(params)):
+        """`k` replicas, brought up to date with the model (arrays, flags, dropout).
+        They are made on first use: a model that gains or loses parameters afterwards
+        needs a new DataParallel."""
+        if len(self._replicas) < k:
             self._replicas = [_replicate(self.model) for _ in range(k)]
         training = self.model.training
         out = []
