@@ -203,7 +203,10 @@ def _child(framework: str, name: str, steps: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wide", action="store_true", help="6 layers, 6 heads, 384 wide, T 256, B 8")
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=60, help="timed steps per framework")
+    ap.add_argument("--rounds", type=int, default=6,
+                    help="the steps are cut into this many rounds, the frameworks taking "
+                         "turns, so that machine noise hits both alike")
     ap.add_argument("--profile", action="store_true", help="cProfile the numpyllm steps")
     ap.add_argument("--no-memory", action="store_true", help="skip the child-process RSS runs")
     ap.add_argument("--bias", action="store_true",
@@ -254,9 +257,9 @@ def main() -> None:
     else:
         # interleave the two frameworks in rounds so machine noise hits both alike
         rounds = {key: [] for key in steppers}
-        for _ in range(3):
+        for _ in range(args.rounds):
             for key, stepper in steppers.items():
-                rounds[key].append(measure(stepper, batches, args.steps // 3))
+                rounds[key].append(measure(stepper, batches, max(1, args.steps // args.rounds)))
         for key, runs in rounds.items():
             results[key] = {k: (None if runs[0][k] is None else statistics.median(r[k] for r in runs))
                             for k in runs[0]}
@@ -272,6 +275,11 @@ def main() -> None:
     if "PyTorch" in results:
         print(f"\nratio numpyllm / PyTorch (median step): "
               f"{results['numpyllm']['step'] / results['PyTorch']['step']:.2f}")
+        if not args.profile:
+            per_round = sorted(a["step"] / b["step"]
+                               for a, b in zip(rounds["numpyllm"], rounds["PyTorch"]))
+            print(f"ratio in each of the {len(per_round)} rounds: "
+                  + " ".join(f"{r:.2f}" for r in per_round))
     import tracemalloc
     tracemalloc.start()
     ours(*batches[0])
