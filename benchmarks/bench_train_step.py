@@ -280,6 +280,9 @@ def main() -> None:
                                for a, b in zip(rounds["numpyllm"], rounds["PyTorch"]))
             print(f"ratio in each of the {len(per_round)} rounds: "
                   + " ".join(f"{r:.2f}" for r in per_round))
+            for key, runs in rounds.items():
+                print(f"  {key} step in each round: "
+                      + " ".join(f"{r['step'] * 1e3:.1f}" for r in runs) + " ms")
     import tracemalloc
     tracemalloc.start()
     ours(*batches[0])
