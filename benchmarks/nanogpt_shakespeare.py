@@ -66,6 +66,17 @@ def main() -> None:
                   f"({time.perf_counter() - start:6.1f} s)", flush=True)
 
     trainer = Trainer(model, train_ids, val_ids, cfg, callbacks=[CSVLogger(out / "log.csv"), report])
+    side = [0.0]          # seconds in evaluations and checkpoints (the PyTorch reference has none)
+
+    def timed(method):
+        def run(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                side[0] += time.perf_counter() - t0
+        return run
+    trainer.estimate_loss, trainer.save = timed(trainer.estimate_loss), timed(trainer.save)
     print(f"vocab {tok.vocab_size}, {len(train_ids):,} train / {len(val_ids):,} val characters, "
           f"{model.num_parameters():,} parameters")
     start = time.perf_counter()
@@ -73,8 +84,12 @@ def main() -> None:
     train_time = time.perf_counter() - start
     t = time.perf_counter()
     score = evaluate_tokens(model, val_ids)
+    steps_time = train_time - side[0]
     print(f"\ntraining wall time {train_time:.1f} s ({1000 * train_time / args.max_iters:.1f} ms/iter, "
           f"including evaluations and checkpoints)")
+    print(f"of which training steps {steps_time:.1f} s ({1000 * steps_time / args.max_iters:.1f} "
+          f"ms/iter), evaluations and checkpoints {side[0]:.1f} s; "
+          "shakespeare_torch_reference.py times training steps only")
     print(f"validation split, every character once: loss {score['loss']:.4f}, perplexity "
           f"{score['perplexity']:.3f} over {score['tokens']:,} characters "
           f"({time.perf_counter() - t:.1f} s); bar <= 1.90, PyTorch nanoGPT 1.898")
