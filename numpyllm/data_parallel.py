@@ -30,7 +30,9 @@ from the model's own generators, so a run is reproducible and its state is the m
 
 **Exactness.** The result equals the one-thread result up to rounding: the sums run in
 a different order. The same thread count gives bit-identical results run after run;
-a different count changes the last bits, as PyTorch's intra-op threads do.
+a different count changes the last bits, as PyTorch's intra-op threads do, and with
+dropout it draws different masks (each replica's generator is seeded per call), so a
+run with dropout is reproducible on the same number of threads only.
 
 >>> import numpy as np
 >>> from numpyllm.nn.gpt import GPT, GPTConfig
@@ -96,12 +98,12 @@ class DataParallel:
         x, targets = np.asarray(x), np.asarray(targets)
         if x.ndim < 2 or targets.shape != x.shape:
             # GPT's own messages for odd shapes: one slice
-            return _one(self.model, x, targets, scale, backward)
+            return self._serial(x, targets, scale, backward)
         counts = np.count_nonzero(targets != self.ignore_index, axis=tuple(range(1, x.ndim)))
         B, total = x.shape[0], int(counts.sum())
         n = min(self.threads, B)
         if n < 2 or total == 0:
-            return _one(self.model, x, targets, scale, backward)
+            return self._serial(x, targets, scale, backward)
         bounds = [B * i // n for i in range(n + 1)]
         slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
         models = [self.model] + self._sync(n - 1)
@@ -123,17 +125,25 @@ class DataParallel:
             self._gather_grads(n - 1)
         return float(sum(values))
 
+    def _serial(self, x, targets, scale: float, backward: bool) -> float:
+        with (enable_grad() if backward else no_grad()):
+            return _one(self.model, x, targets, scale, backward)
+
     def _sync(self, k: int) -> list:
         """`k` replicas, brought up to date with the model (arrays, flags, dropout).
-        They are made on first use: a model that gains or loses parameters afterwards
-        needs a new DataParallel."""
-        if len(self._replicas) < k:
+        They are copied afresh when a parameter's array was replaced (``to(dtype)``
+        converts the other buffers too); other changes to the model's structure or
+        settings after the first call need a new DataParallel."""
+        if len(self._replicas) < k or any(theirs.data is not mine.data
+                                          for _, pairs, _, _ in self._replicas[:k]
+                                          for mine, theirs in pairs):
             self._replicas = [_replicate(self.model) for _ in range(k)]
         training = self.model.training
         out = []
         for replica, param_pairs, module_pairs, rng_pairs in self._replicas[:k]:
             for mine, theirs in param_pairs:
-                theirs.data = mine.data            # the same array (to() may rebind it)
+                theirs.requires_grad = mine.requires_grad      # frozen stays frozen
+                theirs.grad = None          # left over if an earlier call raised
             for mine, theirs in module_pairs:
                 theirs.training = mine.training
             if training:
@@ -170,7 +180,7 @@ def _replicate(model) -> tuple:
     memo = {}
     for p in model.parameters():
         twin = Parameter.__new__(Parameter)
-        twin.data, twin.grad, twin.requires_grad, twin._ctx = p.data, None, True, None
+        twin.data, twin.grad, twin.requires_grad, twin._ctx = p.data, None, p.requires_grad, None
         memo[id(p)] = twin
         memo[id(p.data)] = p.data                  # an array held directly: shared too
     replica = copy.deepcopy(model, memo)

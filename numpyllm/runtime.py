@@ -65,8 +65,11 @@ _openblas_api = None          # (get, set) ctypes functions, () when there is no
 
 
 def _loaded_openblas_paths() -> list:
-    """Files of the OpenBLAS libraries this process may have loaded: on Linux the
-    mapped files whose name says openblas; elsewhere the ones bundled with numpy."""
+    """Files of the OpenBLAS libraries this process may have loaded, numpy's own first
+    (scipy and others can bring a second OpenBLAS): on Linux the mapped files whose name
+    says openblas; elsewhere the ones bundled with numpy."""
+    root = os.path.dirname(os.path.abspath(np.__file__))
+    owned = (os.path.join(os.path.dirname(root), "numpy.libs") + os.sep, root + os.sep)
     paths = []
     try:
         with open("/proc/self/maps") as maps:
@@ -79,10 +82,9 @@ def _loaded_openblas_paths() -> list:
     except OSError:
         pass
     if not paths:                                # macOS, Windows: numpy's bundled copies
-        root = os.path.dirname(np.__file__)
         for pattern in ("../numpy.libs/*openblas*", ".dylibs/*openblas*", ".libs/*openblas*"):
             paths += sorted(glob.glob(os.path.join(root, pattern)))
-    return paths
+    return sorted(paths, key=lambda path: not os.path.abspath(path).startswith(owned))
 
 
 def _openblas():

@@ -13,7 +13,9 @@ One optimizer step (`Trainer.train_step`):
 The forward and backward passes run data-parallel on threads (`numpyllm.data_parallel`:
 each thread takes a slice of the batch, the gradients are summed); their number is
 `numpyllm.parallel.num_threads()` (``NUMPYLLM_NUM_THREADS``, default the number of
-CPUs). The evaluations are cut the same way.
+CPUs). The evaluations are cut the same way. Bit-identical reruns and exact resumes
+assume the same number of threads: another count changes the last bits (and, with
+dropout, the masks).
 
 Everything random comes from explicit generators whose states are part of the
 trainer's state: the batch sampler's, and the model's dropout generator(s). So the same
@@ -151,7 +153,8 @@ class Trainer:
             return self._train_step()
 
     def _blas_scope(self):
-        return blas_threads(1) if self.parallel.threads > 1 else contextlib.nullcontext()
+        threaded = self.parallel.threads > 1 and self.config.batch_size > 1
+        return blas_threads(1) if threaded else contextlib.nullcontext()
 
     def _train_step(self) -> dict:
         cfg, model = self.config, self.model

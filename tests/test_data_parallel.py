@@ -144,3 +144,52 @@ def test_float32_and_threads_from_the_process_setting():
 def test_bad_thread_counts(bad):
     with pytest.raises((ValueError, TypeError), match="threads"):
         DataParallel(model(), threads=bad)
+
+
+def test_a_failed_call_leaves_nothing_behind():
+    m = model()
+    x = np.random.default_rng(7).integers(0, V, (4, T))
+    _, ref = serial(m, x, x)
+    dp = DataParallel(m, threads=2)
+    bad = x.copy()
+    bad[0, 0] = V + 5                                   # slice 0 raises, slice 1 finishes
+    with pytest.raises((IndexError, ValueError)):
+        dp.forward_backward(x, bad)
+    m.zero_grad()
+    dp.forward_backward(x, x)
+    for name, g in grads(m).items():
+        np.testing.assert_allclose(g, ref[name], atol=1e-12, err_msg=name)
+
+
+def test_frozen_parameters_get_no_gradient():
+    m = model()
+    m.wpe.weight.requires_grad = False
+    x = np.random.default_rng(8).integers(0, V, (4, T))
+    DataParallel(m, threads=2).forward_backward(x, x)
+    assert m.wpe.weight.grad is None and m.wte.weight.grad is not None
+
+
+def test_replicas_follow_a_change_of_dtype():
+    m = model()
+    dp = DataParallel(m, threads=2)
+    x = np.random.default_rng(9).integers(0, V, (4, T))
+    dp.forward_backward(x, x)
+    m.zero_grad()
+    m.to(np.float32)
+    ref_loss, ref = serial(m, x, x)
+    assert dp.forward_backward(x, x) == pytest.approx(ref_loss, rel=1e-6)
+    for name, g in grads(m).items():
+        assert g.dtype == np.float32, name
+        np.testing.assert_allclose(g, ref[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("B", [1, 4])
+def test_forward_backward_records_a_graph_even_under_no_grad(B):
+    from numpyllm.autograd import no_grad
+    m = model()
+    x = np.random.default_rng(10).integers(0, V, (B, T))
+    _, ref = serial(m, x, x)
+    with no_grad():
+        DataParallel(m, threads=2).forward_backward(x, x)
+    for name, g in grads(m).items():
+        np.testing.assert_allclose(g, ref[name], atol=1e-12, err_msg=name)

@@ -52,3 +52,16 @@ def test_blas_core_names_openblas_kernels_or_none():
     assert (core is None) == (get_blas_threads() is None)
     if core is not None:
         assert isinstance(core, str) and core
+
+
+def test_numpys_own_openblas_comes_first():
+    # scipy brings an OpenBLAS of its own: the thread count must be numpy's
+    pytest.importorskip("scipy.linalg")
+    from numpyllm.runtime import _loaded_openblas_paths
+    paths = _loaded_openblas_paths()
+    if not paths:
+        pytest.skip("no OpenBLAS library found")
+    numpy_dir = __import__("os").path.dirname(np.__file__)
+    owned = [p for p in paths if p.startswith(numpy_dir) or "numpy.libs" in p]
+    if owned:
+        assert paths[0] == owned[0]

@@ -88,8 +88,8 @@ def _keys_first(a: np.ndarray) -> np.ndarray:
 
 
 def _keys_first_term(a: np.ndarray, ndim: int) -> np.ndarray:
-    """A bias or additive mask that broadcasts to the scores ``[..., Tq, Tk]`` (`ndim`
-    axes), laid out to broadcast to them keys first: ``[Tk, ..., Tq]``, contiguous."""
+    """A bias or mask that broadcasts to the scores ``[..., Tq, Tk]`` (`ndim` axes), laid
+    out to broadcast to them keys first: ``[Tk, ..., Tq]``, contiguous."""
     a = np.asarray(a)
     a = a.reshape((1,) * (ndim - a.ndim) + a.shape)
     return np.ascontiguousarray(np.moveaxis(a, -1, 0))
@@ -159,9 +159,8 @@ def _forward_piece(q, k, v, scale, bias, allowed, dropout_p, keep, p, out):
     pt *= scale
     if bias is not None:
         pt += _keys_first_term(bias, p.ndim)
-    if allowed is not None:                      # -inf where not allowed: one add
-        pt += _keys_first_term(np.where(allowed, 0.0, -np.inf).astype(p.dtype, copy=False),
-                               p.ndim)
+    if allowed is not None:                      # -inf where not allowed, whatever was there
+        np.copyto(pt, -np.inf, where=_keys_first_term(~np.asarray(allowed), p.ndim))
     _softmax_keys_first_(pt)                     # the scores' buffer now holds P
     if keep is not None:
         pd = p * keep

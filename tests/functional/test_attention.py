@@ -271,3 +271,17 @@ def test_bad_arguments_raise_clear_errors(kwargs, error, words):
     with pytest.raises(error) as info:
         sdpa(q, k, v, **kwargs)
     assert words in str(info.value)
+
+
+def test_a_masked_score_is_ignored_whatever_its_value():
+    # a masked position may hold inf or nan (an inf bias, a nan key at a padded slot):
+    # the mask replaces it, so it changes nothing
+    q, k = np.ones((2, 3)), np.ones((2, 3))
+    v = np.arange(8.0).reshape(2, 4)
+    keep_first = np.array([[True, False], [True, False]])
+    expected = np.array([[0.0, 1, 2, 3], [0, 1, 2, 3]])
+    bias = np.array([[0.0, np.inf], [0.0, np.nan]])
+    np.testing.assert_array_equal(sdpa(q, k, v, mask=keep_first, bias=bias).data, expected)
+    k_nan = k.copy()
+    k_nan[1] = np.nan
+    np.testing.assert_array_equal(sdpa(q, k_nan, v, mask=keep_first).data, expected)
