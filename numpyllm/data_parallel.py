@@ -187,10 +187,17 @@ def _replicate(model) -> tuple:
     param_pairs = list(zip(model.parameters(), replica.parameters()))
     module_pairs = [(m, r) for (_, m), (_, r) in zip(model.named_modules(),
                                                       replica.named_modules())]
-    rng_pairs, seen = [], set()
-    for mine, theirs in module_pairs:
-        rng = getattr(mine, "rng", None)
+    # deepcopy keeps the tree and which modules share a generator: the walks pair up
+    rng_pairs = list(zip(model_generators(model), model_generators(replica)))
+    return replica, param_pairs, module_pairs, rng_pairs
+
+
+def model_generators(model) -> list:
+    """The distinct random generators the model's layers draw from (dropout), in order."""
+    seen, out = set(), []
+    for _, module in model.named_modules():
+        rng = getattr(module, "rng", None)
         if isinstance(rng, np.random.Generator) and id(rng) not in seen:
             seen.add(id(rng))
-            rng_pairs.append((rng, theirs.rng))
-    return replica, param_pairs, module_pairs, rng_pairs
+            out.append(rng)
+    return out

@@ -39,7 +39,7 @@ import numpy as np
 
 from .autograd import no_grad
 from .data import TokenWindows
-from .data_parallel import DataParallel
+from .data_parallel import DataParallel, model_generators
 from .validation import ConfigDict, check_positive_fields
 from .runtime import blas_threads
 from .optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups, grad_norm
@@ -93,17 +93,6 @@ class TrainConfig(ConfigDict):
 def perplexity(loss: float) -> float:
     """exp(mean cross-entropy in nats): the effective number of equally likely next tokens."""
     return math.exp(loss) if loss < 700 else float("inf")
-
-
-def _generators(model) -> list:
-    """The distinct random generators the model's layers draw from (dropout), in order."""
-    seen, out = set(), []
-    for _, module in model.named_modules():
-        rng = getattr(module, "rng", None)
-        if isinstance(rng, np.random.Generator) and id(rng) not in seen:
-            seen.add(id(rng))
-            out.append(rng)
-    return out
 
 
 class Trainer:
@@ -246,12 +235,12 @@ class Trainer:
         """The trainer's own state (JSON-ready): step, config and every RNG state."""
         return {"step": self.step, "train_config": self.config.to_dict(),
                 "data_rng": self.data_rng.bit_generator.state,
-                "model_rngs": [g.bit_generator.state for g in _generators(self.model)]}
+                "model_rngs": [g.bit_generator.state for g in model_generators(self.model)]}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
         self.data_rng.bit_generator.state = state["data_rng"]
-        gens = _generators(self.model)
+        gens = model_generators(self.model)
         if len(gens) != len(state["model_rngs"]):
             raise ValueError(f"the checkpoint holds {len(state['model_rngs'])} model RNG states, "
                              f"the model has {len(gens)} generators")
