@@ -122,3 +122,57 @@ def test_non_leaf_input_is_refused():
     x = rand(3)
     with pytest.raises(ValueError, match="input 0 was made by an operation.*leaf"):
         gradcheck(Square.apply, x * 2)
+
+
+# ------------------------------------------------------------------ the tolerance model
+def test_a_zeroed_small_gradient_fails_in_projection_mode():
+    """b's gradient is about 1e-6 per element: an absolute tolerance of 1e-5 * sqrt(size)
+    (the old projection bar, 3e-4 here) passed a zero in its place."""
+    a, b = rand(1000), Tensor(np.random.default_rng(1).standard_normal(1000), requires_grad=True)
+
+    class ForgetsB(Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a)
+            return a + 1e-6 * a * b
+
+        @staticmethod
+        def backward(ctx, g):
+            a, = ctx.saved
+            return g * (1 + 1e-6 * b.data), None       # b's gradient forgotten
+
+    report = gradcheck_report(lambda a, b: ForgetsB.apply(a, b).sum(), a, b)
+    assert report.mode == "projection" and not report.ok
+    assert all(f.startswith("input 1") for f in report.failures)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (40, 30)])
+def test_a_gradient_one_percent_off_fails(shape):
+    class OnePercent(Square):
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved
+            return 1.01 * 2 * x * g
+
+    assert not gradcheck_report(OnePercent.apply, rand(*shape)).ok
+
+
+@pytest.mark.parametrize("fn", [
+    lambda t: ((t + 1e6) ** 2).sum(),                # large values, small differences
+    lambda t: (t * 1e8).sum() - (t * 1e8).sum() + t.tanh().sum(),   # cancellation
+    lambda t: (t * 5).exp(),                         # a large third derivative
+    lambda t: t[:2] * 1e8,                           # exact zeros in the Jacobian, big values
+    lambda t: (t * 1e-8).sum(),                      # a tiny gradient, still checked
+], ids=["offset", "cancellation", "exp", "zeros", "tiny"])
+def test_correct_gradients_pass_where_finite_differences_are_noisy(fn):
+    x = Tensor(np.random.default_rng(3).uniform(0.5, 1.5, 6), requires_grad=True)
+    r = gradcheck_report(fn, x)
+    assert r.ok, r.failures
+    assert r.max_err_ratio < 0.5
+
+
+def test_the_message_gives_the_tolerance_and_the_report_the_error_ratio():
+    r = gradcheck_report(WrongSquare.apply, rand(3, 4))
+    assert "tolerance" in r.failures[0] and "estimated finite-difference error" in r.failures[0]
+    assert r.max_err_ratio > 1
+    assert 0 < gradcheck_report(Square.apply, rand(3, 4)).max_err_ratio < 1
