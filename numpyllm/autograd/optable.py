@@ -48,6 +48,7 @@ class OpCase:
     smooth: bool = field(default=True)      # False: has kinks (finite differences are only
                                             # valid away from them; the domain keeps them)
     min_ndim: int = 0                       # the fewest dimensions its inputs may have
+    variant: str = ""                       # tells apart rows of one op (other arguments)
 
 
 # ------------------------------------------------------------------ parameter choosers
@@ -136,6 +137,14 @@ def _clip_params(rng, shapes):
     return {"min": -0.5, "max": 0.7}
 
 
+def _clip_min_params(rng, shapes):
+    return {"min": -0.5, "max": None}
+
+
+def _clip_max_params(rng, shapes):
+    return {"min": None, "max": 0.7}
+
+
 # ------------------------------------------------------------------ the table
 def _left_matrix(b):
     """A constant NumPy matrix [3, k] to multiply b [..., k, m] from the left."""
@@ -181,6 +190,10 @@ OP_CASES: tuple = (
     OpCase("abs", lambda a: a.abs(), np.abs, domain=("nonzero",), smooth=False),
     OpCase("__abs__", lambda a: abs(a), np.abs, domain=("nonzero",), smooth=False),
     OpCase("clip", lambda a, min, max: a.clip(min, max), np.clip, params=_clip_params, smooth=False),
+    OpCase("clip", lambda a, min, max: a.clip(min, max), np.clip, params=_clip_min_params,
+           smooth=False, variant="min only"),
+    OpCase("clip", lambda a, min, max: a.clip(min, max), np.clip, params=_clip_max_params,
+           smooth=False, variant="max only"),
     OpCase("maximum", lambda a, b: a.maximum(b), np.maximum, "binary", smooth=False,
            examples=(((3, 4), (4,)),)),
     OpCase("minimum", lambda a, b: a.minimum(b), np.minimum, "binary", smooth=False,

@@ -1,5 +1,10 @@
 """``numpyllm gradcheck``: check every op, fused function, layer and model against
-finite differences and print a table. Exits 1 if anything fails."""
+finite differences and print a table. Exits 1 if anything fails.
+
+With ``--mutants`` each check is also mutation-tested: every input's gradient is
+corrupted in turn (zeroed, scaled by 1.01, one element's sign flipped) and the check
+must fail on each; the table shows the share of corruptions caught.
+"""
 from __future__ import annotations
 
 import time
@@ -10,61 +15,75 @@ import numpy as np
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "gradcheck", help="gradient-check every op, layer and model (float64 finite differences)",
-        description="Run numpyllm.autograd.gradcheck over every registered op, fused "
-                    "function, layer and model on random float64 inputs, and print a table.")
+        description="Run numpyllm.autograd.gradcheck over every op, fused function, layer and "
+                    "model on random float64 inputs, and print a table. Exits 1 on any failure.")
     p.add_argument("--filter", default="", metavar="TEXT",
-                   help="only names that contain TEXT")
+                   help="only checks whose name contains TEXT (case-insensitive)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the inputs")
     p.add_argument("--list", action="store_true", help="list the names and exit")
+    p.add_argument("--mutants", action="store_true",
+                   help="also corrupt each input's gradient in turn (zeroed, scaled by 1.01, "
+                        "one sign flipped) and report the share the check catches (must be 100%%)")
     p.set_defaults(func=run)
 
 
-def _rows(seed: int):
-    """(name, shapes, thunk) for every op example and every registered check."""
-    from numpyllm.autograd.gradcheck import gradcheck_report
-    from numpyllm.autograd.optable import OP_CASES, normalize_shapes, run_case
+def run(args) -> int:
     from numpyllm.checks import all_checks
 
-    for case in OP_CASES:
-        for example in case.examples:
-            shapes = normalize_shapes(case, example)
-
-            def thunk(case=case, shapes=shapes):
-                fn, tensors, _, _ = run_case(case, shapes, np.random.default_rng(seed))
-                return gradcheck_report(fn, *tensors)
-            yield case.name, " ".join(str(list(s)) for s in shapes), thunk
-    for check in all_checks():
-        def thunk(check=check):
-            fn, inputs = check.build(np.random.default_rng(seed))
-            return gradcheck_report(fn, *inputs, **dict(check.options))
-        yield check.name, check.shapes, thunk
-
-
-def run(args) -> int:
-    rows = [r for r in _rows(args.seed) if args.filter in r[0]]
+    checks = [c for c in all_checks() if args.filter.lower() in c.name.lower()]
+    if not checks:
+        print(f"numpyllm gradcheck: no check's name contains {args.filter!r} "
+              "(numpyllm gradcheck --list shows them)")
+        return 2
     if args.list:
-        for name, shapes, _ in rows:
-            print(f"{name:28s} {shapes}")
+        for c in checks:
+            print(f"{c.kind:9s} {c.name:36s} {c.shapes}")
         return 0
-    header = f"{'name':28s} {'shapes':28s} {'mode':10s} {'max abs err':>12s} {'max rel err':>12s}  result"
+    header = (f"{'name':36s} {'shapes':28s} {'mode':10s} {'max abs err':>11s} {'err/tol':>8s}"
+              + (f" {'mutants':>9s}" if args.mutants else "") + "  result")
     print(header)
     print("-" * len(header))
-    failed, start = [], time.perf_counter()
-    for name, shapes, thunk in rows:
-        try:
-            r = thunk()
-            status, mode, abs_err, rel_err = ("pass" if r.ok else "FAIL"), r.mode, r.max_abs_err, r.max_rel_err
-        except Exception as exc:  # a crash is a failure of that row, not of the command
-            r, status, mode, abs_err, rel_err = None, "ERROR", "-", float("nan"), float("nan")
-            failed.append((name, f"{type(exc).__name__}: {exc}"))
-        else:
-            if not r.ok:
-                failed.append((name, "; ".join(r.failures)))
-        print(f"{name:28s} {shapes[:28]:28s} {mode:10s} {abs_err:12.2e} {rel_err:12.2e}  {status}",
-              flush=True)
+    failed, caught, total, start = [], 0, 0, time.perf_counter()
+    for check in checks:
+        row, why, counts = _run_check(check, args.seed, args.mutants)
+        print(f"{check.name[:36]:36s} {check.shapes[:28]:28s} " + row, flush=True)
+        if why:
+            failed.append((check.name, why))
+        caught, total = caught + counts[0], total + counts[1]
     print("-" * len(header))
-    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed "
+    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed "
           f"in {time.perf_counter() - start:.1f} s (float64 central differences)")
+    if args.mutants:
+        print(f"mutation score: {caught} of {total} corrupted gradients caught "
+              f"({100 * caught / max(total, 1):.1f}%)")
     for name, why in failed:
         print(f"  {name}: {why}")
     return 1 if failed else 0
+
+
+def _run_check(check, seed: int, mutants: bool) -> tuple[str, str, tuple]:
+    """(the table row after the name and shapes, why it failed or "",
+    (mutants caught, mutants tried))."""
+    from numpyllm.autograd.gradcheck import measure
+    from numpyllm.autograd.mutation import score_measurements
+
+    options = dict(check.options)
+    judge_options = {k: options.pop(k) for k in ("atol", "rtol") if k in options}
+    try:
+        case = check.make(np.random.default_rng(seed))
+        m = measure(case.fn, *case.inputs, **options)
+        r = m.judge(**judge_options)
+    except Exception as exc:      # a crash is a failure of that row, not of the command
+        return (f"{'-':10s} {'nan':>11s} {'nan':>8s}" + (f" {'-':>9s}" if mutants else "")
+                + "  ERROR", f"{type(exc).__name__}: {exc}", (0, 0))
+    status, why, mutation, counts = "pass", "", "", (0, 0)
+    if not r.ok:
+        status, why = "FAIL", "; ".join(r.failures)
+    if mutants:
+        report = score_measurements(m, names=case.names, **judge_options)
+        mutation = f" {100 * report.score:8.1f}%"
+        counts = (len(report.mutants) - len(report.survivors), len(report.mutants))
+        if r.ok and report.score < 1:      # passes, but would pass some wrong gradients too
+            status, why = "WEAK", "mutants survive: " + report.describe_survivors()
+    return (f"{r.mode:10s} {r.max_abs_err:11.2e} {r.max_err_ratio:8.1e}{mutation}  {status}", why,
+            counts)

@@ -61,7 +61,7 @@ def shapes_for(case):
     return shape(min_ndim=case.min_ndim).map(lambda s: (s,))
 
 
-@pytest.mark.parametrize("case", OP_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", OP_CASES, ids=lambda c: f"{c.name} ({c.variant})" if c.variant else c.name)
 @given(data=st.data())
 def test_op_gradient_and_forward(case, data):
     shapes = data.draw(shapes_for(case), label="shapes")
@@ -74,7 +74,7 @@ def test_op_gradient_and_forward(case, data):
     gradcheck(fn, *tensors)
 
 
-@pytest.mark.parametrize("case", OP_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", OP_CASES, ids=lambda c: f"{c.name} ({c.variant})" if c.variant else c.name)
 def test_op_keeps_float32(case):
     for example in case.examples:
         shapes = normalize_shapes(case, example)

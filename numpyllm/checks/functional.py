@@ -1,0 +1,106 @@
+"""Checks of the fused functions of `numpyllm.functional` (each a single graph node with
+a hand-written backward), with respect to every input that has a gradient."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Tensor
+from ..functional import (cross_entropy, dropout, embedding, gelu, layer_norm, linear,
+                          log_softmax, padding_mask, prefix_lm_mask, relu,
+                          scaled_dot_product_attention, softmax)
+from ..nn.positional import RotaryEmbedding, apply_rope
+from .case import Case, Check, leaf
+
+__all__ = ["CHECKS"]
+
+
+def _away_from_zero(rng, *shape):
+    """Values with |x| >= 0.1: kinks (relu) stay far from the finite differences."""
+    x = rng.standard_normal(shape)
+    return Tensor(np.sign(x) * (0.1 + np.abs(x)), requires_grad=True)
+
+
+def _cross_entropy(reduction):
+    def build(rng):
+        targets = rng.integers(0, 7, size=(2, 4))
+        targets[0, 1] = targets[1, 3] = -100          # ignored: no gradient from these rows
+        return Case(lambda x: cross_entropy(x, targets, reduction=reduction), (leaf(rng, 2, 4, 7),))
+    return build
+
+
+def _embedding(rng):
+    ids = rng.integers(0, 4, size=(2, 5))
+    ids[0, :4] = np.arange(4)                     # every row used, some twice: backward adds
+    return Case(lambda w: embedding(ids, w), (leaf(rng, 4, 3),))
+
+
+def _dropout(rng):
+    seed = int(rng.integers(2**31))     # a fresh generator per call: the same mask each time
+    return Case(lambda x: dropout(x, 0.3, rng=np.random.default_rng(seed)), (leaf(rng, 4, 6),))
+
+
+def _apply_rope(rng):
+    cos, sin = RotaryEmbedding(4).cos_sin(5, offset=3, dtype=np.float64)
+    return Case(lambda x: apply_rope(x, cos, sin), (leaf(rng, 2, 2, 5, 4),))
+
+
+# --- scaled_dot_product_attention: each mask kind, a bias with a gradient, dropout, and
+# the memory-efficient blocked kernels
+def _qkv(rng, B, nh, Tq, Tk, hs):
+    return leaf(rng, B, nh, Tq, hs), leaf(rng, B, nh, Tk, hs), leaf(rng, B, nh, Tk, hs)
+
+
+def _sdpa_causal(rng):
+    return Case(lambda q, k, v: scaled_dot_product_attention(q, k, v, causal=True),
+                _qkv(rng, 2, 2, 3, 5, 4))
+
+
+def _sdpa_masks_bias(rng):
+    mask = padding_mask([4, 2], 4) & prefix_lm_mask(4, np.array([1, 2]))
+    return Case(lambda q, k, v, b: scaled_dot_product_attention(q, k, v, mask=mask, bias=b),
+                _qkv(rng, 2, 2, 4, 4, 3) + (leaf(rng, 2, 4, 4),))
+
+
+def _sdpa_dropout(rng):
+    seed = int(rng.integers(2**31))
+    return Case(lambda q, k, v: scaled_dot_product_attention(
+        q, k, v, causal=True, dropout_p=0.2, rng=np.random.default_rng(seed)),
+        _qkv(rng, 2, 2, 4, 4, 3))
+
+
+def _sdpa_blocked(rng):
+    seed = int(rng.integers(2**31))
+    mask = padding_mask([5, 3], 5)
+    return Case(lambda q, k, v, b: scaled_dot_product_attention(
+        q, k, v, mask=mask, causal=True, bias=b, dropout_p=0.2,
+        rng=np.random.default_rng(seed), block_size=2),
+        _qkv(rng, 2, 2, 5, 5, 3) + (leaf(rng, 2, 5, 5),))
+
+
+def _function(name, build, shapes) -> Check:
+    return Check(name, build, shapes, kind="function")
+
+
+CHECKS = [
+    _function("linear", lambda rng: Case(linear, (leaf(rng, 2, 3, 4), leaf(rng, 4, 5), leaf(rng, 5))),
+          "x [2, 3, 4], W [4, 5], b [5]"),
+    _function("softmax", lambda rng: Case(softmax, (leaf(rng, 2, 3, 5),)), "x [2, 3, 5], axis -1"),
+    _function("log_softmax", lambda rng: Case(lambda x: log_softmax(x, axis=1), (leaf(rng, 2, 3, 5),)),
+          "x [2, 3, 5], axis 1"),
+    _function("gelu (tanh)", lambda rng: Case(gelu, (leaf(rng, 3, 8),)), "x [3, 8]"),
+    _function("gelu (exact, erf)", lambda rng: Case(lambda x: gelu(x, approximate="none"),
+                                                (leaf(rng, 3, 8),)), "x [3, 8]"),
+    _function("relu", lambda rng: Case(relu, (_away_from_zero(rng, 3, 8),)), "x [3, 8], |x| >= 0.1"),
+    _function("cross_entropy (mean)", _cross_entropy("mean"), "logits [2, 4, 7], 2 ignored"),
+    _function("cross_entropy (sum)", _cross_entropy("sum"), "logits [2, 4, 7], 2 ignored"),
+    _function("cross_entropy (none)", _cross_entropy("none"), "logits [2, 4, 7], 2 ignored"),
+    _function("layer_norm", lambda rng: Case(layer_norm, (leaf(rng, 2, 3, 8), leaf(rng, 8),
+                                                      leaf(rng, 8))), "x [2, 3, 8], w [8], b [8]"),
+    _function("embedding", _embedding, "ids [2, 5] of 4, W [4, 3]"),
+    _function("dropout", _dropout, "x [4, 6], p 0.3"),
+    _function("apply_rope", _apply_rope, "x [2,2,5,4], positions 3..7"),
+    _function("sdpa causal, Tq < Tk", _sdpa_causal, "q [2,2,3,4], k v [2,2,5,4]"),
+    _function("sdpa padding+prefix, bias", _sdpa_masks_bias, "qkv [2,2,4,3], bias [2,4,4]"),
+    _function("sdpa dropout 0.2", _sdpa_dropout, "q, k, v [2, 2, 4, 3]"),
+    _function("sdpa blocked causal+padding", _sdpa_blocked, "qkv[2,2,5,3] bias drop 0.2"),
+]

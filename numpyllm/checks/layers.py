@@ -1,0 +1,95 @@
+"""Checks of the layers of `numpyllm.nn` with respect to their input and every
+parameter, at weights moved away from the initial ones (`perturb`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..functional import padding_mask
+from ..nn import GELU, MLP, Dropout, Embedding, LayerNorm, Linear, MultiHeadAttention, ReLU
+from .case import Case, Check, leaf, module_case, perturb
+from .functional import _away_from_zero
+
+__all__ = ["CHECKS"]
+
+
+def _linear(bias):
+    def build(rng):
+        layer = perturb(Linear(4, 5, bias, rng=rng, dtype=np.float64, std=1.0), rng)
+        return module_case(layer, layer, leaf(rng, 2, 3, 4))
+    return build
+
+
+def _embedding(rng):
+    layer = perturb(Embedding(4, 3, rng=rng, dtype=np.float64, std=1.0), rng)
+    ids = rng.integers(0, 4, size=(2, 5))
+    ids[0, :4] = np.arange(4)                     # every row used, some twice
+    return module_case(layer, lambda: layer(ids))
+
+
+def _layer_norm(bias):
+    def build(rng):
+        layer = perturb(LayerNorm(6, bias=bias, dtype=np.float64), rng)
+        return module_case(layer, layer, leaf(rng, 2, 3, 6))
+    return build
+
+
+def _dropout(rng):
+    seed = int(rng.integers(2**31))     # a fresh generator per call: the same mask each time
+    return Case(lambda x: Dropout(0.3, rng=np.random.default_rng(seed))(x), (leaf(rng, 4, 6),))
+
+
+def _mlp(activation):
+    def build(rng):
+        layer = perturb(MLP(4, activation=activation, rng=rng, dtype=np.float64), rng, std=0.5)
+        return module_case(layer, layer, leaf(rng, 2, 3, 4))
+    return build
+
+
+# --- MultiHeadAttention: self (causal, RoPE, ALiBi with key padding), cross, and the
+# memory-efficient blocked path
+def _mha(rng, **kwargs):
+    # weights large enough for attention far from uniform
+    return perturb(MultiHeadAttention(8, 2, rng=rng, dtype=np.float64, **kwargs), rng, std=0.5)
+
+
+def _mha_self(**kwargs):
+    def build(rng):
+        layer = _mha(rng, **kwargs)
+        valid = padding_mask([3, 2], 3)[:, 0, 0]      # [B, Tk]: the second row is padded
+        return module_case(layer, lambda x: layer(x, key_padding_mask=valid), leaf(rng, 2, 3, 8))
+    return build
+
+
+def _mha_cross(**kwargs):
+    def build(rng):
+        layer = _mha(rng, cross=True, **kwargs)
+        valid = padding_mask([4, 3], 4)[:, 0, 0]
+        return module_case(layer, lambda x, c: layer(x, c, key_padding_mask=valid),
+                           leaf(rng, 2, 3, 8), leaf(rng, 2, 4, 8))
+    return build
+
+
+def _layer(name, build, shapes) -> Check:
+    return Check(name, build, shapes, kind="layer")
+
+
+CHECKS = [
+    _layer("Linear", _linear(True), "x [2, 3, 4] -> 5"),
+    _layer("Linear (no bias)", _linear(False), "x [2, 3, 4] -> 5"),
+    _layer("Embedding", _embedding, "ids [2, 5] of 4, W [4, 3]"),
+    _layer("LayerNorm", _layer_norm(True), "x [2, 3, 6]"),
+    _layer("LayerNorm (no bias)", _layer_norm(False), "x [2, 3, 6]"),
+    _layer("Dropout", _dropout, "x [4, 6], p 0.3"),
+    _layer("ReLU", lambda rng: Case(ReLU(), (_away_from_zero(rng, 3, 8),)), "x [3, 8], |x| >= 0.1"),
+    _layer("GELU", lambda rng: Case(GELU(), (leaf(rng, 3, 8),)), "x [3, 8]"),
+    _layer("MLP (gelu)", _mlp("gelu"), "x [2, 3, 4], hidden 16"),
+    _layer("MLP (relu)", _mlp("relu"), "x [2, 3, 4], hidden 16"),
+    _layer("MHA causal", _mha_self(causal=True), "x [2, 3, 8], 2 heads, padding"),
+    _layer("MHA causal, no bias", _mha_self(causal=True, bias=False), "x [2, 3, 8], 2 heads"),
+    _layer("MHA causal RoPE", _mha_self(causal=True, positions="rope"), "x [2, 3, 8], 2 heads"),
+    _layer("MHA ALiBi", _mha_self(positions="alibi"), "x [2, 3, 8], 2 heads, padding"),
+    _layer("MHA cross", _mha_cross(), "x [2,3,8], context [2,4,8]"),
+    _layer("MHA blocked causal RoPE", _mha_self(causal=True, positions="rope", block_size=2),
+           "x [2, 3, 8], blocks of 2"),
+    _layer("MHA blocked cross", _mha_cross(block_size=2), "x [2,3,8], ctx [2,4,8], blk 2"),
+]

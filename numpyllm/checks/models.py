@@ -1,0 +1,83 @@
+"""Checks of whole models: the loss with respect to every parameter, at weights moved
+away from the initial ones (`perturb`), for each architecture and option that changes
+the graph: GPT with each position scheme, pre- and post-LN, with and without biases,
+untied, with blocked attention; the encoder-decoder; the encoder-only model.
+
+The parameters hold more than 256 numbers, so `gradcheck` compares random projections
+vᵀJu; the tolerance model of `numpyllm.autograd.gradcheck` still fails a zeroed or a
+1%-scaled gradient of any one parameter (tests/test_checks.py proves it per check).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn.gpt import GPT, POSITIONS, GPTConfig
+from ..nn.transformer import (Transformer, TransformerConfig, TransformerEncoderConfig,
+                              TransformerEncoderModel)
+from .case import Check, module_case, perturb
+
+__all__ = ["CHECKS"]
+
+
+def _gpt(**kwargs):
+    def build(rng):
+        # T = block_size, so every learned position embedding gets a gradient
+        cfg = GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2, n_embd=8,
+                        dtype="float64", **kwargs)
+        model = perturb(GPT(cfg, rng=rng), rng)
+        x = rng.integers(0, 11, size=(2, 5))
+        y = rng.integers(0, 11, size=(2, 5))
+        y[1, 2] = -100                                    # an ignored target
+        return module_case(model, lambda: model(x, targets=y)[1])
+    return build
+
+
+def _seq2seq(**kwargs):
+    def build(rng):
+        cfg = TransformerConfig(src_vocab_size=7, tgt_vocab_size=7, d_model=8, n_head=2,
+                                n_encoder_layers=2, n_decoder_layers=2, d_ff=12, dropout=0.0,
+                                pad_id=0, **kwargs)
+        model = perturb(Transformer(cfg, rng=rng, dtype=np.float64), rng)
+        src = np.array([[3, 4, 5, 6], [2, 5, 0, 0]])           # the second is padded
+        tgt = np.array([[1, 6, 5], [1, 5, 2]])
+        y = np.array([[6, 5, 4], [5, 2, 0]])                   # the last target is PAD: ignored
+        return module_case(model, lambda: model(src, tgt, y)[1])
+    return build
+
+
+def _encoder(**kwargs):
+    def build(rng):
+        cfg = TransformerEncoderConfig(vocab_size=7, d_model=8, n_head=2, n_layers=2, d_ff=12,
+                                       dropout=0.0, max_len=5, **kwargs)
+        model = perturb(TransformerEncoderModel(cfg, rng=rng, dtype=np.float64), rng)
+        ids = np.array([[1, 2, 3, 4, 5], [6, 5, 4, 0, 0]])
+        y = np.array([[-100, 2, -100, 4, 1], [3, -100, 4, 1, 1]])
+        y = np.where(y < 0, y, y % (cfg.n_outputs or cfg.vocab_size))   # classes of the head
+        return module_case(model, lambda: model(ids, np.array([5, 3]), y)[1])
+    return build
+
+
+def _model(name, build, shapes) -> Check:
+    return Check(name, build, shapes, kind="model")
+
+
+_GPT_SHAPES = "idx [2, 5], 2 layers, d 8"
+CHECKS = [
+    _model(f"GPT ({positions}, {norm}-LN{'' if bias else ', no bias'})",
+           _gpt(positions=positions, norm=norm, bias=bias), _GPT_SHAPES)
+    for positions in POSITIONS for norm in ("pre", "post") for bias in (True, False)
+] + [
+    _model("GPT (untied head)", _gpt(tie_weights=False), _GPT_SHAPES),
+    _model("GPT (relu)", _gpt(activation="relu", positions="rope"), _GPT_SHAPES),
+    _model("GPT (blocked attention)", _gpt(attn_block_size=2, positions="rope"), _GPT_SHAPES),
+    _model("Transformer (post-LN)", _seq2seq(norm="post"), "src [2,4], tgt [2,3], d 8"),
+    _model("Transformer (pre-LN, gelu)", _seq2seq(norm="pre", activation="gelu"),
+           "src [2,4], tgt [2,3], d 8"),
+    _model("Transformer (shared embeddings)", _seq2seq(norm="pre", share_embeddings=True),
+           "src [2,4], tgt [2,3], d 8"),
+    _model("Encoder (learned pos, tied)", _encoder(positions="learned", activation="gelu",
+                                                   tie_embeddings=True), "ids [2,5], d 8"),
+    _model("Encoder (sinusoidal, post-LN)", _encoder(positions="sinusoidal", norm="post"),
+           "ids [2,5], d 8"),
+    _model("Encoder (pre-LN, 3 outputs)", _encoder(norm="pre", n_outputs=3), "ids [2,5], d 8"),
+]
