@@ -403,7 +403,10 @@ def test_clear_errors_for_bad_settings(model, kwargs, match):
 
 
 def test_temperature_zero_is_fine_with_greedy(model):
-    generate(model, np.array([1, 2]), 2, greedy=True, temperature=0)
+    """temperature is ignored by greedy decoding, so 0 is no error there."""
+    np.testing.assert_array_equal(
+        generate(model, np.array([1, 2]), 4, greedy=True, temperature=0),
+        generate(model, np.array([1, 2]), 4, greedy=True))
 
 
 @pytest.mark.parametrize("ids, match", [

@@ -124,15 +124,57 @@ def test_equals_the_composition_from_primitives(case, with_bias, same_values_and
                           q, k, v, *([bias] if with_bias else []))
 
 
-@given(case=cases(kinds=["none", "causal"]), p=st.sampled_from([0.2, 0.6]))
-def test_dropout_drops_weights_after_the_softmax(case, p, same_values_and_grads):
+def _dropped_weights(q, k, kwargs, p, seed):
+    """The weights attention used, read off its output: with v the identity over keys,
+    out = dropout(softmax(scores)) @ I is the dropped weight matrix itself."""
+    Tk = k.shape[-2]
+    eye = np.broadcast_to(np.eye(Tk), k.shape[:-1] + (Tk,))
+    with no_grad():
+        return sdpa(q.data, k.data, eye, dropout_p=p, rng=np.random.default_rng(seed),
+                    **kwargs).data
+
+
+@pytest.mark.parametrize("block_size", [None, 2])
+@given(case=cases(kinds=["none", "causal", "padding", "window"]), p=st.sampled_from([0.2, 0.6]),
+       seed=st.integers(0, 2**16))
+def test_dropout_drops_whole_weights_after_the_softmax(case, p, seed, block_size,
+                                                       same_values_and_grads):
+    """Each weight is either dropped (0) or kept and scaled by 1/(1-p), after the softmax
+    (kept rows are not renormalised); the mask is a function of the generator alone, so
+    the real v sees the same mask, and values and gradients equal the composition with
+    that mask. Nothing here knows how the implementation draws it."""
     _, q, k, v, kwargs = case
+    if block_size:
+        kwargs = dict(kwargs, block_size=block_size)
+    with no_grad():
+        weights = sdpa(q.data, k.data, v.data, mask=kwargs.get("mask"),
+                       causal=kwargs.get("causal", False), return_weights=True)[1]
+    dropped = _dropped_weights(q, k, kwargs, p, seed)
+    keep = dropped != 0
+    np.testing.assert_allclose(dropped, np.where(keep, weights / (1 - p), 0.0),
+                               rtol=1e-12, atol=1e-15)
+    assert not (keep & (weights == 0)).any()          # a masked key is never revived
     allowed = full_mask(q, k, kwargs).copy()
-    allowed[~allowed.any(axis=-1)] = True
-    keep = np.random.default_rng(3).random(allowed.shape, dtype=np.float32) >= p
+    allowed[~allowed.any(axis=-1)] = True              # the composition would give NaN
     same_values_and_grads(
-        lambda q, k, v: sdpa(q, k, v, mask=allowed, dropout_p=p, rng=np.random.default_rng(3)),
-        lambda q, k, v: composed(q, k, v, allowed, keep=keep, p=p), q, k, v)
+        lambda q, k, v: sdpa(q, k, v, dropout_p=p, rng=np.random.default_rng(seed), **kwargs),
+        lambda q, k, v: composed(q, k, v, allowed, keep=keep, p=p),   # empty rows: all dropped
+        q, k, v)
+
+
+@pytest.mark.parametrize("block_size", [None, 4])
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_keeps_each_weight_with_probability_1_minus_p(p, block_size):
+    rng = np.random.default_rng(0)
+    q, k = (Tensor(rng.standard_normal((4, 4, 32, 8))) for _ in range(2))
+    kw = {} if block_size is None else {"block_size": block_size}
+    kept = np.mean([_dropped_weights(q, k, kw, p, s) != 0 for s in range(3)])
+    n = 3 * 4 * 4 * 32 * 32
+    assert abs(kept - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)    # 5 sigma
+    # independent draws: other seeds give other masks; the same seed the same one
+    a, b = (_dropped_weights(q, k, kw, p, s) for s in (0, 1))
+    assert (a != 0).tolist() != (b != 0).tolist()
+    np.testing.assert_array_equal(a, _dropped_weights(q, k, kw, p, 0))
 
 
 def test_causal_flag_equals_the_explicit_causal_mask():
