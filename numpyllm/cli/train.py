@@ -11,7 +11,8 @@ that text, or say which ``--data`` to pass if it moved or changed. Resuming keep
 checkpoint's settings, the learning-rate schedule included: ``--max_iters`` is only
 where to stop, and steps past ``--lr_decay_iters`` train at ``--min_lr``, so the
 learning rate never jumps up. Ctrl-C (or SIGTERM) stops after the current step, saves
-it, and says how to resume.
+it, and says how to resume. The progress lines give the time left (on a terminal, one
+line rewritten in place).
 """
 from __future__ import annotations
 
