@@ -138,12 +138,6 @@ def _boolean(flag: str, value) -> bool:
     raise CLIError(f"{flag} must be true or false, got {value!r}")
 
 
-def read_text(path) -> str:
-    """The training text: a UTF-8 file, or the default corpus when path is None."""
-    from ._common import read_text as read
-    return read(path).text
-
-
 def _build_tokenizer(args, text: str):
     from ..tokenizers import BPETokenizer, CharTokenizer
     if args.tokenizer == "char":
@@ -256,6 +250,12 @@ class Progress:
             self._shown = len(text)
         self.stream.flush()
 
+    def end_line(self) -> str:
+        """What ends the live line, if one is shown ("\\n" or ""), for a message written
+        past this object (from a signal handler); the line counts as ended."""
+        shown, self._shown = self._shown, 0
+        return "\n" if shown else ""
+
     def close(self) -> None:
         """End the live line (it stays on the screen) so that what follows starts a line."""
         if self._shown:
@@ -268,16 +268,17 @@ class Progress:
 class StopOnSignal:
     """While active (``with StopOnSignal() as stop``), SIGINT (Ctrl-C) and SIGTERM ask the
     trainer to stop after the current step, which it then saves, instead of ending the
-    process: ``stop()`` says whether one came, ``stop.signum`` which. A second signal
+    process: ``stop()`` says whether one came, ``stop.signum`` which. The first prints
+    `message` (or what it returns, if callable). A second signal
     raises KeyboardInterrupt at once (a checkpoint being written stays atomic: the
     previous one is still complete). Signal handlers can only be set in the main
     thread; elsewhere this does nothing."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, message: str = ""):
+    def __init__(self, message=""):
         self.signum = None
-        self.message = message
+        self.message = message          # a str, or a callable that returns one
         self._previous = {}
         self._fd = None
 
@@ -303,13 +304,14 @@ class StopOnSignal:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        if not self.message:
+        message = self.message() if callable(self.message) else self.message
+        if not message:
             return
         if self._fd is not None:   # os.write: a print here could re-enter a print it interrupted
-            os.write(self._fd, self.message.encode())
+            os.write(self._fd, message.encode())
         else:
             try:
-                sys.stderr.write(self.message)
+                sys.stderr.write(message)
             except RuntimeError:
                 pass
 
@@ -320,7 +322,7 @@ def run(args) -> int:
     from ..data import train_val_split
     from ..nn.gpt import GPT, GPTConfig
     from ..train import CSVLogger, NonFiniteError, TrainConfig, Trainer
-    from ._common import encode, read_text as read, recorded_text, same_text, describe
+    from ._common import describe, encode, read_text, recorded_text, same_text
 
     out = Path(args.out)
     _check_out(out)
@@ -350,7 +352,7 @@ def run(args) -> int:
                                "on with another text, --data FILE --allow_new_data)")
         label = f"{source.label} (the checkpoint's text)"
     else:
-        source = read(args.data)
+        source = read_text(args.data)
         label = source.label
         if recorded is not None and not same_text(source.record, recorded):
             if not args.allow_new_data:
@@ -435,8 +437,9 @@ def run(args) -> int:
                           lambda e: saves.append(e["path"]) if e["kind"] == "checkpoint" else None]
     start = time.perf_counter()
     first_step = trainer.step
-    stop_message = ("\nnumpyllm train: stopping: saving the last completed step "
-                    "(a second Ctrl-C quits without saving it)\n")
+    def stop_message() -> str:
+        return progress.end_line() + ("numpyllm train: stopping: saving the last completed "
+                                      "step (a second Ctrl-C quits without saving it)\n")
     try:
         with StopOnSignal(stop_message) as stop:
             evals = trainer.fit(checkpoint_dir=ckpt_dir, tokenizer=tokenizer, stop=stop)
