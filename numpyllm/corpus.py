@@ -16,7 +16,9 @@ import os
 import sysconfig
 from pathlib import Path
 
-__all__ = ["default_corpus", "stdlib_source_files"]
+__all__ = ["default_corpus", "stdlib_source_files", "DEFAULT_MAX_BYTES"]
+
+DEFAULT_MAX_BYTES = 4_000_000          # what `numpyllm train` without --data reads
 
 _SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__",
               "lib2to3", "turtledemo", "ensurepip", "pydoc_data", "encodings", "__phello__"}
@@ -37,7 +39,7 @@ def stdlib_source_files(root: str | os.PathLike | None = None) -> list[Path]:
     return sorted(files, key=key)
 
 
-def default_corpus(max_bytes: int = 4_000_000, root=None) -> str:
+def default_corpus(max_bytes: int = DEFAULT_MAX_BYTES, root=None) -> str:
     """About `max_bytes` of standard-library source, the same on every run and machine
     with the same Python. Raises FileNotFoundError (with advice) when the standard
     library's sources are not installed (some minimal images ship only .pyc files)."""

@@ -24,12 +24,17 @@ exactly as if it had never stopped.
 
 Progress goes to callbacks, never to print: ``callback(event)`` receives a dict with
 ``event["kind"]`` one of "step", "eval", "checkpoint". `CSVLogger` writes them to a file.
+
+Stopping early: ``fit(stop=...)`` asks a callable after every step; when it answers True,
+fit saves a checkpoint of the last completed step and returns (the command line sets it
+from SIGINT and SIGTERM, so Ctrl-C loses no finished step).
 """
 from __future__ import annotations
 
 import contextlib
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +116,11 @@ class Trainer:
     """
 
     def __init__(self, model, train_tokens, val_tokens=None, config: TrainConfig | None = None,
-                 *, callbacks: Iterable[Callable] = ()):
+                 *, callbacks: Iterable[Callable] = (), data_source: dict | None = None):
         self.model = model
+        # what the tokens were made from (JSON-ready, e.g. a file's path, size and SHA-256),
+        # saved with the trainer state so a resume or an evaluation can find the same text
+        self.data_source = data_source
         self.config = config = config or TrainConfig()
         block = model.config.block_size
         self.train_windows = TokenWindows(np.asarray(train_tokens), block, stride=1)
@@ -201,15 +209,23 @@ class Trainer:
         return out
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, *, max_iters: int | None = None, checkpoint_dir=None, tokenizer=None) -> list:
+    def fit(self, *, max_iters: int | None = None, checkpoint_dir=None, tokenizer=None,
+            stop: Callable[[], bool] | None = None) -> list:
         """Train until `max_iters` optimizer steps (the config's by default) have been
         taken in all, evaluating every `eval_interval` steps and at the end, and saving
         a checkpoint after each evaluation when `checkpoint_dir` is given. Returns the
-        list of evaluation events."""
+        list of evaluation events.
+
+        `stop`, when given, is called after every step (and before the first): once it
+        returns True, fit stops there, saves a checkpoint of the last completed step
+        (unless that step is already saved, or no step was taken) and returns early.
+        A step is never cut in half: the weights, the optimizer's moments and the RNG
+        states in the checkpoint belong to the same step."""
         cfg = self.config
         max_iters = cfg.max_iters if max_iters is None else max_iters
         evals = []
-        while self.step < max_iters:
+        saved = self.step                   # the step the newest checkpoint holds (or began)
+        while self.step < max_iters and not (stop is not None and stop()):
             info = self.train_step()
             if self.step % cfg.log_interval == 0 or self.step == 1:
                 self._emit(info)
@@ -222,9 +238,15 @@ class Trainer:
                 evals.append(event)
                 self._emit(event)
                 if checkpoint_dir is not None:
-                    path = self.save(checkpoint_dir, tokenizer=tokenizer)
-                    self._emit({"kind": "checkpoint", "step": self.step, "path": str(path)})
+                    self._checkpoint(checkpoint_dir, tokenizer)
+                    saved = self.step
+        if checkpoint_dir is not None and self.step != saved:     # stopped between evaluations
+            self._checkpoint(checkpoint_dir, tokenizer)
         return evals
+
+    def _checkpoint(self, directory, tokenizer) -> None:
+        path = self.save(directory, tokenizer=tokenizer)
+        self._emit({"kind": "checkpoint", "step": self.step, "path": str(path)})
 
     def _emit(self, event: dict) -> None:
         for cb in self.callbacks:
@@ -232,10 +254,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        """The trainer's own state (JSON-ready): step, config and every RNG state."""
-        return {"step": self.step, "train_config": self.config.to_dict(),
-                "data_rng": self.data_rng.bit_generator.state,
-                "model_rngs": [g.bit_generator.state for g in model_generators(self.model)]}
+        """The trainer's own state (JSON-ready): step, config, every RNG state, and
+        `data_source` (under "data") when it is set."""
+        state = {"step": self.step, "train_config": self.config.to_dict(),
+                 "data_rng": self.data_rng.bit_generator.state,
+                 "model_rngs": [g.bit_generator.state for g in model_generators(self.model)]}
+        if self.data_source is not None:
+            state["data"] = self.data_source
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
@@ -257,14 +283,18 @@ class Trainer:
     @classmethod
     def resume(cls, directory, train_tokens, val_tokens=None, *, callbacks=(), config=None):
         """Rebuild model, optimizer and trainer from a checkpoint; ``(trainer, tokenizer)``.
-        `config` overrides the saved TrainConfig (to train for longer, say)."""
-        from .checkpoint import CheckpointError, build_model, load_checkpoint
-        ckpt = load_checkpoint(directory)
+        `config` overrides the saved TrainConfig (to train for longer, say: keep its
+        `lr_decay_iters` and the learning rate goes on from where it was, see
+        docs/training.md). `directory` may also be a `Checkpoint` already loaded.
+        The saved `data_source`, if any, is the new trainer's."""
+        from .checkpoint import Checkpoint, CheckpointError, build_model, load_checkpoint
+        ckpt = directory if isinstance(directory, Checkpoint) else load_checkpoint(directory)
         if not ckpt.trainer_state or ckpt.optimizer_state is None:
             raise CheckpointError(f"{ckpt.path} holds weights only: no trainer state to resume")
         model = build_model(ckpt)
         saved = TrainConfig.from_dict(ckpt.trainer_state["train_config"])
-        trainer = cls(model, train_tokens, val_tokens, config or saved, callbacks=callbacks)
+        trainer = cls(model, train_tokens, val_tokens, config or saved, callbacks=callbacks,
+                      data_source=ckpt.trainer_state.get("data"))
         try:
             trainer.optimizer.load_state_dict(ckpt.optimizer_state)
             trainer.load_state_dict(ckpt.trainer_state)
@@ -313,17 +343,40 @@ def evaluate_tokens(model, tokens, *, batch_size: int = 32, block_size: int | No
 
 class CSVLogger:
     """A callback that appends step and eval events to a CSV file:
-    ``step,kind,loss,train_loss,val_loss,val_perplexity,lr,grad_norm,tokens_per_sec``."""
+    ``step,kind,loss,train_loss,val_loss,val_perplexity,lr,grad_norm,tokens_per_sec``.
+
+    The file is written at the first event, not before: a run that fails before its
+    first step leaves no header-only log behind (and, with ``append=False``, an older
+    log in its place untouched). ``append=True`` adds to an existing log; give it
+    `resume_step`, the step the run resumes from, and the rows of later steps (written
+    by the run that stopped after its last checkpoint) are dropped first, so that each
+    step is in the log once. The file is replaced atomically.
+    """
 
     COLUMNS = ("step", "kind", "loss", "train_loss", "val_loss", "val_perplexity", "lr",
                "grad_norm", "tokens_per_sec")
 
-    def __init__(self, path, append: bool = False):
+    def __init__(self, path, append: bool = False, *, resume_step: int | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not (append and self.path.exists()):
-            with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(self.COLUMNS)
+        self._fresh = not append            # (over)write the file, header first, at the first row
+        if append and resume_step is not None and self.path.is_file():
+            self._drop_rows_after(resume_step)
+
+    def _drop_rows_after(self, step: int) -> None:
+        with open(self.path, newline="") as f:
+            rows = list(csv.reader(f))
+        keep = rows[:1] + [r for r in rows[1:] if not _after(r, step)]
+        if len(keep) == len(rows):
+            return
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows(keep)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)     # a reader sees the old log or the new, never half
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def __call__(self, event: dict) -> None:
         if event["kind"] not in ("step", "eval"):
@@ -331,8 +384,23 @@ class CSVLogger:
         row = dict(event)
         if "tokens" in event and event.get("seconds"):
             row["tokens_per_sec"] = event["tokens"] / event["seconds"]
-        with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([_fmt(row.get(c, "")) for c in self.COLUMNS])
+        header = self._fresh or not self.path.is_file() or self.path.stat().st_size == 0
+        if header:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w" if self._fresh else "a", newline="") as f:
+            writer = csv.writer(f)
+            if header:
+                writer.writerow(self.COLUMNS)
+            writer.writerow([_fmt(row.get(c, "")) for c in self.COLUMNS])
+        self._fresh = False
+
+
+def _after(row: list, step: int) -> bool:
+    """Whether a log row belongs to a step after `step` (a row without a number stays)."""
+    try:
+        return int(row[0]) > step
+    except (IndexError, ValueError):
+        return False
 
 
 def _fmt(value):

@@ -101,7 +101,9 @@ def test_bpe_checkpoint_streams_whole_characters_and_stops_at_endoftext(tmp_path
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--temperature", "0"], "temperature must be > 0"),
+    (["--temperature", "0"], "--temperature must be > 0, got 0 (for the most likely token "
+                             "every time, pass --greedy)"),
+    (["--temperature", "-1"], "pass --greedy"),
     (["--top-k", "0"], "top_k"),
     (["--top-p", "1.5"], "top_p"),
     (["--top-p", "0"], "top_p"),
@@ -117,6 +119,13 @@ def test_bad_input_is_a_one_line_error(char_ckpt, capsys, flags, message):
     code, out, err = sample(capsys, ckpt, *flags)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("numpyllm sample: error:") and message in err
+    assert "greedy=True" not in err and "unk_token" not in err      # no Python spellings
+
+
+def test_temperature_zero_with_greedy_is_greedy(char_ckpt, capsys):
+    ckpt, _, _ = char_ckpt
+    flags = ["--prompt", "ab", "--max-new-tokens", "10", "--greedy"]
+    assert sample(capsys, ckpt, *flags, "--temperature", "0")[1] == sample(capsys, ckpt, *flags)[1]
 
 
 def test_a_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):

@@ -92,3 +92,65 @@ def test_bad_arguments_give_one_line_errors(tmp_path, text_file, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--no-such-option"])
     assert exc.value.code == 2
+
+
+# ---------------------------------------------------------------------- progress
+class _Stream:
+    """A stdout stand-in that says whether it is a terminal."""
+
+    def __init__(self, tty: bool):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+
+def _feed(progress):
+    for step in (1, 10, 20):
+        progress({"kind": "step", "step": step, "loss": 2.5, "lr": 1e-3, "tokens": 768,
+                  "seconds": 0.05})
+        if step == 10:
+            progress({"kind": "eval", "step": 10, "train_loss": 2.4, "val_loss": 2.6,
+                      "val_perplexity": 13.5})
+    progress.close()
+
+
+def test_progress_gives_the_time_left_in_lines_to_a_file():
+    from numpyllm.cli.train import Progress
+    ticks = iter(range(0, 100, 2))                 # the clock: 0 at the start, then 2 s a look
+    stream = _Stream(tty=False)
+    _feed(Progress(40, 0, quiet=False, stream=stream, clock=lambda: next(ticks)))
+    lines = stream.text.splitlines()
+    assert "\r" not in stream.text and len(lines) == 4
+    assert lines[0].startswith("step  1/40   2% | loss 2.5000 | lr 1.00e-03 | 15,360 tok/s")
+    assert lines[0].endswith("0:02 elapsed, 1:18 left")       # 39 steps at 2 s each
+    assert lines[1].endswith("0:04 elapsed, 0:12 left")       # 30 steps at 0.4 s each
+    assert lines[2].startswith("step    10 | eval: train loss 2.4000, val loss 2.6000")
+    assert lines[3].startswith("step 20/40  50%")
+
+
+def test_progress_is_one_live_line_on_a_terminal_with_evaluations_above_it():
+    from numpyllm.cli.train import Progress
+    stream = _Stream(tty=True)
+    _feed(Progress(40, 0, quiet=False, stream=stream))
+    screen = []                                   # what a terminal shows: \r returns the cursor
+    for line in stream.text.split("\n"):
+        screen.append(line.split("\r")[-1].rstrip())
+    assert screen[0].startswith("step    10 | eval:")
+    assert screen[1].startswith("step 20/40  50%") and screen[1].endswith(" left")
+    assert screen[2:] == [""]
+    assert "\r" in stream.text
+
+
+def test_quiet_progress_prints_only_evaluations():
+    from numpyllm.cli.train import Progress
+    stream = _Stream(tty=True)
+    _feed(Progress(40, 0, quiet=True, stream=stream))
+    assert stream.text.splitlines() == [
+        "step    10 | eval: train loss 2.4000, val loss 2.6000 (perplexity 13.50)"]

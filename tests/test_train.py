@@ -1,4 +1,5 @@
 """The trainer: determinism, exact resume, accumulation, divergence, evaluation."""
+import csv
 import math
 
 import numpy as np
@@ -10,7 +11,8 @@ from numpyllm.autograd import Function
 from numpyllm.checkpoint import load_checkpoint
 from numpyllm.functional import cross_entropy
 from numpyllm.nn.gpt import GPT, GPTConfig
-from numpyllm.train import NonFiniteError, TrainConfig, Trainer, evaluate_tokens, perplexity
+from numpyllm.train import (CSVLogger, NonFiniteError, TrainConfig, Trainer, evaluate_tokens,
+                            perplexity)
 
 # a learnable stream: the next token is (3 * token + 1) mod 11, one time in ten random
 _rng = np.random.default_rng(0)
@@ -169,3 +171,72 @@ def test_evaluate_tokens_predicts_each_token_once(n):
 def test_evaluate_needs_two_tokens():
     with pytest.raises(ValueError, match="at least 2 tokens"):
         evaluate_tokens(make().model, TOKENS[:1])
+
+
+# ---------------------------------------------------------------------- stopping early
+def test_stop_saves_the_last_completed_step_and_resume_goes_on_exactly(tmp_path):
+    straight = make(dropout=0.1, eval_interval=4)
+    straight.fit(max_iters=7)
+    first = make(dropout=0.1, eval_interval=4)
+    asked = []
+    first.fit(max_iters=7, checkpoint_dir=tmp_path,
+              stop=lambda: asked.append(first.step) or first.step == 6)
+    assert first.step == 6 and asked == list(range(7))        # asked before every step
+    assert load_checkpoint(tmp_path).step == 6                 # saved between evaluations
+    resumed, _ = Trainer.resume(tmp_path, TOKENS[:500], TOKENS[500:])
+    resumed.fit(max_iters=7)
+    for (name, x), y in zip(params(straight).items(), params(resumed).values()):
+        np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+def test_stop_right_after_a_checkpoint_or_before_any_step_saves_nothing_new(tmp_path):
+    t = make(eval_interval=2)
+    t.fit(max_iters=9, checkpoint_dir=tmp_path / "a", stop=lambda: t.step == 4)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["latest", "step-000002",
+                                                                  "step-000004"]
+    t = make()
+    t.fit(max_iters=9, checkpoint_dir=tmp_path / "b", stop=lambda: True)
+    assert t.step == 0 and not (tmp_path / "b").exists()
+
+
+def test_the_data_source_travels_with_the_checkpoint(tmp_path):
+    source = {"source": "file", "path": "/x/input.txt", "bytes": 3, "sha256": "ab"}
+    t = make()
+    t.data_source = source
+    t.train_step()
+    t.save(tmp_path)
+    assert load_checkpoint(tmp_path).trainer_state["data"] == source
+    resumed, _ = Trainer.resume(tmp_path, TOKENS[:500], TOKENS[500:])
+    assert resumed.data_source == source
+    assert "data" not in make().state_dict()                   # none set, none saved
+
+
+# ---------------------------------------------------------------------- the CSV log
+def test_the_log_file_appears_with_the_first_row_not_before(tmp_path):
+    path = tmp_path / "run" / "log.csv"
+    logger = CSVLogger(path)
+    logger({"kind": "checkpoint", "step": 1, "path": "x"})
+    assert not path.exists()                     # a run that fails now leaves no header-only log
+    logger({"kind": "step", "step": 1, "loss": 2.0, "lr": 1e-3})
+    logger({"kind": "step", "step": 2, "loss": 1.5, "lr": 1e-3})
+    rows = list(csv.DictReader(open(path)))
+    assert [r["step"] for r in rows] == ["1", "2"]
+    CSVLogger(path)({"kind": "step", "step": 1, "loss": 9.0, "lr": 1e-3})   # a new run: a new log
+    assert [r["loss"] for r in csv.DictReader(open(path))] == ["9"]
+
+
+def test_appending_after_a_resume_drops_the_rows_after_the_checkpoint(tmp_path):
+    path = tmp_path / "log.csv"
+    first = CSVLogger(path)
+    for step in range(1, 8):
+        first({"kind": "step", "step": step, "loss": 1.0, "lr": 1e-3})
+        if step % 3 == 0:
+            first({"kind": "eval", "step": step, "train_loss": 1.0})
+    resumed = CSVLogger(path, append=True, resume_step=6)     # the checkpoint is at step 6
+    for step in range(7, 10):
+        resumed({"kind": "step", "step": step, "loss": 1.0, "lr": 1e-3})
+    rows = [(r["step"], r["kind"]) for r in csv.DictReader(open(path))]
+    assert len(rows) == len(set(rows))
+    assert [s for s, k in rows if k == "step"] == [str(i) for i in range(1, 10)]
+    assert [s for s, k in rows if k == "eval"] == ["3", "6"]
+    assert [p.name for p in tmp_path.iterdir()] == ["log.csv"]        # no temporary left

@@ -26,7 +26,8 @@ class CLIError(Exception):
 # Exceptions that mean "the user asked for something that cannot be done": these are
 # printed as one line. Anything else is a bug in numpyllm and keeps its traceback.
 _USER_ERRORS = (CLIError, ValueError, FileNotFoundError, IsADirectoryError,
-                PermissionError, UnicodeDecodeError, KeyError)
+                NotADirectoryError, FileExistsError, PermissionError, UnicodeDecodeError,
+                KeyError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,11 @@
 """Pieces the sub-commands share (not a command itself: the leading underscore)."""
 from __future__ import annotations
 
+import hashlib
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
 from . import CLIError
 
 
@@ -23,3 +28,108 @@ def require_matplotlib() -> None:
     if not have_matplotlib():
         raise CLIError("matplotlib is not installed: pip install matplotlib "
                        "(or pip install numpyllm[plot])")
+
+
+# ---------------------------------------------------------------------- the training text
+# A checkpoint of `numpyllm train` records what it was trained on, in its trainer state
+# under "data" (numpyllm.train.Trainer.data_source):
+#   {"source": "file", "path": "/abs/input.txt", "bytes": 1115394, "sha256": "...",
+#    "val_fraction": 0.1}
+#   {"source": "default corpus", "python": "3.11.7", "max_bytes": 4000000,
+#    "characters": 4000000, "sha256": "<of its UTF-8 bytes>", "val_fraction": 0.1}
+# so that `train --resume` and `eval` without --data use the same text, or say plainly
+# which --data to pass when it moved or changed.
+DEFAULT_CORPUS = "the Python standard library's source"
+
+
+@dataclass
+class Text:
+    """A training or evaluation text, with the record a checkpoint keeps of it."""
+
+    text: str
+    record: dict          # as above, without val_fraction
+    label: str            # for messages: the path as given, or DEFAULT_CORPUS
+
+
+def read_text(path) -> Text:
+    """The text of a UTF-8 file (a one-line CLIError when it cannot be), or the default
+    corpus when `path` is None."""
+    if path is None:
+        from ..corpus import DEFAULT_MAX_BYTES, default_corpus
+        text = default_corpus(DEFAULT_MAX_BYTES)
+        return Text(text, {"source": "default corpus", "python": platform.python_version(),
+                           "max_bytes": DEFAULT_MAX_BYTES, "characters": len(text),
+                           "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()},
+                    DEFAULT_CORPUS)
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"--data {path}: no such file")
+    if path.is_dir():
+        raise CLIError(f"--data {path}: is a directory, not a text file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CLIError(f"--data {path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    if not text:
+        raise CLIError(f"--data {path}: the file is empty")
+    return Text(text, {"source": "file", "path": str(path.resolve()), "bytes": len(raw),
+                       "sha256": hashlib.sha256(raw).hexdigest()}, str(path))
+
+
+def same_text(record: dict, recorded: dict) -> bool:
+    """Whether two records describe the same text (by content: a moved file is the same)."""
+    return record.get("sha256") == recorded.get("sha256")
+
+
+def describe(recorded: dict) -> str:
+    """'/abs/input.txt (1,115,394 bytes, SHA-256 1a2b3c4d5e6f...)' for messages."""
+    sha = str(recorded.get("sha256", "?"))[:12]
+    if recorded.get("source") == "default corpus":
+        return (f"the default corpus ({DEFAULT_CORPUS} under Python {recorded.get('python')}, "
+                f"{recorded.get('characters', 0):,} characters, SHA-256 {sha}...)")
+    return f"{recorded.get('path')} ({recorded.get('bytes', 0):,} bytes, SHA-256 {sha}...)"
+
+
+def recorded_text(recorded: dict | None, *, advice: str) -> Text:
+    """The text a checkpoint's data record names, when it is still there unchanged;
+    else a one-line CLIError that names it and ends with `advice` (which --data to
+    pass). No record (a checkpoint of an older numpyllm, or of a Python script): the
+    default corpus, as before records existed."""
+    if recorded is None:
+        return read_text(None)
+    if recorded.get("source") == "default corpus":
+        try:
+            text = read_text(None)
+        except FileNotFoundError:
+            raise CLIError(f"the checkpoint was trained on {describe(recorded)}, and this Python "
+                           f"has no standard-library sources to rebuild it: {advice}") from None
+        if not same_text(text.record, recorded):
+            raise CLIError(f"the checkpoint was trained on {describe(recorded)}; Python "
+                           f"{platform.python_version()} builds a different one: {advice}")
+        return text
+    path = Path(str(recorded.get("path")))
+    if not path.is_file():
+        raise CLIError(f"the checkpoint was trained on {describe(recorded)}, which is no longer "
+                       f"there: {advice}")
+    try:
+        text = read_text(path)
+    except CLIError:
+        text = None
+    if text is None or not same_text(text.record, recorded):
+        raise CLIError(f"the checkpoint was trained on {describe(recorded)}, which has changed "
+                       f"since: {advice}")
+    return text
+
+
+def encode(tokenizer, text: Text):
+    """`text` as an int64 id array for the checkpoint's tokenizer, or a one-line CLIError
+    that says the tokenizer was built from another text."""
+    import numpy as np
+    from ..tokenizers import UnknownCharacterError
+    try:
+        return np.asarray(tokenizer.encode(text.text), dtype=np.int64)
+    except UnknownCharacterError as exc:
+        what = str(exc).split(";")[0]
+        raise CLIError(f"{text.label}: {what}: the checkpoint's tokenizer was built from "
+                       "another text") from None

@@ -63,12 +63,20 @@ def run(args) -> int:
     if args.num_samples < 1:
         raise CLIError(f"--num-samples must be >= 1, got {args.num_samples}")
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode a prompt for it")
-    if getattr(tokenizer, "special_tokens", None) and hasattr(tokenizer, "add_special_tokens"):
-        prompt = tokenizer.encode(args.prompt, allowed_special="all")   # the user's own text
-    else:
-        prompt = tokenizer.encode(args.prompt)
+    from ..tokenizers import UnknownCharacterError
+    try:
+        if getattr(tokenizer, "special_tokens", None) and hasattr(tokenizer, "add_special_tokens"):
+            prompt = tokenizer.encode(args.prompt, allowed_special="all")   # the user's own text
+        else:
+            prompt = tokenizer.encode(args.prompt)
+    except UnknownCharacterError as exc:      # its advice (unk_token) is for Python code
+        raise CLIError(f"--prompt: {str(exc).split(';')[0]}: the model never saw it in "
+                       "training") from None
     if not prompt:
         raise CLIError("--prompt encodes to no tokens")
+    if not args.greedy and args.temperature <= 0:     # the library's advice is Python's
+        raise CLIError(f"--temperature must be > 0, got {args.temperature:g} (for the most "
+                       "likely token every time, pass --greedy)")
     rng = np.random.default_rng(args.seed)
     options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                    greedy=args.greedy, rng=rng, stop=args.stop,

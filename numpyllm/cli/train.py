@@ -4,12 +4,26 @@ With no arguments it trains nanoGPT's CPU-sized character-level GPT (4 layers, 4
 128 wide, context 64) on the Python standard library's source text, which is on every
 machine with Python, and prints samples at the end. Everything goes to ``--out``:
 ``ckpt/`` (checkpoints, resumable with ``--resume``), ``log.csv`` and ``loss.png``.
+
+The checkpoint records the text it was trained on (the file's path, size and SHA-256,
+or the default corpus), so ``--resume`` (and ``numpyllm eval``) without ``--data`` use
+that text, or say which ``--data`` to pass if it moved or changed. Resuming keeps the
+checkpoint's settings, the learning-rate schedule included: ``--max_iters`` is only
+where to stop, and steps past ``--lr_decay_iters`` train at ``--min_lr``, so the
+learning rate never jumps up. Ctrl-C (or SIGTERM) stops after the current step, saves
+it, and says how to resume. The progress lines give the time left (on a terminal, one
+line rewritten in place).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
+import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +31,8 @@ import numpy as np
 
 from . import CLIError
 
-# option -> (type, default, help); the names are nanoGPT's. None: "take the config's".
+# option -> (type, default, help); the names are nanoGPT's. With --resume the defaults of
+# the TRAIN_OPTIONS are the checkpoint's values, and the MODEL_OPTIONS are the checkpoint's.
 MODEL_OPTIONS = {
     "n_layer": (int, 4, "transformer blocks"),
     "n_head": (int, 4, "attention heads"),
@@ -32,11 +47,14 @@ MODEL_OPTIONS = {
 }
 TRAIN_OPTIONS = {
     "batch_size": (int, 12, "sequences per micro-batch"),
-    "max_iters": (int, 2000, "optimizer steps in all"),
+    "max_iters": (int, 2000, "optimizer steps in all, counting those already taken when "
+                  "resuming: where to stop"),
     "learning_rate": (float, 1e-3, "peak learning rate"),
     "min_lr": (float, 1e-4, "learning rate at the end of the cosine decay"),
     "warmup_iters": (int, 100, "linear warmup steps"),
-    "lr_decay_iters": (int, None, "steps of cosine decay (default: max_iters)"),
+    "lr_decay_iters": (int, None, "the step where the cosine decay reaches min_lr, which "
+                       "then stays (default: max_iters; with --resume the checkpoint's, so a "
+                       "larger --max_iters goes on at min_lr and the learning rate never jumps)"),
     "weight_decay": (float, 0.1, "AdamW decoupled weight decay"),
     "beta1": (float, 0.9, "AdamW beta1"),
     "beta2": (float, 0.99, "AdamW beta2"),
@@ -51,20 +69,27 @@ TRAIN_OPTIONS = {
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a GPT on a text file (default: Python's own source)",
-                              description=__doc__)
-    p.add_argument("--data", metavar="FILE", help="UTF-8 text to train on "
-                   "(default: the Python standard library's source, no download)")
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", metavar="FILE", help="UTF-8 text to train on (default: the Python "
+                   "standard library's source, no download; with --resume: the text the "
+                   "checkpoint records)")
+    p.add_argument("--allow_new_data", "--allow-new-data", action="store_true",
+                   help="with --resume: carry on training on a --data other than the "
+                   "checkpoint's text (without it, that is an error)")
     p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
     p.add_argument("--vocab_size", "--vocab-size", type=int, default=1024,
                    help="vocabulary size for --tokenizer bpe")
-    p.add_argument("--val_fraction", type=float, default=0.1, help="last fraction held out")
+    p.add_argument("--val_fraction", type=float, default=None,
+                   help="last fraction held out (default: 0.1; with --resume the checkpoint's)")
     p.add_argument("--out", default="out", metavar="DIR", help="output directory (default: out)")
     p.add_argument("--config", metavar="FILE", help="JSON file of any of the options below")
-    p.add_argument("--resume", action="store_true", help="continue from DIR/ckpt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from DIR/ckpt with its settings (flags given override them)")
     p.add_argument("--samples", type=int, default=2, help="samples to print at the end")
     p.add_argument("--sample_tokens", type=int, default=300, help="tokens per sample")
     p.add_argument("--no_plot", action="store_true", help="do not write loss.png")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or step lines")
+    p.add_argument("--quiet", action="store_true", help="no progress lines (evaluations still print)")
     for name, (kind, default, text) in {**MODEL_OPTIONS, **TRAIN_OPTIONS}.items():
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         suffix = f" (default: {default})" if default is not None else ""
@@ -73,9 +98,13 @@ def register(subparsers) -> None:
 
 
 # ---------------------------------------------------------------------- options
-def _options(args) -> dict:
-    """Defaults, overridden by --config, overridden by explicit flags."""
+def _options(args, saved: dict | None = None) -> tuple[dict, set]:
+    """Defaults (with --resume: the checkpoint's training settings `saved`), overridden
+    by --config, overridden by explicit flags. Also the names that --config or a flag set."""
     opts = {k: v[1] for k, v in {**MODEL_OPTIONS, **TRAIN_OPTIONS}.items()}
+    if saved:
+        opts.update({k: saved[k] for k in TRAIN_OPTIONS if k in saved})
+    explicit = {}
     if args.config:
         path = Path(args.config)
         if not path.is_file():
@@ -84,16 +113,19 @@ def _options(args) -> dict:
             loaded = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise CLIError(f"--config {path}: not valid JSON ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise CLIError(f"--config {path}: not a JSON object of options")
         unknown = set(loaded) - set(opts)
         if unknown:
             raise CLIError(f"--config {path}: unknown options {sorted(unknown)}")
-        opts.update(loaded)
-    opts.update({k: getattr(args, k) for k in opts if getattr(args, k) is not None})
-    if opts["lr_decay_iters"] is None:
+        explicit.update(loaded)
+    explicit.update({k: getattr(args, k) for k in opts if getattr(args, k) is not None})
+    opts.update(explicit)
+    if opts["lr_decay_iters"] is None:          # a new run (a checkpoint always has one)
         opts["lr_decay_iters"] = opts["max_iters"]
-    if args.warmup_iters is None and opts["warmup_iters"] >= opts["lr_decay_iters"]:
+    if not saved and "warmup_iters" not in explicit and opts["warmup_iters"] >= opts["lr_decay_iters"]:
         opts["warmup_iters"] = opts["lr_decay_iters"] // 20   # a short run: a short warmup
-    return opts
+    return opts, set(explicit)
 
 
 def _boolean(flag: str, value) -> bool:
@@ -106,25 +138,6 @@ def _boolean(flag: str, value) -> bool:
     raise CLIError(f"{flag} must be true or false, got {value!r}")
 
 
-def read_text(path) -> str:
-    """The training text: a UTF-8 file, or the default corpus when path is None."""
-    if path is None:
-        from ..corpus import default_corpus
-        return default_corpus()
-    path = Path(path)
-    if not path.exists():
-        raise CLIError(f"--data {path}: no such file")
-    if path.is_dir():
-        raise CLIError(f"--data {path}: is a directory, not a text file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise CLIError(f"--data {path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    if not text:
-        raise CLIError(f"--data {path}: the file is empty")
-    return text
-
-
 def _build_tokenizer(args, text: str):
     from ..tokenizers import BPETokenizer, CharTokenizer
     if args.tokenizer == "char":
@@ -132,85 +145,258 @@ def _build_tokenizer(args, text: str):
     return BPETokenizer().train(text, args.vocab_size)
 
 
-# ---------------------------------------------------------------------- progress
-class Progress:
-    """Prints step lines (or a tqdm bar when tqdm is installed) and evaluation lines."""
+def _check_out(out: Path) -> None:
+    """--out must be a directory or a path where one can be made: not a file, and not
+    below one."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "is a file" if path == out else f"is below {path}, which is a file"
+                raise CLIError(f"--out {out}: {where}, not a directory")
+            return
 
-    def __init__(self, total: int, start: int, quiet: bool):
-        self.quiet, self.bar = quiet, None
-        if not quiet:
-            try:
-                from tqdm import tqdm
-                self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
-                                file=sys.stderr)
-            except ImportError:
-                pass
-        self.last_step = start
+
+def _check_model_options(explicit: set, opts: dict, config: dict, step: int) -> None:
+    """With --resume the model is the checkpoint's: a model option that asks for another
+    one is an error, not silently ignored."""
+    for name in sorted(explicit & set(MODEL_OPTIONS)):
+        value = _boolean("--bias", opts[name]) if name == "bias" else opts[name]
+        if name in config and value != config[name]:
+            raise CLIError(f"--resume: --{name} {opts[name]} differs from the checkpoint's "
+                           f"{config[name]!r} (step {step}): the model is the checkpoint's; "
+                           f"drop --{name}, or start a new run in another --out")
+
+
+def _lr_at(cfg, step: int) -> float:
+    from ..optim import CosineWithWarmup
+    if not cfg.decay_lr:
+        return cfg.learning_rate
+    return CosineWithWarmup(cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters)(step)
+
+
+def _schedule_line(cfg, step: int) -> str:
+    lr = _lr_at(cfg, step)
+    if not cfg.decay_lr:
+        return f"learning rate: {lr:.2e}, constant"
+    if step < cfg.warmup_iters:
+        return (f"learning rate: {lr:.2e} at step {step}, warming up to {cfg.learning_rate:.2e} "
+                f"at step {cfg.warmup_iters}, cosine decay to {cfg.min_lr:.2e} at step "
+                f"{cfg.lr_decay_iters} (--lr_decay_iters)")
+    if step < cfg.lr_decay_iters:
+        return (f"learning rate: {lr:.2e} at step {step}, cosine decay to {cfg.min_lr:.2e} at "
+                f"step {cfg.lr_decay_iters} (--lr_decay_iters)")
+    return (f"learning rate: {lr:.2e} (--min_lr: the cosine decay ended at step "
+            f"{cfg.lr_decay_iters}, --lr_decay_iters)")
+
+
+# ---------------------------------------------------------------------- progress
+def _clock(seconds: float) -> str:
+    """1:05 or 1:02:03."""
+    s = int(round(max(seconds, 0)))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class Progress:
+    """Prints the progress of a run: every logged step with its time elapsed and left,
+    and every evaluation.
+
+        step   120/2000   6% | loss 2.3456 | lr 9.97e-04 | 5,432 tok/s | 0:12 elapsed, 3:08 left
+
+    On a terminal that line is one live line, rewritten in place, and the evaluation
+    lines stay above it; anywhere else (a file, a pipe) every line is a line of its own,
+    with no carriage returns. `--quiet` drops the step lines, not the evaluations.
+    """
+
+    def __init__(self, total: int, start: int, quiet: bool, stream=None, clock=time.perf_counter):
+        self.total, self.start, self.quiet = total, start, quiet
+        self.stream = stream if stream is not None else sys.stdout
+        try:
+            self.live = not quiet and self.stream.isatty()
+        except (AttributeError, ValueError):
+            self.live = False
+        self.clock = clock
+        self.t0 = clock()
+        self._shown = 0                     # width of the live line on the screen, 0: none
 
     def __call__(self, event: dict) -> None:
-        if event["kind"] == "step":
-            tps = event["tokens"] / max(event["seconds"], 1e-9)
-            if self.bar is not None:
-                self.bar.update(event["step"] - self.last_step)
-                self.bar.set_postfix(loss=f"{event['loss']:.4f}", lr=f"{event['lr']:.2e}",
-                                     tok_s=f"{tps:,.0f}")
-            elif not self.quiet:
-                print(f"step {event['step']:5d} | loss {event['loss']:.4f} | lr {event['lr']:.2e} "
-                      f"| {tps:,.0f} tok/s", flush=True)
-            self.last_step = event["step"]
+        if event["kind"] == "step" and not self.quiet:
+            self._line(self.step_line(event), keep=not self.live)
         elif event["kind"] == "eval":
             line = (f"step {event['step']:5d} | eval: train loss {event['train_loss']:.4f}"
                     + (f", val loss {event['val_loss']:.4f} (perplexity "
                        f"{event['val_perplexity']:.2f})" if "val_loss" in event else ""))
-            (self.bar.write if self.bar is not None else print)(line)
+            self._line(line, keep=True)
+
+    def step_line(self, event: dict) -> str:
+        step, total = event["step"], self.total
+        elapsed = self.clock() - self.t0
+        done = step - self.start
+        left = (total - step) * elapsed / done if done > 0 else float("nan")
+        tps = event["tokens"] / max(event["seconds"], 1e-9)
+        width = len(str(total))
+        return (f"step {step:{width}d}/{total} {100 * step / max(total, 1):3.0f}% | loss "
+                f"{event['loss']:.4f} | lr {event['lr']:.2e} | {tps:,.0f} tok/s | "
+                f"{_clock(elapsed)} elapsed, "
+                + (f"{_clock(left)} left" if math.isfinite(left) else "? left"))
+
+    def _line(self, text: str, keep: bool) -> None:
+        if self._shown:                                   # replace the live line
+            self.stream.write("\r" + " " * self._shown + "\r")
+            self._shown = 0
+        if keep:
+            self.stream.write(text + "\n")
+        else:
+            self.stream.write(text)
+            self._shown = len(text)
+        self.stream.flush()
+
+    def end_line(self) -> str:
+        """What ends the live line, if one is shown ("\\n" or ""), for a message written
+        past this object (from a signal handler); the line counts as ended."""
+        shown, self._shown = self._shown, 0
+        return "\n" if shown else ""
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        """End the live line (it stays on the screen) so that what follows starts a line."""
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = 0
+
+
+# ---------------------------------------------------------------------- signals
+class StopOnSignal:
+    """While active (``with StopOnSignal() as stop``), SIGINT (Ctrl-C) and SIGTERM ask the
+    trainer to stop after the current step, which it then saves, instead of ending the
+    process: ``stop()`` says whether one came, ``stop.signum`` which. The first prints
+    `message` (or what it returns, if callable). A second signal
+    raises KeyboardInterrupt at once (a checkpoint being written stays atomic: the
+    previous one is still complete). Signal handlers can only be set in the main
+    thread; elsewhere this does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, message=""):
+        self.signum = None
+        self.message = message          # a str, or a callable that returns one
+        self._previous = {}
+        self._fd = None
+
+    def __enter__(self):
+        try:
+            self._fd = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):      # a stream without a file (tests)
+            self._fd = None
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        message = self.message() if callable(self.message) else self.message
+        if not message:
+            return
+        if self._fd is not None:   # os.write: a print here could re-enter a print it interrupted
+            os.write(self._fd, message.encode())
+        else:
+            try:
+                sys.stderr.write(message)
+            except RuntimeError:
+                pass
 
 
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
-    from ..checkpoint import CheckpointError
+    from ..checkpoint import CheckpointError, load_checkpoint
     from ..data import train_val_split
     from ..nn.gpt import GPT, GPTConfig
-    from ..train import CSVLogger, TrainConfig, Trainer
+    from ..train import CSVLogger, NonFiniteError, TrainConfig, Trainer
+    from ._common import describe, encode, read_text, recorded_text, same_text
 
-    opts = _options(args)
     out = Path(args.out)
+    _check_out(out)
     ckpt_dir = out / "ckpt"
-    text = read_text(args.data)
-    source = args.data or "the Python standard library's source"
-
+    ckpt = None
     if args.resume:
         if not ckpt_dir.exists():
             raise CLIError(f"--resume: no checkpoint in {ckpt_dir}")
-        from ..checkpoint import load_checkpoint
-        tokenizer = load_checkpoint(ckpt_dir).tokenizer
-        ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
+        try:
+            ckpt = load_checkpoint(ckpt_dir)
+        except CheckpointError as exc:
+            raise CLIError(f"--resume: {exc}") from None
+        if not ckpt.trainer_state or ckpt.optimizer_state is None:
+            raise CLIError(f"--resume: {ckpt.path} holds weights only: no trainer state to resume")
+        if ckpt.tokenizer is None:
+            raise CLIError(f"--resume: {ckpt.path} has no tokenizer")
+    elif (ckpt_dir / "latest").exists():
+        raise CLIError(f"--out {out} already holds a run (a checkpoint in {ckpt_dir}): add "
+                       "--resume to continue it, or pass another --out")
+    saved = ckpt.trainer_state.get("train_config", {}) if ckpt else None
+    opts, explicit = _options(args, saved)
+
+    # the text: the one given, or (resuming) the one the checkpoint records
+    recorded = ckpt.trainer_state.get("data") if ckpt else None
+    if args.resume and args.data is None:
+        source = recorded_text(recorded, advice="pass --data FILE with that text (or, to carry "
+                               "on with another text, --data FILE --allow_new_data)")
+        label = f"{source.label} (the checkpoint's text)"
     else:
-        tokenizer = _build_tokenizer(args, text)
-        ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
-    train_ids, val_ids = train_val_split(ids, args.val_fraction)
-    block = opts["block_size"]
+        source = read_text(args.data)
+        label = source.label
+        if recorded is not None and not same_text(source.record, recorded):
+            if not args.allow_new_data:
+                raise CLIError(f"--resume: --data {args.data} is not the text this run was "
+                               f"trained on, {describe(recorded)}: pass that text, or add "
+                               f"--allow_new_data to carry on with {args.data}")
+            label += " (new: the checkpoint was trained on another text)"
+    val_fraction = args.val_fraction
+    if val_fraction is None:
+        val_fraction = (recorded or {}).get("val_fraction", 0.1)
+    if not 0 <= val_fraction < 1:
+        raise CLIError(f"--val_fraction must be in [0, 1), got {val_fraction}")
+    data_source = {**source.record, "val_fraction": val_fraction}
+
+    if ckpt is not None:
+        tokenizer = ckpt.tokenizer
+        model_config = ckpt.model_config.get("config", {})
+        _check_model_options(explicit, opts, model_config, ckpt.step)
+        block = int(model_config.get("block_size", opts["block_size"]))
+    else:
+        tokenizer = _build_tokenizer(args, source.text)
+        block = opts["block_size"]
+    ids = encode(tokenizer, source)
+    train_ids, val_ids = train_val_split(ids, val_fraction)
     for name, part in (("training", train_ids), ("validation", val_ids)):
-        if len(part) < block + 1 and not (name == "validation" and args.val_fraction == 0):
+        if len(part) < block + 1 and not (name == "validation" and val_fraction == 0):
             raise CLIError(f"the {name} split has {len(part)} tokens, fewer than block_size + 1 "
                            f"= {block + 1}: use a longer text or a smaller --block_size")
     val_ids = val_ids if len(val_ids) > block else None
 
-    train_keys = {k for k in TRAIN_OPTIONS}
     try:
-        train_cfg = TrainConfig(**{k: opts[k] for k in train_keys})
+        train_cfg = TrainConfig.from_dict({**(saved or {}), **{k: opts[k] for k in TRAIN_OPTIONS}})
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
-    callbacks = [CSVLogger(out / "log.csv", append=args.resume)]
-    if args.resume:
+    if ckpt is not None and train_cfg.max_iters <= ckpt.step:
+        raise CLIError(f"--resume: the checkpoint is at step {ckpt.step} and --max_iters is "
+                       f"{train_cfg.max_iters}: nothing to train; pass a larger --max_iters")
+
+    if ckpt is not None:
         try:
-            trainer, _ = Trainer.resume(ckpt_dir, train_ids, val_ids, callbacks=callbacks,
-                                        config=train_cfg)
+            trainer, _ = Trainer.resume(ckpt, train_ids, val_ids, config=train_cfg)
         except CheckpointError as exc:
             raise CLIError(f"--resume: {exc}") from None
+        trainer.data_source = data_source
         model = trainer.model
     else:
         try:
@@ -223,26 +409,67 @@ def run(args) -> int:
         except (TypeError, ValueError) as exc:
             raise CLIError(str(exc)) from None
         model = GPT(model_cfg, rng=np.random.default_rng(opts["seed"]))
-        trainer = Trainer(model, train_ids, val_ids, train_cfg, callbacks=callbacks)
+        trainer = Trainer(model, train_ids, val_ids, train_cfg, data_source=data_source)
 
     c = model.config
-    print(f"numpyllm train: {len(text):,} characters of {source} -> {len(ids):,} tokens "
-          f"({args.tokenizer if not args.resume else type(tokenizer).__name__}, vocab "
-          f"{tokenizer.vocab_size}); {len(train_ids):,} train / {len(val_ids) if val_ids is not None else 0:,} val")
+    print(f"numpyllm train: {len(source.text):,} characters of {label} -> {len(ids):,} tokens "
+          f"({type(tokenizer).__name__}, vocab {tokenizer.vocab_size}); {len(train_ids):,} train "
+          f"/ {len(val_ids) if val_ids is not None else 0:,} val")
     print(f"model: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}, "
           f"{model.num_parameters():,} parameters, {c.dtype}; {train_cfg.max_iters} steps of "
           f"batch {train_cfg.batch_size} x {train_cfg.gradient_accumulation_steps}"
-          + (f" (resuming at step {trainer.step})" if args.resume else ""))
+          + (f" (resuming at step {trainer.step})" if ckpt is not None else ""))
+    print(_schedule_line(train_cfg, trainer.step))
+    if ckpt is not None:
+        before = _lr_at(TrainConfig.from_dict(saved), trainer.step)
+        now = _lr_at(train_cfg, trainer.step)
+        if not math.isclose(before, now, rel_tol=1e-9):
+            print(f"note: the settings given move the learning rate at step {trainer.step} from "
+                  f"{before:.2e} (the checkpoint's schedule) to {now:.2e}")
+
+    # the log: with --resume, the rows after the checkpoint's step (written by a run that
+    # stopped after it) are dropped first, so each step is in it once
+    logger = CSVLogger(out / "log.csv", append=ckpt is not None,
+                       resume_step=ckpt.step if ckpt is not None else None)
     progress = Progress(train_cfg.max_iters, trainer.step, args.quiet)
-    trainer.callbacks.append(progress)
+    saves = []
+    trainer.callbacks += [logger, progress,
+                          lambda e: saves.append(e["path"]) if e["kind"] == "checkpoint" else None]
     start = time.perf_counter()
     first_step = trainer.step
+    def stop_message() -> str:
+        return progress.end_line() + ("numpyllm train: stopping: saving the last completed "
+                                      "step (a second Ctrl-C quits without saving it)\n")
     try:
-        evals = trainer.fit(checkpoint_dir=ckpt_dir, tokenizer=tokenizer)
+        with StopOnSignal(stop_message) as stop:
+            evals = trainer.fit(checkpoint_dir=ckpt_dir, tokenizer=tokenizer, stop=stop)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"numpyllm train: interrupted again: stopped without saving step {trainer.step}; "
+              f"{_newest(ckpt_dir)}", file=sys.stderr)
+        return 130
+    except NonFiniteError as exc:
+        progress.close()
+        raise CLIError(f"the run diverged ({exc}); {_newest(ckpt_dir)}: try a lower "
+                       "--learning_rate") from None
     finally:
         progress.close()
     elapsed = time.perf_counter() - start
     steps = trainer.step - first_step
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
+        if saves:
+            what = f"saved step {trainer.step} in {saves[-1]}"
+        elif trainer.step > 0:
+            what = f"step {trainer.step} is in {_newest(ckpt_dir, bare=True)}"
+        else:
+            print(f"numpyllm train: {name}: stopped before the first step; nothing to save",
+                  file=sys.stderr)
+            return 128 + stop.signum
+        print(f"numpyllm train: {name}: stopped after {steps} steps this run; {what}; "
+              f"carry on with: numpyllm train --out {shlex.quote(str(out))} --resume",
+              file=sys.stderr)
+        return 128 + stop.signum
     print(f"trained {steps} steps in {elapsed:.1f} s "
           f"({1000 * elapsed / max(steps, 1):.1f} ms/step); checkpoint in {ckpt_dir}")
     if evals and "val_loss" in evals[-1]:
@@ -254,6 +481,16 @@ def run(args) -> int:
         print(f"loss curve: {png}" if png else "loss curve: skipped (pip install matplotlib)")
     _print_samples(model, tokenizer, args, opts["seed"])
     return 0
+
+
+def _newest(ckpt_dir: Path, bare: bool = False) -> str:
+    """Where the newest complete checkpoint is, for a message."""
+    from ..checkpoint import CheckpointError, resolve
+    try:
+        path = str(resolve(ckpt_dir))
+    except CheckpointError:
+        return "no checkpoint" if bare else "there is no checkpoint yet"
+    return path if bare else f"the newest checkpoint is {path}"
 
 
 def _print_samples(model, tokenizer, args, seed: int) -> None:
