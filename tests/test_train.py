@@ -52,7 +52,7 @@ def test_loss_goes_down():
     assert last < first - 0.3
 
 
-@settings(max_examples=6)
+@settings(max_examples=max(3, settings.default.max_examples // 4))
 @given(k=st.integers(1, 5), accum=st.integers(1, 2), dropout=st.sampled_from([0.0, 0.2]))
 def test_resume_equals_uninterrupted(tmp_path_factory, k, accum, dropout):
     n = 6
