@@ -154,3 +154,16 @@ def test_quiet_progress_prints_only_evaluations():
     _feed(Progress(40, 0, quiet=True, stream=stream))
     assert stream.text.splitlines() == [
         "step    10 | eval: train loss 2.4000, val loss 2.6000 (perplexity 13.50)"]
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    """`numpyllm ... | head`: when the reader goes away, no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "numpyllm", "gradcheck", "--list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()                   # the reader goes away after 10 bytes
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("numpyllm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (numpyllm train | head): stop quietly, as other tools do;
+        # point stdout at /dev/null so the interpreter's final flush cannot fail again
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except _USER_ERRORS as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"numpyllm {args.command}: error: {msg}", file=sys.stderr)
