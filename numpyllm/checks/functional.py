@@ -20,11 +20,13 @@ def _away_from_zero(rng, *shape):
     return Tensor(np.sign(x) * (0.1 + np.abs(x)), requires_grad=True)
 
 
-def _cross_entropy(reduction):
+def _cross_entropy(reduction, label_smoothing=0.0):
     def build(rng):
         targets = rng.integers(0, 7, size=(2, 4))
         targets[0, 1] = targets[1, 3] = -100          # ignored: no gradient from these rows
-        return Case(lambda x: cross_entropy(x, targets, reduction=reduction), (leaf(rng, 2, 4, 7),))
+        return Case(lambda x: cross_entropy(x, targets, reduction=reduction,
+                                            label_smoothing=label_smoothing),
+                    (leaf(rng, 2, 4, 7),))
     return build
 
 
@@ -94,6 +96,10 @@ CHECKS = [
     _function("cross_entropy (mean)", _cross_entropy("mean"), "logits [2, 4, 7], 2 ignored"),
     _function("cross_entropy (sum)", _cross_entropy("sum"), "logits [2, 4, 7], 2 ignored"),
     _function("cross_entropy (none)", _cross_entropy("none"), "logits [2, 4, 7], 2 ignored"),
+    _function("cross_entropy (smoothing 0.1)", _cross_entropy("mean", 0.1),
+              "logits [2, 4, 7], 2 ignored"),
+    _function("cross_entropy (none, smoothing)", _cross_entropy("none", 0.3),
+              "logits [2, 4, 7], 2 ignored"),
     _function("layer_norm", lambda rng: Case(layer_norm, (leaf(rng, 2, 3, 8), leaf(rng, 8),
                                                       leaf(rng, 8))), "x [2, 3, 8], w [8], b [8]"),
     _function("embedding", _embedding, "ids [2, 5] of 4, W [4, 3]"),

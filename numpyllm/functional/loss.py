@@ -19,13 +19,19 @@ class CrossEntropy(Function):
     # subtracts at (n, t_n) by fancy indexing instead of building a one-hot [N, V].
     # Each row's gradient is scaled by its upstream weight w_n: g / n_valid for "mean",
     # g for "sum", g_n for "none", and 0 for an ignored row.
+    #
+    # Label smoothing ε (Szegedy et al. 2016) aims at (1 - ε) onehot + ε/V instead:
+    #   loss_n = logsumexp(x_n) - (1 - ε) x_n[t_n] - (ε/V) Σ_j x_n[j]
+    #   d loss_n / d x_n[j] = softmax(x_n)[j] - (1 - ε)[j == t_n] - ε/V
     @staticmethod
-    def forward(ctx, x, rows, targets, reduction):
+    def forward(ctx, x, rows, targets, reduction, smoothing):
         # x: [..., V] logits; rows: [n_valid] flat positions not ignored;
         # targets: [n_valid] their classes, in [0, V)
         x2 = x.reshape(-1, x.shape[-1])             # [..., V] -> [N, V]
         z = x2 - x2.max(axis=1, keepdims=True)      # [N, V], max 0 in each row
         picked = z[rows, targets]                   # [n_valid]: z_n[t_n]
+        if smoothing:                               # the max cancels: (1-ε) + V ε/V = 1
+            picked = (1.0 - smoothing) * picked + smoothing * z[rows].mean(axis=1)
         np.exp(z, out=z)
         total = z.sum(axis=1)                       # [N]: sum_j exp(z_nj), in [1, V]
         losses = np.log(total[rows]) - picked       # [n_valid]
@@ -33,7 +39,7 @@ class CrossEntropy(Function):
             z /= total[:, None]                     # [N, V] softmax, in place
             ctx.save_for_backward(z)
             ctx.rows, ctx.targets, ctx.reduction = rows, targets, reduction
-            ctx.shape = x.shape
+            ctx.shape, ctx.smoothing = x.shape, smoothing
         if reduction == "none":
             out = np.zeros(z.shape[0], dtype=x.dtype)   # ignored positions: loss 0
             out[rows] = losses
@@ -53,12 +59,15 @@ class CrossEntropy(Function):
         elif rows.size:
             w[rows] = g / rows.size if ctx.reduction == "mean" else g
         grad = probs * w[:, None]                   # softmax * w, a new array: probs
-        grad[rows, targets] -= w[rows]              # stays intact for a second backward
-        return grad.reshape(ctx.shape), None, None, None
+        eps = ctx.smoothing                         # stays intact for a second backward
+        grad[rows, targets] -= (1.0 - eps) * w[rows]
+        if eps:
+            grad[rows] -= (eps / probs.shape[1]) * w[rows, None]
+        return grad.reshape(ctx.shape), None, None, None, None
 
 
 def cross_entropy(logits: Tensor, targets, ignore_index: int = -100,
-                  reduction: str = "mean") -> Tensor:
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy between `logits` [..., V] and integer `targets` [...], as one node:
     ``-log softmax(logits)[..., targets]``, stable for any finite logits.
 
@@ -66,6 +75,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100,
     positions equal to `ignore_index` (default -100, as in PyTorch) count for nothing.
     `reduction`: "mean" (over the targets that are not ignored), "sum", or "none" (the
     loss per position, shape [...], 0 at ignored positions).
+    `label_smoothing` ε in [0, 1]: the target distribution is (1 - ε) on the class and ε/V
+    spread over all V classes, as PyTorch's ``label_smoothing``.
 
     When every target is ignored, "mean" gives a loss of 0 with a zero gradient (PyTorch
     gives nan, from 0/0): a batch made entirely of padding then does not poison a run.
@@ -85,6 +96,9 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100,
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, "
                          f"got {reduction!r}")
+    if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing <= 1.0):
+        raise ValueError(f"cross_entropy: label_smoothing must be a number in [0, 1], "
+                         f"got {label_smoothing!r}")
     targets = _index_array(targets, "cross_entropy", "targets (class indices)")
     shape = np.shape(logits.data if isinstance(logits, Tensor) else logits)
     if len(shape) == 0 or targets.shape != shape[:-1]:
@@ -99,4 +113,4 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100,
         raise IndexError(f"cross_entropy: target {kept[np.argmax(bad)]} is out of range for "
                          f"V={V} classes (targets must be in [0, {V}) or ignore_index="
                          f"{ignore_index})")
-    return CrossEntropy.apply(logits, rows, kept, reduction)
+    return CrossEntropy.apply(logits, rows, kept, reduction, float(label_smoothing))

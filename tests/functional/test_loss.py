@@ -26,8 +26,9 @@ def problems(draw):
     return logits, targets, draw(st.sampled_from(REDUCTIONS))
 
 
-def cross_entropy_composed(logits, targets, reduction="mean", ignore_index=-100):
-    """-log_softmax(logits)[targets] from primitives: max, exp, sum, log, getitem."""
+def cross_entropy_composed(logits, targets, reduction="mean", ignore_index=-100, smoothing=0.0):
+    """-log_softmax(logits)[targets] from primitives: max, exp, sum, log, getitem; with
+    label smoothing, (1 - ε) of it plus ε times the mean of -log_softmax over classes."""
     V = logits.shape[-1]
     x = logits.reshape(-1, V)                                   # [N, V]
     z = x - x.max(axis=-1, keepdims=True)
@@ -35,6 +36,8 @@ def cross_entropy_composed(logits, targets, reduction="mean", ignore_index=-100)
     t = np.asarray(targets).reshape(-1)
     valid = t != ignore_index
     picked = -logp[np.arange(t.size), np.where(valid, t, 0)]    # [N]
+    if smoothing:
+        picked = (1 - smoothing) * picked - smoothing * logp.mean(axis=-1)
     losses = picked * valid.astype(logits.dtype)                # ignored rows: 0
     if reduction == "none":
         return losses.reshape(np.shape(targets))
@@ -54,6 +57,23 @@ def test_cross_entropy_equals_its_composition(problem, same_values_and_grads):
     logits, targets, reduction = problem
     same_values_and_grads(lambda x: cross_entropy(x, targets, reduction=reduction),
                           lambda x: cross_entropy_composed(x, targets, reduction), logits)
+
+
+@given(problem=problems(), smoothing=st.sampled_from([0.05, 0.5, 1.0]))
+def test_label_smoothing_gradcheck_and_composition(problem, smoothing, same_values_and_grads):
+    logits, targets, reduction = problem
+
+    def fused(x):
+        return cross_entropy(x, targets, reduction=reduction, label_smoothing=smoothing)
+    assert gradcheck(fused, logits)
+    same_values_and_grads(fused, lambda x: cross_entropy_composed(x, targets, reduction,
+                                                                  smoothing=smoothing), logits)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "0.1"])
+def test_label_smoothing_out_of_range(bad):
+    with pytest.raises(ValueError, match="label_smoothing"):
+        cross_entropy(Tensor(np.zeros((2, 3))), [0, 1], label_smoothing=bad)
 
 
 def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n():

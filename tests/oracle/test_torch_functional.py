@@ -82,6 +82,22 @@ def test_cross_entropy(reduction, ignore_index, dtype, tol):
                                       reduction=reduction), theirs, [logits], tol)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.1, 0.5, 1.0])
+def test_cross_entropy_with_label_smoothing(reduction, smoothing):
+    rng = np.random.default_rng(5)
+    logits = randn(rng, np.float64, 3, 8, 11, scale=4.0)
+    targets = rng.integers(0, 11, size=(3, 8))
+    targets[1, 2:5] = -100
+
+    def theirs(x):
+        out = TF.cross_entropy(x.reshape(-1, 11), torch.tensor(targets).reshape(-1),
+                               reduction=reduction, label_smoothing=smoothing)
+        return out.reshape(3, 8) if reduction == "none" else out
+    compare(lambda x: F.cross_entropy(x, targets, reduction=reduction,
+                                      label_smoothing=smoothing), theirs, [logits], 1e-10)
+
+
 def test_cross_entropy_stable_at_1e4_like_torch():
     logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]])
     targets = np.array([1, 2])
