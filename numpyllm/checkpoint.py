@@ -280,9 +280,13 @@ def _prune(directory: Path, keep: int, current: str) -> None:
 # ------------------------------------------------------------------ resolve
 def _read_pointer(pointer: Path) -> str:
     """The step directory name that a ``latest`` file holds, checked to be one."""
-    if os.path.islink(pointer):
+    mode = os.lstat(pointer).st_mode
+    if stat.S_ISLNK(mode):
         raise CheckpointError(f"{pointer}: expected a file, got a symbolic link (a checkpoint "
                               "never follows a link out of its directory)")
+    if not stat.S_ISREG(mode):           # a directory, or a FIFO that would block the read
+        raise CheckpointError(f"{pointer}: expected a file naming a step directory, got a "
+                              "directory or a special file")
     with open(pointer, "rb") as f:
         raw = f.read(_POINTER_BYTES + 1)
     name = raw.decode("ascii", errors="replace").strip()
@@ -315,9 +319,6 @@ def resolve(path) -> Path:
     if not os.path.lexists(pointer):
         raise CheckpointError(f"no checkpoint at {path}: neither manifest.json nor a 'latest' "
                               "pointer is there")
-    if not pointer.is_file():
-        raise CheckpointError(f"{pointer}: expected a file naming a step directory, got a "
-                              "directory or a special file")
     name = _read_pointer(pointer)
     step_dir = path / name
     if os.path.islink(step_dir):
@@ -398,6 +399,12 @@ def _check_hyperparameters(kind: str, group: dict, where, field: str) -> None:
     missing = sorted(set(probe.defaults) - set(hyper))
     if missing:
         raise _bad(where, field, f"every hyperparameter of {kind} (missing {missing})", hyper)
+    for key, value in hyper.items():     # true is no learning rate, nor 0.9 a nesterov flag
+        default = probe.defaults[key]
+        if (isinstance(value, bool) != isinstance(default, bool)
+                or isinstance(value, list) != isinstance(default, (list, tuple))):
+            raise _bad(where, f"{field}.{key}", f"a value of the kind of {kind}'s default "
+                       f"{default!r}", value)
 
 
 def _check_optimizer(opt, where) -> int | None:
@@ -439,13 +446,16 @@ def _check_optimizer(opt, where) -> int | None:
     return len(indices)
 
 
-def _check_optimizer_arrays(arrays: dict, n_params: int, file) -> None:
+def _check_optimizer_arrays(arrays: dict, scalars: dict, n_params: int, file) -> None:
     for key in arrays:
         parts = key.split(".", 2)
         if (len(parts) != 3 or parts[0] != "state" or not parts[2]
                 or not (parts[1].isascii() and parts[1].isdigit()) or int(parts[1]) >= n_params):
             raise CheckpointError(f"{file}: tensor {key!r}: expected a name 'state.<index>."
                                   f"<name>' with an index below {n_params}")
+        if parts[2] in scalars.get(str(int(parts[1])), {}):
+            raise CheckpointError(f"{file}: tensor {key!r}: expected each state entry once, "
+                                  "got it here and among the manifest's optimizer.scalars")
 
 
 def _check_files(files, where) -> dict:
@@ -492,6 +502,8 @@ def _check_manifest(manifest, where) -> dict:
         if name not in files:
             raise _bad(where, "files", f"an entry for {name!r}", sorted(files))
     _check_trainer_state(manifest.get("trainer"), where)
+    for key in ("optimizer", "tokenizer", "trainer"):     # optional: absent means none
+        manifest.setdefault(key, None)
     return manifest
 
 
@@ -540,7 +552,8 @@ def load_checkpoint(path, *, verify: bool = True) -> Checkpoint:
         if manifest["optimizer"] is not None:
             n_params = len([i for g in manifest["optimizer"]["param_groups"] for i in g["params"]])
             arrays = load_file(step_dir / "optimizer.safetensors")
-            _check_optimizer_arrays(arrays, n_params, step_dir / "optimizer.safetensors")
+            _check_optimizer_arrays(arrays, manifest["optimizer"]["scalars"], n_params,
+                                    step_dir / "optimizer.safetensors")
             optimizer_state = _join_optimizer_state(arrays, manifest["optimizer"])
     except SafetensorsError as exc:
         raise CheckpointError(str(exc)) from None
@@ -627,8 +640,8 @@ def build_model(ckpt: Checkpoint, *, dtype: str | None = None):
         raise CheckpointError(f"{where}: model.config: the model config is invalid: "
                               f"{exc}") from None
     _check_sizes(config, ckpt.weights, ckpt.path / "model.safetensors")
-    model = GPT(config, rng=np.random.default_rng(0))
     try:
+        model = GPT(config, rng=np.random.default_rng(0))
         model.load_state_dict(ckpt.weights, strict=True)
     except (KeyError, ValueError) as exc:
         detail = "; ".join(line.strip() for line in str(exc).splitlines())   # one line

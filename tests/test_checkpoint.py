@@ -14,7 +14,7 @@ import pytest
 from numpyllm import checkpoint as ck
 from numpyllm.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from numpyllm.nn.gpt import GPT, GPTConfig
-from numpyllm.optim import AdamW
+from numpyllm.optim import SGD, Adam, AdamW
 from numpyllm.tokenizers import CharTokenizer
 
 
@@ -54,6 +54,21 @@ def test_round_trip(tmp_path):
     x = np.array([[1, 2, 3]])
     np.testing.assert_array_equal(loaded(x)[0].data, model(x)[0].data)
     assert not loaded.training
+
+
+@pytest.mark.parametrize("make", [lambda ps: AdamW(ps, lr=1e-2), lambda ps: Adam(ps, lr=1e-2),
+                                  lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True)])
+def test_every_optimizer_round_trips(tmp_path, make):
+    """The hyperparameter checks accept what each optimizer writes."""
+    model = tiny_model()
+    opt = make(model.parameters())
+    x = np.random.default_rng(0).integers(0, 7, size=(2, 8))
+    model(x, targets=x)[1].backward()
+    opt.step()
+    save_checkpoint(tmp_path, step=1, model=model, optimizer=opt)
+    fresh = make(tiny_model().parameters())
+    fresh.load_state_dict(load_checkpoint(tmp_path).optimizer_state)
+    assert fresh.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
 
 
 def test_files_are_json_and_safetensors_only(tmp_path):
@@ -192,7 +207,7 @@ RESAVER = textwrap.dedent("""
     import numpy as np
     from numpyllm import checkpoint as ck
     from numpyllm.nn.gpt import GPT, GPTConfig
-    from numpyllm.optim import AdamW
+    from numpyllm.optim import SGD, Adam, AdamW
     from numpyllm.tokenizers import CharTokenizer
 
     model = GPT(GPTConfig(vocab_size=7, block_size=8, n_layer=1, n_head=2, n_embd=8),
@@ -346,12 +361,23 @@ def test_malformed_manifest_is_a_checkpoint_error(tmp_path, change, match):
     ({"momentum": 0.9}, "no hyperparameter"),
     ({"params": [0, 0]}, "each in one group once"),
     ({"params": "all"}, "a list of parameter indices"),
+    ({"lr": True}, r"\.lr: expected a value of the kind of AdamW's default"),
+    ({"betas": 0.9}, r"hyperparameters AdamW accepts"),
 ])
 def test_optimizer_hyperparameters_are_validated_on_load(tmp_path, group_change, match):
     """Issue 12: hyperparameters went into the optimizer unchecked; now the optimizer's
     own rules check them when the checkpoint is read."""
     _manifest_refused(tmp_path, lambda m: m["optimizer"]["param_groups"][0].update(group_change),
                       match)
+
+
+@pytest.mark.parametrize("key", ["optimizer", "tokenizer", "trainer"])
+def test_optional_manifest_entries_may_be_absent(tmp_path, key):
+    """Found by the fuzzer: a manifest without "optimizer" raised a bare KeyError."""
+    _rewrite_manifest(_one(tmp_path), _delete(key))
+    ckpt = load_checkpoint(tmp_path)
+    assert {"optimizer": ckpt.optimizer_state, "tokenizer": ckpt.tokenizer,
+            "trainer": ckpt.trainer_state or None}[key] is None
 
 
 def test_missing_hyperparameter_is_refused(tmp_path):
@@ -473,6 +499,13 @@ def test_tokenizer_errors_are_checkpoint_errors(tmp_path):
     _rewrite_manifest(step_dir, lambda m: m["files"]["tokenizer.json"].update(
         bytes=tok.stat().st_size, sha256=ck._sha256(tok)))
     with pytest.raises(CheckpointError, match="expected UTF-8 text"):
+        load_checkpoint(tmp_path)
+
+
+def test_optimizer_state_given_twice_is_refused(tmp_path):
+    step_dir = _one(tmp_path)
+    _rewrite_manifest(step_dir, lambda m: m["optimizer"]["scalars"]["0"].update(exp_avg=1.0))
+    with pytest.raises(CheckpointError, match="expected each state entry once"):
         load_checkpoint(tmp_path)
 
 
