@@ -139,6 +139,12 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)   # JSON true is no int
 
 
+def _index(text: str) -> int | None:
+    """`text` as a non-negative index if it is one written in ASCII digits, else None.
+    (Bounded: int() of a 5,000-digit string raises ValueError, of a long one is slow.)"""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
 def _is_number(value) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and math.isfinite(value))
@@ -241,7 +247,7 @@ def _alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):   # (a name with 30 digits is no pid)
         return False
     except OSError:            # exists, but is another user's
         return True
@@ -436,7 +442,7 @@ def _check_optimizer(opt, where) -> int | None:
         raise _bad(where, "optimizer.scalars", "a JSON object", scalars)
     for index, entry in scalars.items():
         field_ = f"optimizer.scalars[{index!r}]"
-        if not (index.isascii() and index.isdigit() and int(index) < len(indices)):
+        if _index(index) is None or _index(index) >= len(indices):
             raise _bad(where, "optimizer.scalars", f"keys that are parameter indices "
                        f"0..{len(indices) - 1}", index)
         if not isinstance(entry, dict) or not all(_is_number(v) for v in entry.values()):
@@ -449,11 +455,11 @@ def _check_optimizer(opt, where) -> int | None:
 def _check_optimizer_arrays(arrays: dict, scalars: dict, n_params: int, file) -> None:
     for key in arrays:
         parts = key.split(".", 2)
-        if (len(parts) != 3 or parts[0] != "state" or not parts[2]
-                or not (parts[1].isascii() and parts[1].isdigit()) or int(parts[1]) >= n_params):
-            raise CheckpointError(f"{file}: tensor {key!r}: expected a name 'state.<index>."
-                                  f"<name>' with an index below {n_params}")
-        if parts[2] in scalars.get(str(int(parts[1])), {}):
+        index = _index(parts[1]) if len(parts) == 3 else None
+        if parts[0] != "state" or index is None or index >= n_params or not parts[2]:
+            raise CheckpointError(f"{file}: tensor {_show(key)}: expected a name "
+                                  f"'state.<index>.<name>' with an index below {n_params}")
+        if parts[2] in scalars.get(str(index), {}):
             raise CheckpointError(f"{file}: tensor {key!r}: expected each state entry once, "
                                   "got it here and among the manifest's optimizer.scalars")
 
@@ -610,14 +616,14 @@ def _check_sizes(config, weights: dict, file) -> None:
                 f"block_size={T} in the config), got "
                 f"{'no such tensor' if got is None else list(got.shape)}: the weights do not "
                 "fit the config")
-    layers = {int(parts[1]) for key in weights
-              if (parts := key.split(".", 2))[0] == "h" and len(parts) == 3
-              and parts[1].isascii() and parts[1].isdigit()}
-    # (not `set(range(L))`: L comes from the file, and may be 10**9)
-    if len(layers) != L or (layers and (min(layers) != 0 or max(layers) != L - 1)):
+    layers = {_index(parts[1]) for key in weights
+              if (parts := key.split(".", 2))[0] == "h" and len(parts) == 3}
+    # (not `layers != set(range(L))`: L comes from the file, and may be 10**9)
+    if None in layers or len(layers) != L or min(layers) != 0 or max(layers) != L - 1:
         raise CheckpointError(f"{file}: h.*: expected the weights of layers 0..{L - 1} "
                               f"(n_layer={L} in the config), got layers "
-                              f"{_show(sorted(layers))}: the weights do not fit the config")
+                              f"{_show(sorted(layers, key=str))}: the weights do not fit the "
+                              "config")
 
 
 def build_model(ckpt: Checkpoint, *, dtype: str | None = None):

@@ -518,3 +518,27 @@ def test_optimizer_tensor_names_are_checked(tmp_path):
         bytes=opt.stat().st_size, sha256=ck._sha256(opt)))
     with pytest.raises(CheckpointError, match=r"tensor 'state\.99\.exp_avg': expected a name"):
         load_checkpoint(tmp_path)
+
+
+def test_indices_of_thousands_of_digits_are_refused(tmp_path):
+    """Found in review: int() of a 5,000-digit key raised a bare ValueError."""
+    from numpyllm.safetensors import save_file
+    huge = "9" * 5000
+    _manifest_refused(tmp_path / "a", lambda m: m["optimizer"]["scalars"].update({huge: {"step": 1}}),
+                      "keys that are parameter indices")
+    step_dir = _one(tmp_path / "b")
+    opt = step_dir / "optimizer.safetensors"
+    save_file({f"state.{huge}.exp_avg": np.zeros(2, np.float32)}, opt)
+    _rewrite_manifest(step_dir, lambda m: m["files"]["optimizer.safetensors"].update(
+        bytes=opt.stat().st_size, sha256=ck._sha256(opt)))
+    with pytest.raises(CheckpointError, match="expected a name 'state.<index>.<name>'"):
+        load_checkpoint(tmp_path / "b")
+    step_dir = _one(tmp_path / "c")
+    model = step_dir / "model.safetensors"
+    weights = load_checkpoint(tmp_path / "c").weights
+    weights[f"h.{huge}.ln_1.weight"] = weights["h.0.ln_1.weight"]
+    save_file(weights, model)
+    _rewrite_manifest(step_dir, lambda m: m["files"]["model.safetensors"].update(
+        bytes=model.stat().st_size, sha256=ck._sha256(model)))
+    with pytest.raises(CheckpointError, match="the weights do not fit the config"):
+        load_model(tmp_path / "c")

@@ -71,7 +71,8 @@ HOSTILE_STRINGS = ["", "..", "../model.safetensors", "/etc/passwd", "a/b", "mode
                    "step-000003", "\u00b2", "\u0663", "F32", "U8", "BOOL", "PCG64", "MT19937",
                    "GPT", "AdamW", "SGD", "CharTokenizer", "BPETokenizer", "x" * 100_000, "\x00",
                    "😀", "\ud800", "<|endoftext|>", "[PAD]", "numpyllm-char", "numpyllm-checkpoint",
-                   "(a|a)*b", "1e999", "NaN"]
+                   "(a|a)*b", "1e999", "NaN", "9" * 5000, "0" * 30, "state.0.exp_avg",
+                   "state." + "9" * 5000 + ".exp_avg", "h.0.attn.c_attn.weight", "wte.weight"]
 HOSTILE = st.one_of(
     st.none(), st.booleans(),
     st.sampled_from([0, 1, -1, 2, 3, 7, 255, 256, 257, 2 ** 31, 2 ** 32, 2 ** 53 + 1, 2 ** 63,
@@ -134,7 +135,11 @@ def mutated_json(draw, doc, max_ops: int = 3):
         elif op == "delete":
             del node[key]
         elif isinstance(node, dict):
-            node[draw(st.sampled_from(HOSTILE_STRINGS[:12]) | st.text(max_size=6))] = draw(HOSTILE)
+            if draw(st.booleans()) and node:        # an existing key, to keep its value
+                value = node[draw(st.sampled_from(list(node)))]
+            else:
+                value = draw(HOSTILE)
+            node[draw(st.sampled_from(HOSTILE_STRINGS) | st.text(max_size=6))] = value
         else:
             node.insert(draw(st.integers(0, len(node))), draw(HOSTILE | st.sampled_from(node)))
     return doc
