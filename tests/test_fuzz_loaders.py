@@ -43,14 +43,17 @@ CORPUS = ("the quick brown fox jumps over the lazy dog. It's 2024, they'll say 1
 
 
 # ------------------------------------------------------------------ bounded calls
-def bounded(load, size: int, errors):
+def bounded(load, size: int, errors, where):
     """`load()` under tracemalloc: returns its result, or None when it raised one of
-    `errors`; any other exception propagates and fails the test. Asserts the peak."""
+    `errors` with a one-line message naming `where` (the file or directory); any other
+    exception propagates and fails the test. Asserts the peak."""
     tracemalloc.start()
     try:
         try:
             result = load()
-        except errors:
+        except errors as exc:
+            message = str(exc)
+            assert "\n" not in message and str(where) in message, message
             result = None
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -251,7 +254,8 @@ def test_fuzz_safetensors(data):
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "t.safetensors"
         path.write_bytes(data)
-        out = bounded(lambda: load_file(path, with_metadata=True), len(data), SafetensorsError)
+        out = bounded(lambda: load_file(path, with_metadata=True), len(data), SafetensorsError,
+                      path)
     if out is not None:
         tensors, metadata = out
         assert all(isinstance(v, str) for v in metadata.values())
@@ -369,7 +373,7 @@ def test_fuzz_checkpoint(checkpoint_template, data):
         for _ in range(data.draw(st.integers(1, 2))):
             _damage_checkpoint(data.draw, root, outside)
         size = tree_size(root)
-        out = bounded(lambda: load_model(root), size, CheckpointError)
+        out = bounded(lambda: load_model(root), size, CheckpointError, root)
         if out is not None:
             model, tokenizer, ckpt = out
             assert ckpt.path.parent == root and not ckpt.path.is_symlink()
@@ -396,7 +400,8 @@ def test_fuzz_resume_trainer_state(checkpoint_template, data):
         ids = np.arange(100) % 7
         try:
             resumed, _ = Trainer.resume(root, ids, ids)
-        except CheckpointError:
+        except CheckpointError as exc:
+            assert "\n" not in str(exc) and str(root) in str(exc)
             return
         resumed.train_step()            # the generators it restored work
 
@@ -417,7 +422,7 @@ def _check_tokenizer(tok, size: int) -> None:
 
 def _load_all(path: Path, loaders, size: int):
     for load in loaders:
-        tok = bounded(lambda: load(path), size, TOKENIZER_ERRORS)
+        tok = bounded(lambda: load(path), size, TOKENIZER_ERRORS, path)
         if tok is not None:
             _check_tokenizer(tok, size)
 
@@ -474,9 +479,9 @@ def test_fuzz_bpe_file(bpe_text, data):
 def small_gpt2_files():
     """GPT-2's two files for a small trained vocabulary, as GPT-2 writes them."""
     tok = BPETokenizer().train(CORPUS, 290)
-    order = sorted(range(256), key=lambda b: (gpt2.byte_to_unicode()[b] != chr(b),
-                                              ord(gpt2.byte_to_unicode()[b])))
-    encoder = {gpt2.byte_to_unicode()[b]: i for i, b in enumerate(order)}
+    table = gpt2.byte_to_unicode()
+    order = sorted(range(256), key=lambda b: (table[b] != chr(b), ord(table[b])))
+    encoder = {table[b]: i for i, b in enumerate(order)}
     merges = tok.merges
     for i, (left, right) in enumerate(merges):
         encoder[gpt2.token_to_text(left + right)] = 256 + i

@@ -64,9 +64,9 @@ def test_gpt2_save_load_and_tiktoken_file(tmp_path, gpt2_tok, gpt2_files):
 # -------------------------------------------------------- small files in GPT-2's format
 def _gpt2_style_files(tmp_path, merges=(("a", "b"), ("Ġ", "ab")), extra=None):
     """A tiny vocabulary written exactly as GPT-2's files are."""
-    byte_order = sorted(range(256), key=lambda b: (gpt2.byte_to_unicode()[b] != chr(b),
-                                                   ord(gpt2.byte_to_unicode()[b])))
-    encoder = {gpt2.byte_to_unicode()[b]: i for i, b in enumerate(byte_order)}
+    table = gpt2.byte_to_unicode()
+    byte_order = sorted(range(256), key=lambda b: (table[b] != chr(b), ord(table[b])))
+    encoder = {table[b]: i for i, b in enumerate(byte_order)}
     for i, (left, right) in enumerate(merges):
         encoder[left + right] = 256 + i
     encoder["<|endoftext|>"] = len(encoder)

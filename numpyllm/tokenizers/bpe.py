@@ -631,7 +631,8 @@ class BPETokenizer:
         """GPT-2's tokenizer from its published `encoder.json` and `vocab.bpe`.
 
         The ids are GPT-2's: "Hello world" -> [15496, 995], and `<|endoftext|>` -> 50256
-        when allowed (`encode(text, allowed_special={"<|endoftext|>"})`).
+        when allowed (`encode(text, allowed_special={"<|endoftext|>"})`). Malformed or
+        inconsistent files raise `VocabularyFileError` (see `gpt2.read_gpt2_vocab`).
         """
         ranks, merges, special = gpt2.read_gpt2_vocab(encoder_json, vocab_bpe)
         try:
@@ -646,7 +647,8 @@ class BPETokenizer:
         """A tokenizer from a tiktoken `.tiktoken` rank file (base64 token, rank per
         line). The file holds neither the split pattern nor the special tokens, so give
         them: e.g. `pattern="gpt4", special_tokens=gpt2.CL100K_SPECIAL_TOKENS` for
-        cl100k_base."""
+        cl100k_base. A malformed file raises `VocabularyFileError` (see
+        `gpt2.read_tiktoken_ranks`)."""
         return cls(gpt2.read_tiktoken_ranks(path), pattern=pattern,
                    special_tokens=special_tokens, **kwargs)
 

@@ -168,7 +168,10 @@ def read_gpt2_vocab(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLik
     its id, merges lists the `(left, right)` byte pairs in merge order, and the special
     tokens (`<|endoftext|>` -> 50256) are the entries of encoder.json that are not
     byte-level tokens. The two files are checked against each other as tiktoken does: the
-    256 single bytes and then the merges, in order, must give exactly encoder.json's ids.
+    256 single bytes and then the merges, in order, must give exactly encoder.json's ids;
+    special tokens take ids after them, leaving at most 1,024 ids unused. A malformed
+    file raises `VocabularyFileError` (a ValueError) naming the file, the line and what
+    was expected.
     """
     encoder_json, vocab_bpe = os.fspath(encoder_json), os.fspath(vocab_bpe)
     encoder = _files.parse_json(_files.read_text(encoder_json), encoder_json, "a JSON object")
