@@ -248,8 +248,12 @@ def damaged_safetensors(draw):
     return struct.pack("<Q", len(raw)) + raw + payload
 
 
+HUGE_HEADER = b'{"a":{"dtype":"F64","shape":[1099511627776],"data_offsets":[0,8796093022208]}}'
+
+
 @given(data=damaged_safetensors())
-@example(data=struct.pack("<Q", 60) + b'{"a":{"dtype":"F64","shape":[1099511627776],"data_offsets":[0,8796093022208]}}'[:60])
+@example(data=struct.pack("<Q", len(HUGE_HEADER)) + HUGE_HEADER + b"\0" * 1000)   # 2**40 elements
+@example(data=struct.pack("<Q", 2 ** 60) + b"{}")
 def test_fuzz_safetensors(data):
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "t.safetensors"
