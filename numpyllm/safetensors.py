@@ -107,10 +107,11 @@ def load_file(path, with_metadata: bool = False):
                                    "(8 bytes of header length come first)")
         (n,) = struct.unpack("<Q", f.read(8))
         if n > min(_MAX_HEADER, size - 8):
+            why = ("runs past the end of the file: truncated or not safetensors" if n > size - 8
+                   else f"exceeds the format's limit of {_MAX_HEADER} bytes")
             raise SafetensorsError(
                 f"{path}: header length: expected at most {min(_MAX_HEADER, size - 8)} bytes "
-                f"(the file has {size}), got {n}, which runs past the end of the file: "
-                f"truncated or not safetensors")
+                f"(the file has {size}), got {n}, which {why}")
         raw = f.read(n)
         if len(raw) != n:
             raise SafetensorsError(f"{path}: header: expected {n} bytes, the file ends after "
