@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from numpyllm import checkpoint as ck
 from numpyllm.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from numpyllm.nn.gpt import GPT, GPTConfig
-from numpyllm.optim import AdamW
+from numpyllm.optim import SGD, Adam, AdamW
 from numpyllm.tokenizers import CharTokenizer
 
 
@@ -53,6 +54,21 @@ def test_round_trip(tmp_path):
     x = np.array([[1, 2, 3]])
     np.testing.assert_array_equal(loaded(x)[0].data, model(x)[0].data)
     assert not loaded.training
+
+
+@pytest.mark.parametrize("make", [lambda ps: AdamW(ps, lr=1e-2), lambda ps: Adam(ps, lr=1e-2),
+                                  lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True)])
+def test_every_optimizer_round_trips(tmp_path, make):
+    """The hyperparameter checks accept what each optimizer writes."""
+    model = tiny_model()
+    opt = make(model.parameters())
+    x = np.random.default_rng(0).integers(0, 7, size=(2, 8))
+    model(x, targets=x)[1].backward()
+    opt.step()
+    save_checkpoint(tmp_path, step=1, model=model, optimizer=opt)
+    fresh = make(tiny_model().parameters())
+    fresh.load_state_dict(load_checkpoint(tmp_path).optimizer_state)
+    assert fresh.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
 
 
 def test_files_are_json_and_safetensors_only(tmp_path):
@@ -149,19 +165,21 @@ SAVER = textwrap.dedent("""
     from numpyllm.nn.gpt import GPT, GPTConfig
     model = GPT(GPTConfig(vocab_size=50, block_size=32, n_layer=2, n_head=2, n_embd=32),
                 rng=np.random.default_rng(0))
-    step = 0
+    i = 0
     print("ready", flush=True)
     while True:
-        step += 1
+        i += 1
         for p in model.parameters():
-            p.data[...] = step          # every weight holds its step number
-        save_checkpoint(sys.argv[1], step=step, model=model)
+            p.data[...] = i             # every weight holds the save's number
+        # each step is saved twice: the second save of a step re-saves it in place
+        save_checkpoint(sys.argv[1], step=(i + 1) // 2, model=model)
 """)
 
 
 def test_killed_mid_save_leaves_a_whole_checkpoint(tmp_path):
-    """SIGKILL a process that saves in a loop, at several moments: what `latest` names
-    always loads, and its weights are all from one step."""
+    """SIGKILL a process that saves in a loop, half of its saves re-saving the step it
+    just saved, at several moments: what `latest` names always loads, and its weights are
+    all from one save of that step (the first or the second)."""
     checked = 0
     for trial in range(4):
         directory = tmp_path / f"run{trial}"
@@ -176,6 +194,351 @@ def test_killed_mid_save_leaves_a_whole_checkpoint(tmp_path):
             continue          # killed before the first commit: nothing to check
         ckpt = load_checkpoint(directory)
         values = {float(v) for a in ckpt.weights.values() for v in np.unique(a)}
-        assert values == {float(ckpt.step)}
+        assert len(values) == 1 and values.pop() in (2 * ckpt.step - 1, 2 * ckpt.step)
         checked += 1
     assert checked >= 2, "the saver was killed before it committed anything: nothing tested"
+
+
+# One process imports numpyllm once, then forks a child per kill point: the child
+# re-saves step 5 (weights 2.0 over weights 1.0) and SIGKILLs itself just before its
+# k-th filesystem call, for k = 1, 2, ... until a re-save completes untouched.
+RESAVER = textwrap.dedent("""
+    import os, shutil, signal, sys
+    import numpy as np
+    from numpyllm import checkpoint as ck
+    from numpyllm.nn.gpt import GPT, GPTConfig
+    from numpyllm.optim import SGD, Adam, AdamW
+    from numpyllm.tokenizers import CharTokenizer
+
+    model = GPT(GPTConfig(vocab_size=7, block_size=8, n_layer=1, n_head=2, n_embd=8),
+                rng=np.random.default_rng(0))
+    opt = AdamW(model.parameters(), lr=1e-2)
+    tok = CharTokenizer.from_text("abcdefg")
+    CALLS = [(os, "replace"), (os, "rename"), (os, "mkdir"), (os, "fsync"), (os, "unlink"),
+             (os, "rmdir"), (shutil, "rmtree"), (ck, "save_file"), (ck, "_write_json")]
+
+    def fill(value):
+        for p in model.parameters():
+            p.data[...] = value
+
+    def kill_before_call(k):
+        count = [0]
+        def wrap(module, name):
+            real = getattr(module, name)
+            def call(*args, **kwargs):
+                count[0] += 1
+                if count[0] == k:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return real(*args, **kwargs)
+            setattr(module, name, call)
+        for module, name in CALLS:
+            wrap(module, name)
+
+    k = 0
+    while True:
+        k += 1
+        directory = os.path.join(sys.argv[1], f"kill{k:03d}")
+        fill(1.0)
+        ck.save_checkpoint(directory, step=5, model=model, optimizer=opt, tokenizer=tok)
+        pid = os.fork()
+        if pid == 0:
+            kill_before_call(k)
+            fill(2.0)
+            ck.save_checkpoint(directory, step=5, model=model, optimizer=opt, tokenizer=tok)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print(directory, "killed" if os.WIFSIGNALED(status) else "finished", flush=True)
+        if not os.WIFSIGNALED(status):
+            break
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork and SIGKILL (POSIX)")
+def test_killed_at_every_point_of_a_resave_leaves_a_whole_checkpoint(tmp_path):
+    """Issue 12: re-saving the step `latest` names used to leave, for a moment, `latest`
+    pointing at a missing directory. Kill the re-save before each of its filesystem
+    calls in turn: the checkpoint always loads, with all the old weights or all the new
+    ones, and the next save tidies up (puts back a moved-aside copy, removes leftovers)."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", RESAVER, str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    runs = [line.split() for line in out.splitlines()]
+    assert runs[-1][1] == "finished" and all(r[1] == "killed" for r in runs[:-1])
+    assert len(runs) > 15, "fewer kill points than the protocol has calls: is the hook working?"
+    seen, dangling = set(), 0
+    for directory, _ in runs:
+        directory = Path(directory)
+        dangling += not (directory / "step-000005").exists()
+        ckpt = load_checkpoint(directory)
+        values = {float(v) for a in ckpt.weights.values() for v in np.unique(a)}
+        assert len(values) == 1, f"{directory.name}: a mix of old and new weights"
+        seen |= values
+        assert ckpt.step == 5 and ckpt.tokenizer.decode([0, 1]) == "ab"
+        assert ckpt.optimizer_state is not None
+        model = tiny_model()
+        for p in model.parameters():
+            p.data[...] = 3.0
+        save_checkpoint(directory, step=5, model=model)          # recovers, then saves
+        assert {float(v) for a in load_checkpoint(directory).weights.values()
+                for v in np.unique(a)} == {3.0}
+        assert sorted(p.name for p in directory.iterdir()) == ["latest", "step-000005"]
+    assert seen == {1.0, 2.0}
+    assert dangling >= 1, "no kill landed between the two renames of the re-save"
+
+
+# ------------------------------------------------------------------ issue 12: refusals
+def _manifest_refused(tmp_path, change, match, loader=load_checkpoint):
+    step_dir = _one(tmp_path)
+    _rewrite_manifest(step_dir, change)
+    with pytest.raises(CheckpointError, match=match) as info:
+        loader(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path) in message
+    return message
+
+
+def _set(path, value):
+    """A change to the manifest: set the value at a path of keys."""
+    def change(m):
+        node = m
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return change
+
+
+def _delete(*path):
+    def change(m):
+        node = m
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+    return change
+
+
+@pytest.mark.parametrize("change, match", [
+    (_delete("files"), "files: expected a JSON object listing every file"),   # verified nothing
+    (_set(["files"], {}), "files: expected"),
+    (_delete("files", "model.safetensors"), r"files: expected an entry for 'model\.safetensors'"),
+    (_delete("files", "tokenizer.json"), r"files: expected an entry for 'tokenizer\.json'"),
+    (_delete("step"), "step: expected an integer >= 0, got None"),
+    (_set(["step"], "5"), "step: expected an integer"),
+    (_set(["step"], True), "step: expected an integer"),
+    (_set(["step"], 6), "step: expected the step its directory step-000005 is named after"),
+    (_delete("model"), "model: expected"),
+    (_set(["model", "config"], [1]), "model: expected"),
+    (_set(["files", "model.safetensors", "bytes"], "12"), r"files\['model\.safetensors'\]"),
+    (_set(["files", "model.safetensors", "sha256"], 5), r"files\['model\.safetensors'\]"),
+    (_set(["files", "model.safetensors"], None), r"files\['model\.safetensors'\]"),
+    (_set(["tokenizer"], {"type": "CharTokenizer", "file": 3}), "tokenizer: expected"),
+    (_set(["tokenizer"], {"type": "os.system", "file": "tokenizer.json"}), "tokenizer: expected"),
+    (_set(["tokenizer", "type"], "BPETokenizer"), "tokenizer.type: expected CharTokenizer"),
+    (_set(["optimizer", "type"], "Lion"), "optimizer.type: expected one of"),
+    (_set(["optimizer", "param_groups"], {}), "optimizer.param_groups: expected a non-empty list"),
+    (_set(["optimizer", "scalars"], {"0": {"step": "1"}}), r"optimizer.scalars\['0'\]"),
+    (_set(["optimizer", "scalars"], {"99": {"step": 1}}), "keys that are parameter indices"),
+    (_set(["optimizer", "scalars"], {"0": {"step": -1}}), r"step: expected an integer >= 0"),
+    (_set(["trainer"], [1]), "trainer: expected a JSON object"),
+    (_set(["trainer", "step"], -1), "trainer.step: expected an integer >= 0"),
+    (_set(["trainer", "train_config"], "fast"), "trainer.train_config: expected a JSON object"),
+    (_set(["version"], "1"), "version"),
+])
+def test_malformed_manifest_is_a_checkpoint_error(tmp_path, change, match):
+    """Issue 12: a manifest without `files` verified nothing, and missing or mistyped
+    fields raised bare KeyError/TypeError. Each is now a one-line CheckpointError naming
+    the manifest and the field."""
+    _manifest_refused(tmp_path, change, match)
+
+
+@pytest.mark.parametrize("group_change, match", [
+    ({"lr": -1.0}, "learning rate must be >= 0"),
+    ({"lr": "0.1"}, "expected a finite number"),
+    ({"lr": [0.1, 0.2]}, "hyperparameters AdamW accepts"),
+    ({"betas": [1.5, 0.9]}, r"betas must be in \[0, 1\)"),
+    ({"betas": [0.9]}, "hyperparameters AdamW accepts"),
+    ({"eps": None}, "expected a finite number"),
+    ({"weight_decay": -0.1}, "weight_decay must be >= 0"),
+    ({"momentum": 0.9}, "no hyperparameter"),
+    ({"params": [0, 0]}, "each in one group once"),
+    ({"params": "all"}, "a list of parameter indices"),
+    ({"lr": True}, r"\.lr: expected a value of the kind of AdamW's default"),
+    ({"betas": 0.9}, r"hyperparameters AdamW accepts"),
+])
+def test_optimizer_hyperparameters_are_validated_on_load(tmp_path, group_change, match):
+    """Issue 12: hyperparameters went into the optimizer unchecked; now the optimizer's
+    own rules check them when the checkpoint is read."""
+    _manifest_refused(tmp_path, lambda m: m["optimizer"]["param_groups"][0].update(group_change),
+                      match)
+
+
+@pytest.mark.parametrize("key", ["optimizer", "tokenizer", "trainer"])
+def test_optional_manifest_entries_may_be_absent(tmp_path, key):
+    """Found by the fuzzer: a manifest without "optimizer" raised a bare KeyError."""
+    _rewrite_manifest(_one(tmp_path), _delete(key))
+    ckpt = load_checkpoint(tmp_path)
+    assert {"optimizer": ckpt.optimizer_state, "tokenizer": ckpt.tokenizer,
+            "trainer": ckpt.trainer_state or None}[key] is None
+
+
+def test_missing_hyperparameter_is_refused(tmp_path):
+    _manifest_refused(tmp_path, lambda m: m["optimizer"]["param_groups"][0].pop("eps"),
+                      r"every hyperparameter of AdamW \(missing \['eps'\]\)")
+
+
+@pytest.mark.parametrize("name", ["../model.safetensors", "/etc/passwd", "a/b", "..", ".", "",
+                                  "model.safetensors/", "\\evil", "con\nfig", "x" * 200])
+def test_file_names_must_be_plain(tmp_path, name):
+    """Issue 12: file names were joined unchecked, so '..' or an absolute path made the
+    loader read (and hash) files outside the checkpoint."""
+    def change(m):
+        m["files"][name] = m["files"].pop("tokenizer.json")
+        m["tokenizer"]["file"] = name
+    _manifest_refused(tmp_path, change, "files: expected plain file names")
+
+
+def test_symlinks_out_of_the_checkpoint_are_refused(tmp_path):
+    step_dir = _one(tmp_path / "ckpt")
+    outside = tmp_path / "outside.json"
+    outside.write_bytes((step_dir / "tokenizer.json").read_bytes())
+    (step_dir / "tokenizer.json").unlink()
+    (step_dir / "tokenizer.json").symlink_to(outside)      # same bytes: hashes would match
+    with pytest.raises(CheckpointError, match="expected a regular file, got a symbolic link"):
+        load_checkpoint(tmp_path / "ckpt")
+    # `latest` naming a step directory that is a link to elsewhere
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "ckpt" / "step-000009")
+    (tmp_path / "ckpt" / "latest").write_text("step-000009\n")
+    with pytest.raises(CheckpointError, match="symbolic link"):
+        load_checkpoint(tmp_path / "ckpt")
+    # `latest` itself a link
+    (tmp_path / "ckpt" / "latest").unlink()
+    (tmp_path / "pointer").write_text("step-000005\n")
+    (tmp_path / "ckpt" / "latest").symlink_to(tmp_path / "pointer")
+    with pytest.raises(CheckpointError, match="symbolic link"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+@pytest.mark.parametrize("content", [b"../step-000005", b"/tmp", b"step-000005/../..",
+                                     b"step-\xd9\xa3", b"step-5 x", b"step-000005" * 10,
+                                     b"\xff\xfe", b"", b"latest", b"step-000006"])
+def test_latest_must_name_a_sibling_step_directory(tmp_path, content):
+    _one(tmp_path)
+    (tmp_path / "latest").write_bytes(content + b"\n")
+    with pytest.raises(CheckpointError, match="latest") as info:
+        load_checkpoint(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_dangling_latest_falls_back_to_the_copy_a_resave_moved_aside(tmp_path):
+    """The state a re-save killed between its two renames leaves behind."""
+    step_dir = _one(tmp_path)
+    aside = tmp_path / ".old-step-000005-999999999"      # no such process
+    os.replace(step_dir, aside)
+    assert ck.resolve(tmp_path) == aside
+    assert load_checkpoint(tmp_path).step == 5
+    save_checkpoint(tmp_path, step=6, model=tiny_model(), keep=5)   # recovery puts it back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step-000005", "step-000006"]
+
+
+def test_bad_rng_state_is_a_checkpoint_error_on_resume(tmp_path):
+    """Issue 12: a bad RNG state raised a bare TypeError out of Trainer.resume (and NumPy
+    accepts some bad states silently, e.g. MT19937 with pos past its key)."""
+    from numpyllm.train import TrainConfig, Trainer
+    tokens = np.arange(200) % 7
+    trainer = Trainer(tiny_model(dropout=0.1), tokens, tokens,
+                      TrainConfig(batch_size=2, max_iters=3, warmup_iters=1, lr_decay_iters=3))
+    trainer.train_step()
+    trainer.save(tmp_path)
+    assert Trainer.resume(tmp_path, tokens)[0].step == 1
+    good = json.loads((tmp_path / "step-000001" / "manifest.json").read_text())
+    bad_states = [None, [1], {"bit_generator": "MT19937", "state": {"key": [1] * 624, "pos": 10 ** 6}},
+                  {**good["trainer"]["data_rng"], "state": {"state": "x", "inc": 1}},
+                  {**good["trainer"]["data_rng"], "state": {"state": -1, "inc": 1}},
+                  {**good["trainer"]["data_rng"], "state": {"state": 2 ** 200, "inc": 1}},
+                  {**good["trainer"]["data_rng"], "has_uint32": [1]},
+                  {**good["trainer"]["data_rng"], "uinteger": 1.5}]
+    for state in bad_states:
+        for key, value in (("data_rng", state), ("model_rngs", [state]), ("model_rngs", state)):
+            m = json.loads(json.dumps(good))
+            m["trainer"][key] = value
+            (tmp_path / "step-000001" / "manifest.json").write_text(json.dumps(m))
+            with pytest.raises(CheckpointError, match=f"trainer.{key}"):
+                Trainer.resume(tmp_path, tokens)
+
+
+def test_huge_config_is_refused_before_the_model_is_allocated(tmp_path):
+    import tracemalloc
+    step_dir = _one(tmp_path)
+    for change, match in [({"vocab_size": 10 ** 12}, r"wte\.weight: expected shape \[1000000000000, 8\]"),
+                          ({"n_embd": 2 ** 20, "n_head": 1}, r"wte\.weight: expected shape"),
+                          ({"block_size": 10 ** 9}, r"wpe\.weight: expected shape"),
+                          ({"n_layer": 10 ** 6}, r"layers 0\.\.999999"),
+                          ({"tie_weights": False}, r"lm_head\.weight: expected shape"),
+                          ({"tie_weights": "no"}, r"model.config.tie_weights: expected true or false"),
+                          ({"n_layer": 1.0}, r"model.config.n_layer: expected an integer"),
+                          ({"layer_norm_eps": "tiny"}, r"model.config.layer_norm_eps: expected a number")]:
+        m = json.loads((step_dir / "manifest.json").read_text())
+        m["model"]["config"].update(change)
+        (step_dir / "manifest.json").write_text(json.dumps(m))
+        tracemalloc.start()
+        try:
+            with pytest.raises(CheckpointError, match=match):
+                load_model(tmp_path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 4 * 2 ** 20
+        _rewrite_manifest(step_dir, lambda m: m["model"]["config"].update(
+            json.loads(json.dumps(tiny_model().config.to_dict()))))
+
+
+def test_tokenizer_errors_are_checkpoint_errors(tmp_path):
+    step_dir = _one(tmp_path)
+    tok = step_dir / "tokenizer.json"
+    tok.write_bytes(b'{"format": "numpyllm-char", "version": 1, "chars": ["\xff"]}')
+    _rewrite_manifest(step_dir, lambda m: m["files"]["tokenizer.json"].update(
+        bytes=tok.stat().st_size, sha256=ck._sha256(tok)))
+    with pytest.raises(CheckpointError, match="expected UTF-8 text"):
+        load_checkpoint(tmp_path)
+
+
+def test_optimizer_state_given_twice_is_refused(tmp_path):
+    step_dir = _one(tmp_path)
+    _rewrite_manifest(step_dir, lambda m: m["optimizer"]["scalars"]["0"].update(exp_avg=1.0))
+    with pytest.raises(CheckpointError, match="expected each state entry once"):
+        load_checkpoint(tmp_path)
+
+
+def test_optimizer_tensor_names_are_checked(tmp_path):
+    from numpyllm.safetensors import save_file
+    step_dir = _one(tmp_path)
+    opt = step_dir / "optimizer.safetensors"
+    save_file({"state.99.exp_avg": np.zeros(2, np.float32)}, opt)
+    _rewrite_manifest(step_dir, lambda m: m["files"]["optimizer.safetensors"].update(
+        bytes=opt.stat().st_size, sha256=ck._sha256(opt)))
+    with pytest.raises(CheckpointError, match=r"tensor 'state\.99\.exp_avg': expected a name"):
+        load_checkpoint(tmp_path)
+
+
+def test_indices_of_thousands_of_digits_are_refused(tmp_path):
+    """Found in review: int() of a 5,000-digit key raised a bare ValueError."""
+    from numpyllm.safetensors import save_file
+    huge = "9" * 5000
+    _manifest_refused(tmp_path / "a", lambda m: m["optimizer"]["scalars"].update({huge: {"step": 1}}),
+                      "keys that are parameter indices")
+    step_dir = _one(tmp_path / "b")
+    opt = step_dir / "optimizer.safetensors"
+    save_file({f"state.{huge}.exp_avg": np.zeros(2, np.float32)}, opt)
+    _rewrite_manifest(step_dir, lambda m: m["files"]["optimizer.safetensors"].update(
+        bytes=opt.stat().st_size, sha256=ck._sha256(opt)))
+    with pytest.raises(CheckpointError, match="expected a name 'state.<index>.<name>'"):
+        load_checkpoint(tmp_path / "b")
+    step_dir = _one(tmp_path / "c")
+    model = step_dir / "model.safetensors"
+    weights = load_checkpoint(tmp_path / "c").weights
+    weights[f"h.{huge}.ln_1.weight"] = weights["h.0.ln_1.weight"]
+    save_file(weights, model)
+    _rewrite_manifest(step_dir, lambda m: m["files"]["model.safetensors"].update(
+        bytes=model.stat().st_size, sha256=ck._sha256(model)))
+    with pytest.raises(CheckpointError, match="the weights do not fit the config"):
+        load_model(tmp_path / "c")

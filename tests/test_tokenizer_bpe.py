@@ -1,6 +1,7 @@
 """Byte-level BPE: the incremental trainer against a naive one, encode/decode
 properties, special tokens, the save format and its error cases."""
 import doctest
+import json
 from collections import Counter
 
 import numpy as np
@@ -337,7 +338,7 @@ def _valid_lines():
     (lambda L: ["numpyllm-bpe 9"] + L[1:], "version '9' is not supported"),
     (lambda L: L[:1] + ["pattern nonsense"] + L[2:], "unknown pattern name"),
     (lambda L: L[:1] + ["pattern-regex not-json"] + L[2:], "JSON string"),
-    (lambda L: L[:2] + ["tokens many"] + L[3:], "must be followed by a count"),
+    (lambda L: L[:2] + ["tokens many"] + L[3:], "followed by a count"),
     (lambda L: L[:100], "file ends early"),
     (lambda L: L[:10] + ["7 a b c d e"] + L[11:], r":11: expected '<id> <token>"),
     (lambda L: L[:10] + ["x a"] + L[11:], "expected a token id"),
@@ -350,7 +351,8 @@ def _valid_lines():
     (lambda L: L[:-1] + ['65 "[PAD]"'], "already taken"),
     (lambda L: L + ["trailing"], "unexpected content"),
     (lambda L: L[:3] + L[4:], ":260: expected a token id, got 'specials'"),
-    (lambda L: L[:2] + ["tokens 256"] + L[4:], "all 256 single bytes"),
+    (lambda L: L[:2] + ["tokens 256"] + L[4:], r"expected each of 0\.\.255 once"),
+    (lambda L: L[:3] + ["0 ba"] + L[4:], "all 256 single bytes"),
 ])
 def test_malformed_files_are_clear_errors(tmp_path, edit, message):
     ok = BPETokenizer.load(_write(tmp_path, "\n".join(_valid_lines()) + "\n"))
@@ -385,3 +387,81 @@ def test_load_tokenizer_rejects_unknown_files(tmp_path):
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+# ------------------------------------------------------ issue 12: hostile files refused
+@pytest.mark.parametrize("edit, message", [
+    (lambda L: L[:10] + ["\u00b2 a"] + L[11:], r":11: expected a token id, got '²'"),   # isdigit()
+    (lambda L: L[:10] + ["\u0663 a"] + L[11:], r":11: expected a token id, got '٣'"),
+    (lambda L: L[:10] + ["+7 a"] + L[11:], "expected a token id"),
+    (lambda L: L[:10] + ["9" * 5000 + " a"] + L[11:], "expected a token id"),
+    (lambda L: L[:2] + ["tokens \u00b2"] + L[3:], "followed by a count"),
+    (lambda L: L[:10] + ["99999999999 a"] + L[11:], r":11: token id: expected each of 0\.\.256"),
+    (lambda L: L[:-1] + ['99999999999 "[PAD]"'], r":262: special token '\[PAD\]': expected an id "
+                                                 r"from 257 .* below 1282"),
+    (lambda L: L[:-2] + ["specials 2", '257 "[PAD]"', '257 "[EOS]"'], "id of its own"),
+    (lambda L: L[:-2] + ["specials 2", '257 "[PAD]"', '258 "[PAD]"'], "appears twice"),
+    (lambda L: L[:-1] + ['257 ' + "[" * 3000 + "]" * 3000], "nested more than"),
+    (lambda L: L[:-1] + ['257 "\\ud800" "x"'], r"""expected '<id> "<name>"'"""),
+    (lambda L: L[:1] + ['pattern-regex "(unclosed"'] + L[2:], ":2: pattern-regex: expected a "
+                                                              "regular expression, but it does "
+                                                              "not compile"),
+    (lambda L: L[:1] + ['pattern-regex "(a|a)*b"'] + L[2:], ":2: pattern-regex: refused: a group "
+                                                            "repeated by"),
+    (lambda L: L[:1] + ['pattern-regex "(\\\\s+)+$"'] + L[2:], "pattern-regex: refused"),
+    (lambda L: L[:1] + ['pattern-regex "(.)\\\\1"'] + L[2:], "backreference"),
+    (lambda L: L[:1] + ['pattern-regex ' + "[" * 3000 + "]" * 3000] + L[2:], "nested more than"),
+])
+def test_hostile_files_are_refused(tmp_path, edit, message):
+    with pytest.raises(VocabularyFileError, match=message) as info:
+        BPETokenizer.load(_write(tmp_path, "\n".join(edit(_valid_lines())) + "\n"))
+    assert "\n" not in str(info.value) and str(tmp_path) in str(info.value)
+
+
+def test_non_utf8_file_is_a_vocabulary_error(tmp_path):
+    path = tmp_path / "bad.bpe"
+    path.write_bytes(("\n".join(_valid_lines()) + "\n").encode().replace(b"256 ab", b"256 \xffb"))
+    with pytest.raises(VocabularyFileError, match=r"bad\.bpe:260: expected UTF-8 text, got byte 0xff"):
+        BPETokenizer.load(path)
+    with pytest.raises(VocabularyFileError, match="UTF-8"):
+        tokenizers.load_tokenizer(path)
+
+
+def test_special_ids_may_leave_a_few_ids_unused(tmp_path):
+    """cl100k-style vocabularies put special tokens a few ids past the ordinary ones."""
+    lines = _valid_lines()[:-2] + ["specials 2", '273 "[PAD]"', '1282 "[EOS]"']
+    tok = BPETokenizer.load(_write(tmp_path, "\n".join(lines) + "\n"))
+    assert tok.special_tokens == {"[PAD]": 273, "[EOS]": 1282}
+    assert tok.vocab_size - (257 + 2) == 1024           # ids unused: the most allowed
+    lines[-1] = '1283 "[EOS]"'
+    with pytest.raises(VocabularyFileError, match="at most 1024 unused ids"):
+        BPETokenizer.load(_write(tmp_path, "\n".join(lines) + "\n"))
+
+
+def test_custom_patterns_from_files(tmp_path):
+    """A file's custom pattern is compiled only if it cannot backtrack exponentially, or
+    if the caller trusts the file; an invalid one is a VocabularyFileError either way."""
+    safe = BPETokenizer(pattern=r"\w+|\s+|[^\w\s]+")
+    safe.save(tmp_path / "safe.bpe")
+    assert BPETokenizer.load(tmp_path / "safe.bpe").pattern == safe.pattern
+    risky = BPETokenizer(pattern=r"(?:\w|')+|\s+")      # a repeated alternation: refused
+    risky.save(tmp_path / "risky.bpe")
+    with pytest.raises(VocabularyFileError, match="trust_pattern=True"):
+        BPETokenizer.load(tmp_path / "risky.bpe")
+    assert BPETokenizer.load(tmp_path / "risky.bpe", trust_pattern=True).pattern == risky.pattern
+    assert tokenizers.load_tokenizer(tmp_path / "risky.bpe", trust_pattern=True).split("it's x") \
+        == ["it's", " ", "x"]
+    lines = _valid_lines()
+    lines[1] = 'pattern-regex "(unclosed"'
+    with pytest.raises(VocabularyFileError, match="does not compile"):
+        BPETokenizer.load(_write(tmp_path, "\n".join(lines) + "\n"))
+    with pytest.raises(VocabularyFileError, match="invalid pre-tokenisation pattern"):
+        BPETokenizer.load(_write(tmp_path, "\n".join(lines) + "\n"), trust_pattern=True)
+
+
+def test_known_patterns_load_by_name_or_text(tmp_path):
+    for name in ("gpt2", "gpt4", "gpt4o"):
+        lines = _valid_lines()
+        lines[1] = "pattern-regex " + json.dumps(tokenizers.gpt2.resolve_pattern(name))
+        tok = BPETokenizer.load(_write(tmp_path, "\n".join(lines) + "\n"))
+        assert tok.pattern == tokenizers.gpt2.resolve_pattern(name)

@@ -120,3 +120,29 @@ def test_malformed_files(tmp_path, content, message):
 
 def test_docstring_examples():
     assert doctest.testmod(char_module).failed == 0
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"format": "numpyllm-char", "version": 1, "chars": ["\xff"]}', r":1: expected UTF-8 text"),
+    (b'{"chars": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested more than"),
+    (b'{"format": "numpyllm-char", "version": NaN, "chars": ["a"]}', "NaN"),
+    (b'{"format": "numpyllm-char", "format": "numpyllm-char", "version": 1, "chars": ["a"]}',
+     "appears twice"),
+    (b'{"format": "numpyllm-char", "version": 1, "chars": ["a"], "unk_token": ["a"]}',
+     "unk_token: expected a string or null"),
+    (b'{"format": "numpyllm-char", "version": 1, "chars": ["a"], "special_tokens": [1]}',
+     "special tokens must be distinct non-empty strings"),
+    (b'{"format": "numpyllm-char", "version": 1, "chars": [["a"]]}', "single characters"),
+    (b'{"format": "numpyllm-char", "version": ' + b"9" * 5000 + b', "chars": ["a"]}',
+     "an integer of 5000 digits"),
+], ids=["not-utf8", "deep", "nan", "duplicate-key", "unk-type", "special-type", "char-type",
+        "huge-int"])
+def test_hostile_files_are_vocabulary_errors(tmp_path, content, message):
+    """Issue 12: a non-UTF-8 file, hostile JSON or wrong types raise VocabularyFileError
+    naming the file, never UnicodeDecodeError, RecursionError or a bare ValueError."""
+    path = tmp_path / "tok.json"
+    path.write_bytes(content)
+    for load in (CharTokenizer.load, load_tokenizer):
+        with pytest.raises(VocabularyFileError, match=message) as info:
+            load(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)

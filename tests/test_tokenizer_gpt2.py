@@ -64,9 +64,9 @@ def test_gpt2_save_load_and_tiktoken_file(tmp_path, gpt2_tok, gpt2_files):
 # -------------------------------------------------------- small files in GPT-2's format
 def _gpt2_style_files(tmp_path, merges=(("a", "b"), ("Ġ", "ab")), extra=None):
     """A tiny vocabulary written exactly as GPT-2's files are."""
-    byte_order = sorted(range(256), key=lambda b: (gpt2.byte_to_unicode()[b] != chr(b),
-                                                   ord(gpt2.byte_to_unicode()[b])))
-    encoder = {gpt2.byte_to_unicode()[b]: i for i, b in enumerate(byte_order)}
+    table = gpt2.byte_to_unicode()
+    byte_order = sorted(range(256), key=lambda b: (table[b] != chr(b), ord(table[b])))
+    encoder = {table[b]: i for i, b in enumerate(byte_order)}
     for i, (left, right) in enumerate(merges):
         encoder[left + right] = 256 + i
     encoder["<|endoftext|>"] = len(encoder)
@@ -177,3 +177,45 @@ def test_byte_alphabet_is_a_printable_bijection():
     assert table[ord(" ")] == "Ġ" and table[ord("\n")] == "Ċ"
     every_byte = bytes(range(256))
     assert gpt2.text_to_token(gpt2.token_to_text(every_byte)) == every_byte
+
+
+# ------------------------------------------------------ issue 12: hostile files refused
+def test_hostile_gpt2_files(tmp_path):
+    enc, bpe = _gpt2_style_files(tmp_path, extra={"<|endoftext|>": 99999999999})
+    with pytest.raises(VocabularyFileError, match=r"encoder\.json: special token "
+                                                  r"'<\|endoftext\|>': expected an id from 258"):
+        BPETokenizer.from_gpt2(enc, bpe)
+    enc, bpe = _gpt2_style_files(tmp_path, extra={"<|a|>": 300, "<|b|>": 300})
+    with pytest.raises(VocabularyFileError, match="expected an id of its own"):
+        load_tokenizer(tmp_path)
+    enc, bpe = _gpt2_style_files(tmp_path, extra={"<|a|>": 5})
+    with pytest.raises(VocabularyFileError, match="already taken"):
+        load_tokenizer(tmp_path)
+    enc, bpe = _gpt2_style_files(tmp_path)
+    bpe.write_bytes(bpe.read_bytes() + b"a \xfe\n")
+    with pytest.raises(VocabularyFileError, match=r"vocab\.bpe:4: expected UTF-8 text"):
+        load_tokenizer(tmp_path)
+    enc, bpe = _gpt2_style_files(tmp_path)
+    enc.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(VocabularyFileError, match=r"encoder\.json:1: expected UTF-8 text"):
+        load_tokenizer(tmp_path)
+    enc.write_text('{"a": 1e999}', encoding="utf-8")
+    with pytest.raises(VocabularyFileError, match="does not fit a 64-bit float"):
+        load_tokenizer(tmp_path)
+
+
+@pytest.mark.parametrize("rank, message", [
+    (b"\xc2\xb2", "expected 'base64-token rank' with a decimal rank"),     # '²'.isdigit()
+    (b"+300", "expected 'base64-token rank'"),
+    (b"3_00", "expected 'base64-token rank'"),
+    (b"9" * 5000, "expected 'base64-token rank'"),
+    (b"99999999999", r":257: rank: expected each of 0\.\.256 once"),
+    (b"\xff", "expected 'base64-token rank'"),
+])
+def test_hostile_tiktoken_ranks(tmp_path, rank, message):
+    path = tmp_path / "r.tiktoken"
+    BPETokenizer().save_tiktoken(path)
+    path.write_bytes(path.read_bytes() + b"YWI= " + rank + b"\n")
+    for load in (BPETokenizer.from_tiktoken, load_tokenizer):
+        with pytest.raises(VocabularyFileError, match=message):
+            load(path)

@@ -27,13 +27,18 @@ __all__ = ["BPETokenizer", "CharTokenizer", "load_tokenizer", "gpt2", "learn_mer
            "UnknownCharacterError", "DisallowedSpecialTokenError"]
 
 
-def load_tokenizer(path: str | os.PathLike, *, pattern: str = "gpt2"
-                   ) -> BPETokenizer | CharTokenizer:
+def load_tokenizer(path: str | os.PathLike, *, pattern: str = "gpt2",
+                   trust_pattern: bool = False) -> BPETokenizer | CharTokenizer:
     """Open a tokenizer, recognising the kind of file:
 
     - a file written by `BPETokenizer.save` or `CharTokenizer.save`;
     - a directory holding GPT-2's `encoder.json` and `vocab.bpe`;
     - a tiktoken `.tiktoken` rank file (split with `pattern`; no special tokens).
+
+    A file that is malformed, truncated or inconsistent raises `VocabularyFileError` (a
+    ValueError naming the file, the field and what was expected); OSError only when the
+    file cannot be read. A custom split pattern in a BPE file must pass
+    `pattern_safety.check_pattern` unless ``trust_pattern=True`` (see `BPETokenizer.load`).
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -45,7 +50,7 @@ def load_tokenizer(path: str | os.PathLike, *, pattern: str = "gpt2"
     with open(path, "rb") as f:
         head = f.read(64)
     if head.startswith(b"numpyllm-bpe"):
-        return BPETokenizer.load(path)
+        return BPETokenizer.load(path, trust_pattern=trust_pattern)
     if head.lstrip().startswith(b"{"):
         return CharTokenizer.load(path)
     if path.endswith(".tiktoken"):

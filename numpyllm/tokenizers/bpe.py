@@ -34,7 +34,7 @@ from typing import Callable, Collection, Iterable, Literal, Mapping, Sequence, U
 
 import regex
 
-from . import gpt2
+from . import _files, gpt2, pattern_safety
 from .errors import (DisallowedSpecialTokenError, TokenizerError, UnknownTokenIdError,
                      VocabularyFileError)
 from .trainer import learn_merges
@@ -190,8 +190,9 @@ class BPETokenizer:
         self.pattern = gpt2.resolve_pattern(pattern)
         try:
             self._split = regex.compile(self.pattern)
-        except regex.error as exc:
-            raise ValueError(f"invalid pre-tokenisation pattern {pattern!r}: {exc}") from None
+        except (regex.error, RecursionError, OverflowError) as exc:
+            raise TokenizerError(f"invalid pre-tokenisation pattern {pattern!r:.80}: "
+                                 f"{str(exc).splitlines()[0]}") from None
         twin = gpt2.ASCII_TWINS.get(self.pattern)
         self._split_ascii = re.compile(twin) if twin else None
         if cache_size < 0:
@@ -492,7 +493,8 @@ class BPETokenizer:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, **kwargs) -> "BPETokenizer":
+    def load(cls, path: str | os.PathLike, *, trust_pattern: bool = False,
+             **kwargs) -> "BPETokenizer":
         """Read a file written by `save`. The format, version 1, is UTF-8 text:
 
             numpyllm-bpe 1
@@ -501,13 +503,22 @@ class BPETokenizer:
             tokens N                        then N lines: <id> <token> [<left> <right>]
             specials M                      then M lines: <id> "<JSON string>"
 
-        Tokens are written in GPT-2's byte alphabet (`gpt2.token_to_text`). Any
-        malformed, truncated or inconsistent file raises `VocabularyFileError` naming
-        the line.
+        Tokens are written in GPT-2's byte alphabet (`gpt2.token_to_text`). Ids and counts
+        are ASCII decimal integers. The N ordinary tokens have the ids 0..N-1, each once;
+        special tokens have distinct ids from N on, leaving at most 1,024 ids unused (see
+        `_files.MAX_UNUSED_IDS`), so a file cannot ask for a vocabulary larger than it
+        describes. A merge names two tokens listed before it.
+
+        A ``pattern-regex`` that is not one of the known patterns must pass
+        `pattern_safety.check_pattern` (a regex from a file could otherwise take
+        exponential time to split a text); with ``trust_pattern=True`` it need only
+        compile: use that for files you made yourself.
+
+        Any malformed, truncated or inconsistent file raises `VocabularyFileError` (a
+        ValueError) naming the file, the line, the field and what was expected.
         """
         path = os.fspath(path)
-        with open(path, encoding="utf-8") as f:
-            raw = f.read().split("\n")
+        raw = _files.read_text(path).split("\n")
         lines = [(n, line) for n, line in enumerate(raw, start=1)
                  if line.strip() and not line.startswith("#")]
         pos = 0
@@ -534,68 +545,78 @@ class BPETokenizer:
         if magic != FORMAT_NAME:
             raise fail(lineno, f"not a {FORMAT_NAME} file (starts with {line[:40]!r})")
         if version != str(FORMAT_VERSION):
-            raise fail(lineno, f"format version {version!r} is not supported (this "
+            raise fail(lineno, f"format version {version[:20]!r} is not supported (this "
                                f"numpyllm reads version {FORMAT_VERSION})")
         lineno, line = next_line("'pattern ...'")
         word, _, value = line.partition(" ")
         if word == "pattern":
             if value not in gpt2.PATTERNS:
-                raise fail(lineno, f"unknown pattern name {value!r}; known: "
+                raise fail(lineno, f"unknown pattern name {value[:40]!r}; known: "
                                    f"{sorted(gpt2.PATTERNS)}")
             pattern = value
         elif word == "pattern-regex":
-            try:
-                pattern = json.loads(value)
-            except json.JSONDecodeError:
-                pattern = None
-            if not isinstance(pattern, str):
+            pattern = _files.parse_json(value, f"{path}:{lineno}", "pattern-regex followed "
+                                        "by a JSON string")
+            if not isinstance(pattern, str) or not pattern:
                 raise fail(lineno, "pattern-regex must be followed by a JSON string")
+            if not trust_pattern:
+                try:
+                    pattern_safety.check_pattern(pattern)
+                except pattern_safety.UnsafePatternError as exc:
+                    raise fail(lineno, f"pattern-regex: refused: {exc}; load with "
+                                       "trust_pattern=True if you trust this file") from None
+                except ValueError as exc:
+                    raise fail(lineno, f"pattern-regex: expected a regular expression, but "
+                                       f"{exc}") from None
         else:
             raise fail(lineno, f"expected 'pattern ...', got {line[:60]!r}")
 
         def count(key: str) -> int:
             lineno, value = header(key)
-            if not value.isdigit():
-                raise fail(lineno, f"'{key}' must be followed by a count, got {value!r}")
-            return int(value)
-
-        def parse_id(lineno: int, text: str) -> int:
-            if not text.isdigit():
-                raise fail(lineno, f"expected a token id, got {text!r}")
-            return int(text)
+            return _files.parse_id(value, f"{path}:{lineno}", f"'{key}' to be followed by a count")
 
         ranks: dict[bytes, int] = {}
         merges: list[tuple[bytes, bytes]] = []
-        for _ in range(count("tokens")):
+        n_tokens = count("tokens")
+        seen_ids: set[int] = set()
+        for _ in range(n_tokens):
             lineno, line = next_line("a token line")
             fields = line.split(" ")
             if len(fields) not in (2, 4):
                 raise fail(lineno, f"expected '<id> <token> [<left> <right>]', got {line[:60]!r}")
-            idx = parse_id(lineno, fields[0])
+            idx = _files.parse_id(fields[0], f"{path}:{lineno}", "a token id")
+            if idx in seen_ids:
+                raise fail(lineno, f"token id {idx} is given to two tokens: expected each of "
+                                   f"0..{n_tokens - 1} once")
+            if idx >= n_tokens:
+                raise fail(lineno, f"token id: expected each of 0..{n_tokens - 1} once (the "
+                                   f"file lists {n_tokens} tokens), got {idx}")
+            seen_ids.add(idx)
             try:
                 parts = [gpt2.text_to_token(t) for t in fields[1:]]
             except VocabularyFileError as exc:
                 raise fail(lineno, str(exc)) from None
             if parts[0] in ranks:
-                raise fail(lineno, f"token {fields[1]} appears twice")
+                raise fail(lineno, f"token {fields[1][:40]} appears twice")
             if len(parts) == 3:
                 if parts[1] + parts[2] != parts[0] or parts[1] not in ranks or parts[2] not in ranks:
-                    raise fail(lineno, f"merge {fields[2]} + {fields[3]} does not make "
-                                       f"{fields[1]} from earlier tokens")
+                    raise fail(lineno, f"merge {fields[2][:40]} + {fields[3][:40]} does not "
+                                       f"make {fields[1][:40]} from earlier tokens")
                 merges.append((parts[1], parts[2]))
             ranks[parts[0]] = idx
         specials: dict[str, int] = {}
+        special_lines: dict[str, int] = {}
         for _ in range(count("specials")):
             lineno, line = next_line("a special token line")
             idx_text, _, name = line.partition(" ")
-            idx = parse_id(lineno, idx_text)
-            try:
-                name = json.loads(name)
-            except json.JSONDecodeError:
-                name = None
+            idx = _files.parse_id(idx_text, f"{path}:{lineno}", "a special token id")
+            name = _files.parse_json(name, f"{path}:{lineno}", "'<id> \"<name>\"'")
             if not isinstance(name, str) or not name:
                 raise fail(lineno, f"expected '<id> \"<name>\"', got {line[:60]!r}")
-            specials[name] = idx
+            if name in specials:
+                raise fail(lineno, f"special token {name[:40]!r} appears twice")
+            specials[name], special_lines[name] = idx, lineno
+        _files.check_special_ids(specials, n_tokens, lambda name: f"{path}:{special_lines[name]}")
         if pos != len(lines):
             lineno, line = lines[pos]
             raise fail(lineno, f"unexpected content after the special tokens: {line[:60]!r}")
@@ -610,10 +631,14 @@ class BPETokenizer:
         """GPT-2's tokenizer from its published `encoder.json` and `vocab.bpe`.
 
         The ids are GPT-2's: "Hello world" -> [15496, 995], and `<|endoftext|>` -> 50256
-        when allowed (`encode(text, allowed_special={"<|endoftext|>"})`).
+        when allowed (`encode(text, allowed_special={"<|endoftext|>"})`). Malformed or
+        inconsistent files raise `VocabularyFileError` (see `gpt2.read_gpt2_vocab`).
         """
         ranks, merges, special = gpt2.read_gpt2_vocab(encoder_json, vocab_bpe)
-        return cls(ranks, pattern="gpt2", special_tokens=special, merges=merges, **kwargs)
+        try:
+            return cls(ranks, pattern="gpt2", special_tokens=special, merges=merges, **kwargs)
+        except TokenizerError as exc:
+            raise VocabularyFileError(f"{os.fspath(encoder_json)}: {exc}") from None
 
     @classmethod
     def from_tiktoken(cls, path: str | os.PathLike, *, pattern: str = "gpt2",
@@ -622,7 +647,8 @@ class BPETokenizer:
         """A tokenizer from a tiktoken `.tiktoken` rank file (base64 token, rank per
         line). The file holds neither the split pattern nor the special tokens, so give
         them: e.g. `pattern="gpt4", special_tokens=gpt2.CL100K_SPECIAL_TOKENS` for
-        cl100k_base."""
+        cl100k_base. A malformed file raises `VocabularyFileError` (see
+        `gpt2.read_tiktoken_ranks`)."""
         return cls(gpt2.read_tiktoken_ranks(path), pattern=pattern,
                    special_tokens=special_tokens, **kwargs)
 

@@ -24,6 +24,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import _files
 from .errors import TokenizerError, UnknownCharacterError, UnknownTokenIdError, VocabularyFileError
 
 __all__ = ["CharTokenizer"]
@@ -157,23 +158,28 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CharTokenizer":
-        """Read a file written by `save`."""
+        """Read a file written by `save`: a UTF-8 JSON object ``{"format": "numpyllm-char",
+        "version": 1, "chars": [one-character strings, in id order], "special_tokens":
+        [names], "unk_token": a name or null}``. Any malformed or inconsistent file raises
+        `VocabularyFileError` (a ValueError) naming the file, the field and what was
+        expected."""
         path = os.fspath(path)
-        try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise VocabularyFileError(f"{path}: not valid JSON ({exc})") from None
+        doc = _files.parse_json(_files.read_text(path), path, "a JSON object")
         if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-            raise VocabularyFileError(f"{path}: not a {_FORMAT} file")
+            raise VocabularyFileError(f"{path}: format: not a {_FORMAT} file (expected a JSON "
+                                      f"object with \"format\": \"{_FORMAT}\")")
         if doc.get("version") != _VERSION:
-            raise VocabularyFileError(f"{path}: format version {doc.get('version')!r} is not "
-                                      f"supported (this numpyllm reads version {_VERSION})")
+            raise VocabularyFileError(f"{path}: format version {doc.get('version')!r:.20} is "
+                                      f"not supported (this numpyllm reads version {_VERSION})")
         chars, specials = doc.get("chars"), doc.get("special_tokens", [])
         if not isinstance(chars, list) or not isinstance(specials, list):
             raise VocabularyFileError(f"{path}: 'chars' and 'special_tokens' must be lists")
+        unk = doc.get("unk_token")
+        if unk is not None and not isinstance(unk, str):
+            raise VocabularyFileError(f"{path}: unk_token: expected a string or null, got "
+                                      f"{type(unk).__name__}")
         try:
-            return cls(chars, unk_token=doc.get("unk_token"), special_tokens=specials)
+            return cls(chars, unk_token=unk, special_tokens=specials)
         except (TokenizerError, TypeError) as exc:
             raise VocabularyFileError(f"{path}: {exc}") from None
 

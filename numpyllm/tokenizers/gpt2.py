@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 from typing import Mapping
 
+from . import _files
 from .errors import VocabularyFileError
 
 __all__ = [
@@ -168,14 +168,13 @@ def read_gpt2_vocab(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLik
     its id, merges lists the `(left, right)` byte pairs in merge order, and the special
     tokens (`<|endoftext|>` -> 50256) are the entries of encoder.json that are not
     byte-level tokens. The two files are checked against each other as tiktoken does: the
-    256 single bytes and then the merges, in order, must give exactly encoder.json's ids.
+    256 single bytes and then the merges, in order, must give exactly encoder.json's ids;
+    special tokens take ids after them, leaving at most 1,024 ids unused. A malformed
+    file raises `VocabularyFileError` (a ValueError) naming the file, the line and what
+    was expected.
     """
     encoder_json, vocab_bpe = os.fspath(encoder_json), os.fspath(vocab_bpe)
-    try:
-        with open(encoder_json, encoding="utf-8") as f:
-            encoder = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise VocabularyFileError(f"{encoder_json}: not valid JSON ({exc})") from None
+    encoder = _files.parse_json(_files.read_text(encoder_json), encoder_json, "a JSON object")
     if not isinstance(encoder, dict) or not all(
             isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
             for k, v in encoder.items()):
@@ -183,8 +182,7 @@ def read_gpt2_vocab(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLik
             f"{encoder_json}: expected a JSON object mapping token strings to integer ids")
 
     merges: list[tuple[bytes, bytes]] = []
-    with open(vocab_bpe, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    lines = _files.read_text(vocab_bpe).split("\n")
     for lineno, line in enumerate(lines, start=1):
         if not line or (lineno == 1 and line.startswith("#version")):
             continue
@@ -225,14 +223,22 @@ def read_gpt2_vocab(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLik
             f"{[token_to_text(t) for t in missing]}; tokens in encoder.json that no merge "
             f"makes: {[token_to_text(t) for t in extra]}; tokens with another id: "
             f"{[(token_to_text(t), ranks[t], expected[t]) for t in wrong]}")
+    # The ordinary ids are now 0..len(ranks)-1 (or fewer, if merges repeat a token);
+    # the special ones must follow them closely.
+    _files.check_special_ids(special, 256 + len(merges), lambda name: encoder_json)
     return ranks, merges, special
 
 
 def read_tiktoken_ranks(path: str | os.PathLike) -> dict[bytes, int]:
-    """Read a tiktoken `.tiktoken` file: one `base64(token) rank` pair per line."""
+    """Read a tiktoken `.tiktoken` file: one `base64(token) rank` pair per line.
+
+    The ranks must be 0..N-1 for the N tokens, each once (as in tiktoken's own files), and
+    the 256 single bytes must be among the tokens. A malformed file raises
+    `VocabularyFileError` naming the file, the line and what was expected.
+    """
     path = os.fspath(path)
     ranks: dict[bytes, int] = {}
-    seen_ranks: set[int] = set()
+    rank_lines: dict[int, int] = {}
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             line = raw.strip()
@@ -244,17 +250,18 @@ def read_tiktoken_ranks(path: str | os.PathLike) -> dict[bytes, int]:
                     f"{path}:{lineno}: expected 'base64-token rank', got {line[:60]!r}")
             try:
                 token = base64.b64decode(parts[0], validate=True)
-                rank = int(parts[1])
             except (binascii.Error, ValueError):
                 raise VocabularyFileError(
                     f"{path}:{lineno}: expected 'base64-token rank', got {line[:60]!r}"
                 ) from None
-            if rank < 0 or token in ranks or rank in seen_ranks or not token:
+            rank = _files.parse_id(parts[1].decode("latin-1"), f"{path}:{lineno}",
+                                   "'base64-token rank' with a decimal rank")
+            if token in ranks or rank in rank_lines or not token:
                 raise VocabularyFileError(
-                    f"{path}:{lineno}: empty token, negative rank, or a token or rank that "
-                    f"appeared before ({line[:60]!r})")
+                    f"{path}:{lineno}: empty token, or a token or rank that appeared before "
+                    f"({line[:60]!r})")
             ranks[token] = rank
-            seen_ranks.add(rank)
+            rank_lines[rank] = lineno
     if not ranks:
         raise VocabularyFileError(f"{path}: no tokens in the file")
     missing = [b for b in range(256) if bytes([b]) not in ranks]
@@ -262,6 +269,11 @@ def read_tiktoken_ranks(path: str | os.PathLike) -> dict[bytes, int]:
         raise VocabularyFileError(
             f"{path}: a byte-level vocabulary needs all 256 single bytes; "
             f"{len(missing)} are missing (first: {missing[0]})")
+    top = max(rank_lines)
+    if top >= len(ranks):
+        raise VocabularyFileError(
+            f"{path}:{rank_lines[top]}: rank: expected each of 0..{len(ranks) - 1} once (the "
+            f"file lists {len(ranks)} tokens), got {top}")
     return ranks
 
 
