@@ -530,11 +530,13 @@ def _verify_file(file: Path, info: dict, verify: bool) -> None:
         raise CheckpointError(f"{file} does not match its SHA-256 in the manifest: corrupt")
 
 
-def load_checkpoint(path, *, verify: bool = True) -> Checkpoint:
+def load_checkpoint(path, *, verify: bool = True, trust_pattern: bool = False) -> Checkpoint:
     """Read a checkpoint directory (or its parent with a ``latest`` pointer).
 
     Raises `CheckpointError` for anything missing, malformed or corrupt (see the module
     docstring); `verify=False` skips the SHA-256 of each file (sizes are still checked).
+    `trust_pattern=True` loads a tokenizer whose custom split pattern
+    `numpyllm.tokenizers.pattern_safety` would refuse (a checkpoint you made yourself).
     """
     step_dir = resolve(path)
     where = step_dir / "manifest.json"
@@ -568,7 +570,7 @@ def load_checkpoint(path, *, verify: bool = True) -> Checkpoint:
         from .tokenizers import TokenizerError, load_tokenizer
         file = step_dir / manifest["tokenizer"]["file"]
         try:
-            tokenizer = load_tokenizer(file)
+            tokenizer = load_tokenizer(file, trust_pattern=trust_pattern)
         except TokenizerError as exc:
             raise CheckpointError(str(exc)) from None
         if type(tokenizer).__name__ != manifest["tokenizer"]["type"]:
@@ -656,9 +658,9 @@ def build_model(ckpt: Checkpoint, *, dtype: str | None = None):
     return model
 
 
-def load_model(path, *, dtype: str | None = None):
+def load_model(path, *, dtype: str | None = None, trust_pattern: bool = False):
     """``(model, tokenizer, checkpoint)`` from a checkpoint directory, ready for eval."""
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, trust_pattern=trust_pattern)
     model = build_model(ckpt, dtype=dtype)
     model.eval()
     return model, ckpt.tokenizer, ckpt

@@ -292,13 +292,17 @@ class Trainer:
         if not ckpt.trainer_state or ckpt.optimizer_state is None:
             raise CheckpointError(f"{ckpt.path} holds weights only: no trainer state to resume")
         model = build_model(ckpt)
-        saved = TrainConfig.from_dict(ckpt.trainer_state["train_config"])
+        try:
+            saved = TrainConfig.from_dict(ckpt.trainer_state["train_config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{ckpt.path / 'manifest.json'}: trainer.train_config: "
+                                  f"{exc}") from None
         trainer = cls(model, train_tokens, val_tokens, config or saved, callbacks=callbacks,
                       data_source=ckpt.trainer_state.get("data"))
         try:
             trainer.optimizer.load_state_dict(ckpt.optimizer_state)
             trainer.load_state_dict(ckpt.trainer_state)
-        except (KeyError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{ckpt.path}: cannot resume: {exc}") from None
         return trainer, ckpt.tokenizer
 

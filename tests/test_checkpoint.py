@@ -542,3 +542,18 @@ def test_indices_of_thousands_of_digits_are_refused(tmp_path):
         bytes=model.stat().st_size, sha256=ck._sha256(model)))
     with pytest.raises(CheckpointError, match="the weights do not fit the config"):
         load_model(tmp_path / "c")
+
+
+def test_a_custom_split_pattern_loads_only_when_trusted(tmp_path):
+    """A tokenizer built in Python with a pattern the file loader refuses (it could take
+    super-linear time on a hostile text) is saved; loading it takes trust_pattern=True."""
+    from numpyllm.tokenizers import BPETokenizer
+    tok = BPETokenizer(pattern=r"(?:a|b)+|\s+|.")
+    tok.train(["abba baab ab"] * 4, 260)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=4, n_layer=1, n_head=1,
+                          n_embd=4), rng=np.random.default_rng(0))
+    save_checkpoint(tmp_path, step=1, model=model, tokenizer=tok)
+    with pytest.raises(CheckpointError, match="trust_pattern"):
+        load_checkpoint(tmp_path)
+    loaded = load_model(tmp_path, trust_pattern=True)[1]
+    assert loaded.encode("abba ab") == tok.encode("abba ab")

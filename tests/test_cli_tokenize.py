@@ -134,6 +134,10 @@ def test_gpt2_directory_as_tokenizer(gpt2_files, capsys):
     (["decode", "--tokenizer", "{tok}", "99999"], "not in the vocabulary"),
     (["decode", "--tokenizer", "{tok}", "1", "--input", "{corpus}"], "not both"),
     (["encode", "--tokenizer", "{tok}", "--out", "{tmp}/x.npy"], "--input"),
+    (["train", "--data", "{corpus}", "--vocab-size", "300", "--out", "{tmp}/t",
+      "--pattern", "(?:a|b)+|."], "--pattern: a group repeated by '+'"),
+    (["train", "--data", "{corpus}", "--vocab-size", "300", "--out", "{tmp}/t",
+      "--pattern", "(unclosed"], "--pattern is not a valid regular expression"),
 ])
 def test_user_errors_are_one_line(tmp_path, corpus, capsys, argv, message):
     tok = BPETokenizer()

@@ -211,6 +211,23 @@ def test_the_data_source_travels_with_the_checkpoint(tmp_path):
     assert "data" not in make().state_dict()                   # none set, none saved
 
 
+@pytest.mark.parametrize("damage", [lambda c: c.update(beta1="x"), lambda c: c.update(beta1=2.0),
+                                    lambda c: c.update(nope=1), lambda c: c.clear() or c.update(
+                                        batch_size=[1])])
+def test_a_bad_train_config_in_the_checkpoint_is_a_checkpoint_error(tmp_path, damage):
+    """(A field that is missing takes its default: checkpoints from before it existed.)"""
+    import json
+    from numpyllm.checkpoint import CheckpointError
+    t = make()
+    t.train_step()
+    step_dir = t.save(tmp_path)
+    manifest = json.loads((step_dir / "manifest.json").read_text())
+    damage(manifest["trainer"]["train_config"])
+    (step_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="train_config"):
+        Trainer.resume(tmp_path, TOKENS[:500], TOKENS[500:])
+
+
 # ---------------------------------------------------------------------- the CSV log
 def test_the_log_file_appears_with_the_first_row_not_before(tmp_path):
     path = tmp_path / "run" / "log.csv"

@@ -121,6 +121,19 @@ def run(args) -> int:
     return {"train": _train, "encode": _encode, "decode": _decode}[args.action](args)
 
 
+def _check_custom_pattern(pattern: str) -> None:
+    """Refuse, before training, a regex that loading the saved file would refuse."""
+    from numpyllm.tokenizers.pattern_safety import UnsafePatternError, check_pattern
+    try:
+        check_pattern(pattern)
+    except UnsafePatternError as exc:
+        raise CLIError(f"--pattern: {exc}; a tokenizer saved with it would load only with "
+                       "trust_pattern=True (numpyllm/tokenizers/pattern_safety.py says which "
+                       "patterns are accepted)") from None
+    except ValueError as exc:
+        raise CLIError(f"--pattern is not a valid regular expression: {exc}") from None
+
+
 def _train(args) -> int:
     from numpyllm.data import read_text_blocks
     from numpyllm.tokenizers import BPETokenizer, CharTokenizer
@@ -138,6 +151,7 @@ def _train(args) -> int:
         raise CLIError("BPE training needs --vocab-size N")
     if args.unk:
         raise CLIError("--unk is for --type char; byte-level BPE has no unknown characters")
+    _check_custom_pattern(args.pattern)
     tok = BPETokenizer(pattern=args.pattern, special_tokens=args.special)
     reading = _Progress("reading", "B", enabled=not args.quiet)
     merging = _Progress("merging", "tok", enabled=not args.quiet)
