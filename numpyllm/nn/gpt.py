@@ -162,9 +162,10 @@ class GPT(Module):
 
     # ------------------------------------------------------------------ forward
     def positions_table(self, T: int) -> np.ndarray:
-        """The sinusoidal position table [T, C] in the model's dtype (cached, grown on demand)."""
+        """The sinusoidal position table [T, C] in the model's dtype (cached, grown on demand:
+        to the next power of two, not to block_size, which a checkpoint may set to anything)."""
         if self._sinusoid is None or len(self._sinusoid) < T:
-            size = max(T, self.config.block_size)
+            size = 1 << max(T - 1, 1).bit_length()
             self._sinusoid = sinusoidal_table(size, self.config.n_embd,
                                               dtype=np.dtype(self.config.dtype))
         return self._sinusoid[:T]
@@ -196,8 +197,8 @@ class GPT(Module):
     # ------------------------------------------------------------------ decoding
     def new_cache(self, capacity: int | None = None) -> KVCache:
         """An empty `KVCache` for `forward_cached`, with room for `capacity` tokens
-        (default: block_size; it grows when needed)."""
-        return KVCache(self.config.n_layer, capacity or self.config.block_size)
+        (default: block_size, at most 1024 to begin with; it grows when needed)."""
+        return KVCache(self.config.n_layer, capacity or min(self.config.block_size, 1024))
 
     def forward_cached(self, idx, cache: KVCache, *, key_padding_mask=None,
                        last_only: bool = False) -> Tensor:
