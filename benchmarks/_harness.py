@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+START_LOAD: str | None = None    # load average before the first worker (ours add to it)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "NUMPYLLM_NUM_THREADS")
 
@@ -75,16 +76,21 @@ def alternate(script, sides: list, rounds: int, config_of, threads: int, *,
     other round (A B C, C B A, A B C ...). `config_of(side)` gives a side's config.
     Returns ``{side: [result of round 0, round 1, ...]}``; `on_result(side, round,
     result)` is called as each arrives (to check results early)."""
+    global START_LOAD, WATCH
+    if START_LOAD is None:
+        START_LOAD, WATCH = load(), CpuWatch()
     results = {side: [] for side in sides}
     for r in range(rounds):
         order = sides if r % 2 == 0 else sides[::-1]
         for side in order:
-            t0 = time.perf_counter()
+            t0, watch = time.perf_counter(), CpuWatch()
             result = run_worker(script, side, config_of(side), threads)
             result["_wall"] = time.perf_counter() - t0
+            others, _ = watch.shares()
             results[side].append(result)
-            print(f"  round {r + 1}/{rounds}: {side} done ({result['_wall']:.1f} s, "
-                  f"load {load()})", file=sys.stderr, flush=True)
+            print(f"  round {r + 1}/{rounds}: {side} done ({result['_wall']:.1f} s; other "
+                  f"processes used {'?' if others is None else f'{100 * others:.0f}%'} of the "
+                  f"CPUs meanwhile)", file=sys.stderr, flush=True)
             if on_result is not None:
                 on_result(side, r, result)
     return results
@@ -113,7 +119,8 @@ def print_setup(threads: int, rounds: int, observed: dict) -> None:
     """The lines a skeptic needs before any figure: machine, thread counts, BLAS kernels.
     `observed` maps a side to one worker result (what that process saw)."""
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs; Python {platform.python_version()}; "
-          f"load average at start {load()}")
+          f"load average before the first worker {START_LOAD or load()}, now {load()} "
+          "(the workers' own threads count in it)")
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     print(f"threads: {threads} on every side (" + ", ".join(f"{v}={threads}" for v in THREAD_VARS)
           + "; torch.set_num_threads in PyTorch workers)")
@@ -125,6 +132,62 @@ def print_setup(threads: int, rounds: int, observed: dict) -> None:
         seen = res.get("env", {})
         print(f"  {side:{width}s}  " + "; ".join(f"{k} {v}" for k, v in seen.items()))
     print(f"rounds: {rounds}, each side in a fresh process per round, order alternating")
+    busy = busy_warning()
+    if busy:
+        print(busy)
+
+
+def busy_warning() -> str:
+    """A warning when other processes used the CPUs while the benchmark ran
+    (multithreaded BLAS and OpenMP then wait on descheduled threads: both sides slow
+    down, by different factors, and the ratio means little)."""
+    if WATCH is None:
+        return ""
+    others, ours = WATCH.shares()
+    if others is None:
+        return ""
+    line = (f"other processes used {100 * others:.0f}% of the {os.cpu_count()} CPUs while the "
+            f"benchmark ran (its own processes {100 * ours:.0f}%)")
+    if others > 0.05:
+        line += ("\nWARNING: other work competed for the cores: these figures are not the "
+                 "machine's own. Measure on an idle machine.")
+    return line
+
+
+class CpuWatch:
+    """CPU time used by the whole machine (/proc/stat) and by this process and its
+    children (getrusage) since `start`: the difference is what other processes used."""
+
+    def __init__(self):
+        self.t0, self.busy0, self.ours0 = time.monotonic(), self._busy(), self._ours()
+
+    @staticmethod
+    def _busy():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        # user nice system idle iowait irq softirq steal ...: busy = all but idle, iowait
+        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _ours():
+        import resource
+        return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                      resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+    def shares(self):
+        """(others, ours): fractions of all CPUs' time since start."""
+        busy = self._busy()
+        if busy is None or self.busy0 is None:
+            return None, None
+        capacity = (time.monotonic() - self.t0) * (os.cpu_count() or 1)
+        ours = self._ours() - self.ours0
+        return max(0.0, (busy - self.busy0 - ours) / capacity), ours / capacity
+
+
+WATCH: CpuWatch | None = None
 
 
 # ---------------------------------------------------------------------- statistics
