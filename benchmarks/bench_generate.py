@@ -15,7 +15,7 @@ The sides, all greedy, all with a key/value cache:
   prompt (prefill) filling a preallocated cache, then one token per step attending to
   the cached keys and values (``F.scaled_dot_product_attention``), the head on the last
   position only, argmax. Projection weights ``[in, out]`` with ``torch.addmm``, as HF's
-  GPT-2 ``Conv1D``: MKL's matrix-vector products are faster so than with nn.Linear's
+  GPT-2 ``Conv1D``: MKL's matrix-vector products run faster that way than with nn.Linear's
   ``[out, in]`` here (``--torch-layout out_in`` measures that one).
 - **HF generate** (second row): ``transformers.GPT2LMHeadModel`` with the same weights,
   ``generate(ids, max_new_tokens=n, do_sample=False, use_cache=True)``, called as a user

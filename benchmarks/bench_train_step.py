@@ -7,7 +7,7 @@ count on both sides; medians, ranges and ratios.
     python benchmarks/bench_train_step.py --rounds 10 --steps 40
     python benchmarks/bench_train_step.py --threads 1      # one thread on every side
     python benchmarks/bench_train_step.py --malloc         # also the plain loop + keep_freed_memory()
-    python benchmarks/bench_train_step.py --profile plain  # cProfile of one numpyllm process
+    python benchmarks/bench_train_step.py --profile plain  # cProfile one numpyllm process
 
 What is compared (both sides start from the same weights and see the same batches: the
 parent writes them once to a temporary .npz that every worker reads):
@@ -64,6 +64,7 @@ SIDES = {                        # side -> (label, what it runs)
     "pytorch-nanogpt": "PyTorch nanoGPT loop",
     "numpyllm-kfm": "numpyllm, plain + keep_freed_memory",
 }
+PROFILE_SIDES = {"plain": "numpyllm", "kfm": "numpyllm-kfm", "trainer": "numpyllm-trainer"}
 PAIRS = {"plain": ("numpyllm", "pytorch"), "trainer": ("numpyllm-trainer", "pytorch-nanogpt")}
 LR, MIN_LR, WARMUP_ITERS, DECAY_ITERS = 1e-3, 1e-4, 100, 2000   # TrainConfig's defaults
 WEIGHT_DECAY, BETAS, GRAD_CLIP = 0.1, (0.9, 0.99), 1.0
@@ -310,8 +311,9 @@ def parse_args():
     ap.add_argument("--torch-layout", choices=("out_in", "in_out"), default="out_in",
                     help="PyTorch's projection weights: out_in (default: nn.Linear's [out, in] "
                          "and F.linear, as nanoGPT) or in_out (GPT-2's Conv1D: [in, out] and addmm)")
-    ap.add_argument("--profile", choices=("plain", "trainer"),
-                    help="no comparison: cProfile one numpyllm process (plain loop or Trainer)")
+    ap.add_argument("--profile", choices=tuple(PROFILE_SIDES),
+                    help="no comparison: cProfile one numpyllm process: the plain loop, the "
+                         "plain loop after keep_freed_memory() (kfm), or the Trainer")
     return ap.parse_args()
 
 
@@ -336,7 +338,7 @@ def main() -> int:
         base = dict(data=data, model=c, steps=steps, warmup=warmup, threads=args.threads,
                     torch_layout=args.torch_layout)
         if args.profile:
-            side = "numpyllm" if args.profile == "plain" else "numpyllm-trainer"
+            side = PROFILE_SIDES[args.profile]
             res = H.run_worker(__file__, side, dict(base, profile=True), args.threads,
                                show_stderr=True)
             print(f"{SIDES[side]}: median step {statistics.median(res['step']) * 1e3:.1f} ms "
@@ -370,10 +372,10 @@ def report(results, c, name, sides, paths, args, steps, warmup) -> None:
         if p == "plain":
             print("  median split (ms, medians over rounds of each process's median): "
                   "forward / backward / optimizer")
-            for s in (a, b):
+            for s in [x for x in sides if "forward" in results[x][0]]:
                 parts = [statistics.median(statistics.median(r[k]) for r in results[s]) * 1e3
                          for k in ("forward", "backward", "optimizer")]
-                print(f"    {SIDES[s]:22s} " + " / ".join(f"{x:.2f}" for x in parts))
+                print(f"    {SIDES[s]:36s} " + " / ".join(f"{x:.2f}" for x in parts))
         la, lb = results[a][0]["losses"], results[b][0]["losses"]
         print(f"  same math: loss at step 1 {la[0]:.5f} vs {lb[0]:.5f}; at step {len(la)} "
               f"{la[-1]:.5f} vs {lb[-1]:.5f} (largest difference over the steps "
