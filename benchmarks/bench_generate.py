@@ -32,7 +32,9 @@ Each worker warms up with a short generation, then times `--runs` generations of
 same prompt; a round's figure is the median of those, in new tokens per second (the
 prefill included). The benchmark stops with an error unless all three sides produce the
 same tokens. Printed: thread counts and kernels each process saw, every round's tokens/s,
-medians, ranges, the ratio of medians and the ratio within each round, peak RSS.
+medians, ranges, the ratio of medians and the ratio within each round, the time of the LM
+head's matrix-vector product in each process (decoding one token is a chain of such
+products, so this shows how much of a ratio is the BLAS library's), peak RSS.
 """
 from __future__ import annotations
 
@@ -75,6 +77,27 @@ def _time_runs(cfg: dict, run) -> tuple:
     return times, tokens
 
 
+def _probe(fn) -> float:
+    """Median seconds of `fn()` over 10 calls (after one)."""
+    fn()
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _torch_probes(wte, c_fc) -> dict:
+    """One token's LM head (F.linear, as nn.Linear) and first MLP projection (`c_fc`, a
+    function of [1, 1, C]) in PyTorch: seconds each."""
+    import torch
+    x = torch.randn(1, 1, wte.shape[1], generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        return {"head": _probe(lambda: torch.nn.functional.linear(x, wte)),
+                "c_fc": _probe(lambda: c_fc(x))}
+
+
 def worker_numpyllm(cfg: dict) -> None:
     import numpy as np
 
@@ -88,7 +111,11 @@ def worker_numpyllm(cfg: dict) -> None:
     model.eval()
     prompt = np.array(prompt)
     times, tokens = _time_runs(cfg, lambda n: generate(model, prompt, n, greedy=True))
-    H.emit({"times": times, "tokens": tokens, "env": H.numpy_env()})
+    wte = model.wte.weight.data
+    x = np.random.default_rng(0).standard_normal((1, 1, wte.shape[1])).astype(wte.dtype)
+    probes = {"head": _probe(lambda: x @ wte.T),        # as GPT.head does it
+              "c_fc": _probe(lambda: model.h[0].mlp.c_fc(x))}
+    H.emit({"times": times, "tokens": tokens, "probes": probes, "env": H.numpy_env()})
 
 
 def worker_pytorch_kv(cfg: dict) -> None:
@@ -99,7 +126,8 @@ def worker_pytorch_kv(cfg: dict) -> None:
     model = TorchGPT(params, m["n_layer"], m["n_head"], layout=cfg["torch_layout"])
     times, tokens = _time_runs(cfg, lambda n: model.generate(prompt, n))
     env["weights"] = {"out_in": "[out, in], F.linear", "in_out": "[in, out], addmm"}[model.layout]
-    H.emit({"times": times, "tokens": tokens, "env": env})
+    probes = _torch_probes(model.p["wte.weight"], lambda x: model._lin("h.0.mlp.c_fc", x))
+    H.emit({"times": times, "tokens": tokens, "probes": probes, "env": env})
 
 
 def worker_hf(cfg: dict) -> None:
@@ -130,7 +158,8 @@ def worker_hf(cfg: dict) -> None:
     times, tokens = _time_runs(cfg, run)
     env.update({"transformers": transformers.__version__,
                 "attention": hf.config._attn_implementation})
-    H.emit({"times": times, "tokens": tokens, "env": env})
+    probes = _torch_probes(hf.lm_head.weight.detach(), hf.transformer.h[0].mlp.c_fc)
+    H.emit({"times": times, "tokens": tokens, "probes": probes, "env": env})
 
 
 def worker_cache_study(cfg: dict) -> None:
@@ -248,6 +277,14 @@ def run_model(name: str, args, tmp: str) -> dict:
     for ref in ("pytorch-kv", "hf"):
         out[ref] = H.report_pair(SIDES["numpyllm"], speed["numpyllm"], SIDES[ref], speed[ref],
                                  unit="tokens/s", scale=1.0, lower_is_better=False)
+    C, V = m["n_embd"], m["vocab"]
+    print("  one token's matrix-vector products in each process (median µs; decoding is a "
+          "chain of them, so these show how much of a ratio is the BLAS library's):")
+    for key, what in (("c_fc", f"first MLP projection [1, {C}] x [{C}, {4 * C}]"),
+                      ("head", f"LM head [1, {C}] x [{C}, {V}]")):
+        t = {s: statistics.median(r["probes"][key] for r in results[s]) for s in sides}
+        print(f"    {what}: " + "; ".join(f"{SIDES[s]} {t[s] * 1e6:.0f}" for s in sides)
+              + f" (numpyllm / PyTorch KV loop: {t['numpyllm'] / t['pytorch-kv']:.2f})")
     print("  peak RSS (VmHWM, median over rounds): " + "; ".join(
         f"{SIDES[s]} {statistics.median(r['peak_rss_mb'] for r in results[s]):.0f} MB"
         for s in sides))
