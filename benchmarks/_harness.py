@@ -77,8 +77,7 @@ def alternate(script, sides: list, rounds: int, config_of, threads: int, *,
     Returns ``{side: [result of round 0, round 1, ...]}``; `on_result(side, round,
     result)` is called as each arrives (to check results early)."""
     global START_LOAD, WATCH
-    if START_LOAD is None:
-        START_LOAD, WATCH = load(), CpuWatch()
+    START_LOAD, WATCH = load(), CpuWatch()            # what print_setup reports
     results = {side: [] for side in sides}
     for r in range(rounds):
         order = sides if r % 2 == 0 else sides[::-1]
