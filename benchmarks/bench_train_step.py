@@ -116,12 +116,16 @@ def _timed_loop(cfg: dict, step, n_total: int):
     if cfg.get("profile"):
         import cProfile
         prof = cProfile.Profile()
+    import resource
     rows = []
     for i in range(n_total):
-        timed = i >= cfg["warmup"]
-        if timed and prof is not None and i == cfg["warmup"]:
-            prof.enable()
+        if i == cfg["warmup"]:
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            if prof is not None:
+                prof.enable()
         rows.append(step(i))
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    rows[-1]["faults_per_step"] = faults / (n_total - cfg["warmup"])
     if prof is not None:
         prof.disable()
         import pstats
@@ -131,7 +135,8 @@ def _timed_loop(cfg: dict, step, n_total: int):
 
 def _finish(rows: list, cfg: dict, env: dict, gemm) -> None:
     timed = rows[cfg["warmup"]:]
-    out = {"step": [r["step"] for r in timed], "losses": [r["loss"] for r in rows], "env": env}
+    out = {"step": [r["step"] for r in timed], "losses": [r["loss"] for r in rows], "env": env,
+           "faults_per_step": rows[-1]["faults_per_step"]}
     for key in ("forward", "backward", "optimizer"):
         if key in timed[0]:
             out[key] = [r[key] for r in timed]
@@ -387,7 +392,13 @@ def report(results, c, name, sides, paths, args, steps, warmup) -> None:
         if "pytorch" in sides:
             H.report_pair(SIDES["numpyllm-kfm"], round_median["numpyllm-kfm"],
                           SIDES["pytorch"], round_median["pytorch"])
-    print("\npeak RSS of each process (VmHWM, median over rounds; the framework's import included)")
+    print("\nminor page faults per timed step, in each round (each is a 4 KiB page the kernel "
+          "hands out zero-filled; glibc's malloc returns freed memory to the kernel unless told "
+          "not to, and how much depends on the process's allocation history)")
+    width = max(len(SIDES[s]) for s in sides)
+    for s in sides:
+        print(f"  {SIDES[s]:{width}s}  " + " ".join(f"{r['faults_per_step']:.0f}" for r in results[s]))
+    print("peak RSS of each process (VmHWM, median over rounds; the framework's import included)")
     print("  " + "; ".join(f"{SIDES[s]} {statistics.median(r['peak_rss_mb'] for r in results[s]):.0f} MB"
                            for s in sides))
     print("float32 GEMM 1024x1024x1024 in each process after its steps (GFLOP/s, median over "
