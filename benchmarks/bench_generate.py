@@ -31,10 +31,12 @@ a 65-token vocabulary (nanoGPT's Shakespeare shape). The parent builds the weigh
 Each worker warms up with a short generation, then times `--runs` generations of the
 same prompt; a round's figure is the median of those, in new tokens per second (the
 prefill included). The benchmark stops with an error unless all three sides produce the
-same tokens. Printed: thread counts and kernels each process saw, every round's tokens/s,
-medians, ranges, the ratio of medians and the ratio within each round, the time of the LM
-head's matrix-vector product in each process (decoding one token is a chain of such
-products, so this shows how much of a ratio is the BLAS library's), peak RSS.
+same tokens. Printed: thread counts and kernels each process saw, how much CPU other
+processes used meanwhile (a warning when the machine was not idle), every round's tokens/s,
+medians, ranges, the ratio of medians and the ratio within each round, the time of one
+token's first MLP projection and LM head in each process (decoding a token is a chain of
+such matrix-vector products, so these show how much of a ratio is the BLAS library's),
+peak RSS (VmHWM).
 """
 from __future__ import annotations
 

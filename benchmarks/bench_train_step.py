@@ -3,7 +3,7 @@ framework in its own fresh process per round, the rounds alternating, the same t
 count on both sides; medians, ranges and ratios.
 
     python benchmarks/bench_train_step.py                  # nanoGPT's CPU model, 6 rounds
-    python benchmarks/bench_train_step.py --wide            # 6 layers, 6 heads, 384 wide, T 256, B 8
+    python benchmarks/bench_train_step.py --wide           # 6 layers, 6 heads, 384 wide, T 256, B 8
     python benchmarks/bench_train_step.py --rounds 10 --steps 40
     python benchmarks/bench_train_step.py --threads 1      # one thread on every side
     python benchmarks/bench_train_step.py --malloc         # also the plain loop + keep_freed_memory()
@@ -33,11 +33,19 @@ tied head, F.cross_entropy).
 
 Each worker runs `--warmup` steps, then `--steps` timed steps; a round's figure for a
 side is its process's median step. Printed: thread counts and BLAS kernels each process
-saw, every round's figure, the median over rounds, the range, the ratio of medians and
-the ratio within each round; the median forward / backward / optimizer split of (a);
-the losses of both sides (same math: they must agree); each process's peak RSS
-(VmHWM); a float32 GEMM in each process after its steps (what its BLAS gives on this
-machine). Nothing is asserted on time.
+saw, and how much CPU other processes used meanwhile (a warning when the machine was not
+idle); every round's figure, the median over rounds, the range, the ratio of medians and
+the ratio within each round; the median forward / backward / optimizer split of the
+plain loops; the losses of both sides (same math: they must agree); the minor page
+faults per step of each process (glibc's malloc puts numpyllm's plain loop in a fast or
+a slow mode per process: this shows which); each process's peak RSS (VmHWM); a float32
+GEMM in each process after its steps (what its BLAS gives on this machine). Nothing is
+asserted on time.
+
+Run it on an idle machine: when other processes compete for the cores, multithreaded
+BLAS and OpenMP wait on descheduled threads, both sides slow down by different factors
+and the ratio means little. ``env -u OPENBLAS_CORETYPE python ...`` measures numpy's
+OpenBLAS with its own kernel choice when the environment forces one.
 """
 from __future__ import annotations
 
@@ -57,7 +65,7 @@ CONFIGS = {
     "wide": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch=8, vocab=65),
 }
 N_BATCHES = 8                    # distinct batches, cycled; step i uses batch i % N_BATCHES
-SIDES = {                        # side -> (label, what it runs)
+SIDES = {                        # side -> its label in the report
     "numpyllm": "numpyllm, plain loop",
     "pytorch": "PyTorch, plain loop",
     "numpyllm-trainer": "numpyllm Trainer",
