@@ -255,7 +255,8 @@ def numpy_env() -> dict:
     return {"numpy": np.__version__, "BLAS": f"OpenBLAS {runtime.blas_core()} kernels"
             if runtime.blas_core() else "not OpenBLAS",
             "BLAS threads": runtime.get_blas_threads(),
-            "numpyllm threads": parallel.num_threads()}
+            "numpyllm threads": parallel.num_threads(),
+            "torch imported": "torch" in sys.modules}
 
 
 def torch_threads(n: int) -> dict:
