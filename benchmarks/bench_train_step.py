@@ -1,45 +1,81 @@
-"""One GPT training step (forward, backward, AdamW) in numpyllm and in PyTorch, same
-model, same weights, same batches, in one process; medians and the ratio.
+"""One GPT training step (forward, backward, AdamW) in numpyllm and in PyTorch, each
+framework in its own fresh process per round, the rounds alternating, the same thread
+count on both sides; medians, ranges and ratios.
 
-    python benchmarks/bench_train_step.py                 # nanoGPT's CPU recipe
-    python benchmarks/bench_train_step.py --wide          # 6 layers, 6 heads, 384 wide, T 256, B 8
-    python benchmarks/bench_train_step.py --steps 40 --profile
-    python benchmarks/bench_train_step.py --bias          # GPT-2 style biases in both models
-    python benchmarks/bench_train_step.py --serial        # also numpyllm on one Python thread
+    python benchmarks/bench_train_step.py                  # nanoGPT's CPU model, 6 rounds
+    python benchmarks/bench_train_step.py --wide           # 6 layers, 6 heads, 384 wide, T 256, B 8
+    python benchmarks/bench_train_step.py --rounds 10 --steps 40
+    python benchmarks/bench_train_step.py --threads 1      # one thread on every side
+    python benchmarks/bench_train_step.py --malloc         # also the plain loop + keep_freed_memory()
+    python benchmarks/bench_train_step.py --profile plain  # cProfile one numpyllm process
 
-numpyllm runs its training step as `numpyllm.Trainer` does: data-parallel on threads
-(`numpyllm.data_parallel`: each thread takes a slice of the batch through forward and
-backward, BLAS on one thread each), so its forward and backward are timed together.
-``--serial`` adds the one-Python-thread step (BLAS's own threads on each product),
-whose forward and backward are timed apart.
+What is compared (both sides start from the same weights and see the same batches: the
+parent writes them once to a temporary .npz that every worker reads):
 
-The PyTorch model is nanoGPT's forward written with torch.nn.functional on the very same
-weight arrays (GPT-2's [in, out] layout), trained with torch.optim.AdamW. Reported: the
-median forward / backward / optimizer / whole-step time of each, the ratio numpyllm /
-PyTorch, the achieved GFLOP/s against NumPy's own float32 GEMM peak measured in this
-run, and peak memory (Python-heap peak of the numpyllm step via tracemalloc, which
-sees NumPy's buffers; the process's peak RSS for each framework run in a child).
+(a) **A user's own loop**, as the README writes it:
+    ``logits, loss = model(x, targets=y); loss.backward(); opt.step(); opt.zero_grad()``,
+    numpyllm in a process that imports only numpyllm and sets nothing (no
+    ``keep_freed_memory()``, glibc's malloc as it comes), against the same loop in
+    PyTorch (``loss = model(x, y); loss.backward(); opt.step(); opt.zero_grad()``,
+    torch.optim.AdamW with the defaults a user gets: foreach/fused unset).
+(b) **The trainer's step**, as ``numpyllm train`` runs it: ``runtime.keep_freed_memory()``
+    (the command line calls it), then ``Trainer.train_step()`` (lr schedule, forward and
+    backward data-parallel on threads, gradient clipping at 1.0, AdamW, zero_grad), the
+    Trainer's batch sampler replaced by the shared batches; against nanoGPT's train.py
+    step in PyTorch (lr set per group, forward, backward, ``clip_grad_norm_(1.0)``, AdamW,
+    ``zero_grad(set_to_none=True)``).
+
+Models: nanoGPT's CPU recipe (4 layers, 4 heads, 128 wide, context 64, batch 12, vocab
+65, no biases, dropout 0) or ``--wide``. The PyTorch model is nanoGPT's forward written
+with torch.nn.functional (benchmarks/_torch_gpt.py: F.embedding, F.layer_norm, F.linear
+on [out, in] weights as nn.Linear stores them, F.scaled_dot_product_attention, tanh GELU,
+tied head, F.cross_entropy).
+
+Each worker runs `--warmup` steps, then `--steps` timed steps; a round's figure for a
+side is its process's median step. Printed: thread counts and BLAS kernels each process
+saw, and how much CPU other processes used meanwhile (a warning when the machine was not
+idle); every round's figure, the median over rounds, the range, the ratio of medians and
+the ratio within each round; the median forward / backward / optimizer split of the
+plain loops; the losses of both sides (same math: they must agree); the minor page
+faults per step of each process (glibc's malloc puts numpyllm's plain loop in a fast or
+a slow mode per process: this shows which); each process's peak RSS (VmHWM); a float32
+GEMM in each process after its steps (what its BLAS gives on this machine). Nothing is
+asserted on time.
+
+Run it on an idle machine: when other processes compete for the cores, multithreaded
+BLAS and OpenMP wait on descheduled threads, both sides slow down by different factors
+and the ratio means little. ``env -u OPENBLAS_CORETYPE python ...`` measures numpy's
+OpenBLAS with its own kernel choice when the environment forces one.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-import numpy as np
-
-from numpyllm.data_parallel import DataParallel
-from numpyllm.nn.gpt import GPT, GPTConfig
-from numpyllm.optim import AdamW, configure_param_groups
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness as H  # noqa: E402
 
 CONFIGS = {
     "nanogpt": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch=12, vocab=65),
     "wide": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch=8, vocab=65),
 }
+N_BATCHES = 8                    # distinct batches, cycled; step i uses batch i % N_BATCHES
+SIDES = {                        # side -> its label in the report
+    "numpyllm": "numpyllm, plain loop",
+    "pytorch": "PyTorch, plain loop",
+    "numpyllm-trainer": "numpyllm Trainer",
+    "pytorch-nanogpt": "PyTorch nanoGPT loop",
+    "numpyllm-kfm": "numpyllm, plain + keep_freed_memory",
+}
+PROFILE_SIDES = {"plain": "numpyllm", "kfm": "numpyllm-kfm", "trainer": "numpyllm-trainer"}
+PAIRS = {"plain": ("numpyllm", "pytorch"), "trainer": ("numpyllm-trainer", "pytorch-nanogpt")}
+LR, MIN_LR, WARMUP_ITERS, DECAY_ITERS = 1e-3, 1e-4, 100, 2000   # TrainConfig's defaults
+WEIGHT_DECAY, BETAS, GRAD_CLIP = 0.1, (0.9, 0.99), 1.0
 
 
 def step_flops(c: dict) -> float:
@@ -49,251 +85,337 @@ def step_flops(c: dict) -> float:
     return 3 * per_token * B * T
 
 
-def gemm_peak(repeat: int = 5) -> float:
-    """NumPy float32 GEMM GFLOP/s on 1024 x 1024 matrices (median)."""
-    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+# ====================================================================== workers
+def _load(cfg: dict):
+    import numpy as np
+    data = np.load(cfg["data"])
+    params = {k[2:]: data[k] for k in data.files if k.startswith("p:")}
+    return params, data["x"], data["y"]
+
+
+def _numpyllm_model(cfg: dict, params: dict):
+    import numpy as np
+
+    import numpyllm as nl
+    c = cfg["model"]
+    model = nl.GPT(nl.GPTConfig(vocab_size=c["vocab"], block_size=c["block_size"],
+                                n_layer=c["n_layer"], n_head=c["n_head"], n_embd=c["n_embd"],
+                                bias=c["bias"]), rng=np.random.default_rng(0))
+    model.load_state_dict(params)
+    return model
+
+
+def _gemm_gflops(matmul, make) -> float:
+    """float32 1024 x 1024 GEMM GFLOP/s (median of 7 timings of 4 products)."""
+    a = make()
+    matmul(a, a)
     times = []
-    a @ a
-    for _ in range(repeat):
+    for _ in range(7):
         t = time.perf_counter()
         for _ in range(4):
-            a @ a
+            matmul(a, a)
         times.append((time.perf_counter() - t) / 4)
     return 2 * 1024 ** 3 / statistics.median(times) / 1e9
 
 
-def build(c: dict, seed: int = 0):
-    cfg = GPTConfig(vocab_size=c["vocab"], block_size=c["block_size"], n_layer=c["n_layer"],
-                    n_head=c["n_head"], n_embd=c["n_embd"], bias=c.get("bias", False))
-    model = GPT(cfg, rng=np.random.default_rng(seed))
-    rng = np.random.default_rng(seed + 1)
-    batches = [rng.integers(0, c["vocab"], size=(2, c["batch"], c["block_size"])) for _ in range(4)]
-    return model, batches
+def _timed_loop(cfg: dict, step, n_total: int):
+    """Run `step(i)` n_total times (the first cfg['warmup'] untimed); per-step rows."""
+    prof = None
+    if cfg.get("profile"):
+        import cProfile
+        prof = cProfile.Profile()
+    import resource
+    rows = []
+    for i in range(n_total):
+        if i == cfg["warmup"]:
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            if prof is not None:
+                prof.enable()
+        rows.append(step(i))
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    rows[-1]["faults_per_step"] = faults / (n_total - cfg["warmup"])
+    if prof is not None:
+        prof.disable()
+        import pstats
+        pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    return rows
 
 
-# ---------------------------------------------------------------------- numpyllm
-def numpyllm_stepper(model, data_parallel: bool = True):
-    """A step function returning (forward, backward, optimizer seconds, loss); with
-    `data_parallel` forward and backward run together, reported as (both, None, ...)."""
-    opt = AdamW(configure_param_groups(model, 0.1), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
-    dp = DataParallel(model)
+def _finish(rows: list, cfg: dict, env: dict, gemm) -> None:
+    timed = rows[cfg["warmup"]:]
+    out = {"step": [r["step"] for r in timed], "losses": [r["loss"] for r in rows], "env": env,
+           "faults_per_step": rows[-1]["faults_per_step"]}
+    for key in ("forward", "backward", "optimizer"):
+        if key in timed[0]:
+            out[key] = [r[key] for r in timed]
+    out["peak_rss_mb"] = H.peak_rss_mb()           # before the GEMM's buffers
+    out["gemm_gflops"] = gemm()
+    H.emit(out)
 
-    def step(x, y):
+
+def worker_numpyllm(cfg: dict, keep_freed: bool = False) -> None:
+    """(a): the README's loop, in a process that imports numpyllm and sets nothing."""
+    if keep_freed:
+        from numpyllm.runtime import keep_freed_memory
+        keep_freed_memory()
+    import numpy as np
+
+    from numpyllm.optim import AdamW, configure_param_groups
+    params, X, Y = _load(cfg)
+    model = _numpyllm_model(cfg, params)
+    opt = AdamW(configure_param_groups(model, WEIGHT_DECAY), lr=LR, betas=BETAS)
+
+    def step(i):
+        x, y = X[i % len(X)], Y[i % len(X)]
         t0 = time.perf_counter()
-        if data_parallel:
-            value = dp.forward_backward(x, y)
-            t1 = t2 = time.perf_counter()
-        else:
-            _, loss = model(x, targets=y)
-            t1 = time.perf_counter()
-            loss.backward()
-            t2 = time.perf_counter()
-            value = float(loss.item())
-        opt.step()
-        opt.zero_grad()
-        t3 = time.perf_counter()
-        return t1 - t0, (None if data_parallel else t2 - t1), t3 - t2, value
-    return step
-
-
-# ---------------------------------------------------------------------- PyTorch
-def torch_gpt_loss(torch, p: dict, n_layer: int, n_head: int, idx, targets):
-    """nanoGPT's forward and loss with torch.nn.functional, on tensors `p` named as
-    numpyllm's parameters (GPT-2's [in, out] layout; biases optional)."""
-    F = torch.nn.functional
-    B, T = idx.shape
-    C = p["wte.weight"].shape[1]
-    x = p["wte.weight"][idx] + p["wpe.weight"][:T]
-    for i in range(n_layer):
-        pre = f"h.{i}."
-
-        def lin(h, name):
-            y = h @ p[pre + name + ".weight"]
-            return y + p[pre + name + ".bias"] if pre + name + ".bias" in p else y
-        h = F.layer_norm(x, (C,), p[pre + "ln_1.weight"], p.get(pre + "ln_1.bias"))
-        q, k, v = (t.view(B, T, n_head, C // n_head).transpose(1, 2)
-                   for t in lin(h, "attn.c_attn").split(C, dim=2))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + lin(y.transpose(1, 2).reshape(B, T, C), "attn.c_proj")
-        h = F.layer_norm(x, (C,), p[pre + "ln_2.weight"], p.get(pre + "ln_2.bias"))
-        x = x + lin(F.gelu(lin(h, "mlp.c_fc"), approximate="tanh"), "mlp.c_proj")
-    x = F.layer_norm(x, (C,), p["ln_f.weight"], p.get("ln_f.bias"))
-    logits = x @ p["wte.weight"].T
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-
-
-def torch_stepper(torch, model, c: dict):
-    params = {n: torch.tensor(p.data.copy(), requires_grad=True) for n, p in model.named_parameters()}
-    decay = [p for p in params.values() if p.ndim >= 2]
-    no_decay = [p for p in params.values() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
-
-    def forward(idx, targets):
-        return torch_gpt_loss(torch, params, c["n_layer"], c["n_head"], idx, targets)
-
-    def step(x, y):
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
-        t0 = time.perf_counter()
-        loss = forward(x, y)
+        logits, loss = model(x, targets=y)
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
         opt.step()
+        opt.zero_grad()
+        t3 = time.perf_counter()
+        return {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2,
+                "loss": float(loss.item())}
+
+    rows = _timed_loop(cfg, step, cfg["warmup"] + cfg["steps"])
+    env = H.numpy_env()
+    rng = np.random.default_rng(0)
+    _finish(rows, cfg, env, lambda: _gemm_gflops(
+        np.matmul, lambda: rng.standard_normal((1024, 1024)).astype(np.float32)))
+
+
+def worker_numpyllm_trainer(cfg: dict) -> None:
+    """(b): what `numpyllm train` runs: the CLI's keep_freed_memory(), then Trainer steps."""
+    from numpyllm.runtime import keep_freed_memory
+    keep_freed_memory()                              # numpyllm/cli/__init__.py does this
+    import numpy as np
+
+    from numpyllm.train import TrainConfig, Trainer
+    params, X, Y = _load(cfg)
+    model = _numpyllm_model(cfg, params)
+    c = cfg["model"]
+    trainer = Trainer(model, X.reshape(-1), None, TrainConfig(
+        batch_size=c["batch"], max_iters=10 ** 6, learning_rate=LR, min_lr=MIN_LR,
+        warmup_iters=WARMUP_ITERS, lr_decay_iters=DECAY_ITERS, weight_decay=WEIGHT_DECAY,
+        beta1=BETAS[0], beta2=BETAS[1], grad_clip=GRAD_CLIP))
+
+    class SharedBatches:                             # the benchmark's batches, in order
+        i = 0
+
+        def sample(self, batch_size, rng):
+            x, y = X[self.i % len(X)], Y[self.i % len(X)]
+            self.i += 1
+            return x, y
+    trainer.train_windows = SharedBatches()
+
+    def step(i):
+        t0 = time.perf_counter()
+        info = trainer.train_step()
+        return {"step": time.perf_counter() - t0, "loss": info["loss"]}
+
+    rows = _timed_loop(cfg, step, cfg["warmup"] + cfg["steps"])
+    env = dict(H.numpy_env(), **{"Trainer threads": trainer.parallel.threads})
+    rng = np.random.default_rng(0)
+    _finish(rows, cfg, env, lambda: _gemm_gflops(
+        np.matmul, lambda: rng.standard_normal((1024, 1024)).astype(np.float32)))
+
+
+def _nanogpt_lr(it: int) -> float:
+    """nanoGPT's get_lr (warmup, cosine decay), with TrainConfig's settings."""
+    import math
+    if it < WARMUP_ITERS:
+        return LR * (it + 1) / (WARMUP_ITERS + 1)
+    if it > DECAY_ITERS:
+        return MIN_LR
+    ratio = (it - WARMUP_ITERS) / (DECAY_ITERS - WARMUP_ITERS)
+    return MIN_LR + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (LR - MIN_LR)
+
+
+def worker_pytorch(cfg: dict, nanogpt: bool = False) -> None:
+    """(a) the plain loop, or (b) nanoGPT's train.py step, in PyTorch."""
+    import torch
+    env = H.torch_threads(cfg["threads"])
+    from _torch_gpt import TorchGPT
+    params, X, Y = _load(cfg)
+    c = cfg["model"]
+    model = TorchGPT(params, c["n_layer"], c["n_head"], layout=cfg["torch_layout"],
+                     requires_grad=True)
+    leaves = model.parameters()
+    opt = torch.optim.AdamW([{"params": [t for t in leaves if t.ndim >= 2],
+                              "weight_decay": WEIGHT_DECAY},
+                             {"params": [t for t in leaves if t.ndim < 2],
+                              "weight_decay": 0.0}], lr=LR, betas=BETAS)
+    X, Y = torch.from_numpy(X), torch.from_numpy(Y)
+
+    def step(i):
+        x, y = X[i % len(X)], Y[i % len(X)]
+        t0 = time.perf_counter()
+        if nanogpt:
+            for g in opt.param_groups:
+                g["lr"] = _nanogpt_lr(i)
+        loss = model.loss(x, y)
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        if nanogpt:
+            torch.nn.utils.clip_grad_norm_(leaves, GRAD_CLIP)
+        opt.step()
         opt.zero_grad(set_to_none=True)
         t3 = time.perf_counter()
-        return t1 - t0, t2 - t1, t3 - t2, float(loss.item())
-    return step
+        return {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2,
+                "loss": float(loss.item())}
+
+    rows = _timed_loop(cfg, step, cfg["warmup"] + cfg["steps"])
+    if nanogpt:
+        for r in rows:
+            del r["forward"], r["backward"], r["optimizer"]
+    env["AdamW foreach/fused"] = f"{opt.defaults['foreach']}/{opt.defaults['fused']} (defaults)"
+    env["weights"] = {"out_in": "[out, in], F.linear", "in_out": "[in, out], addmm"}[model.layout]
+    gen = torch.Generator().manual_seed(0)
+    _finish(rows, cfg, env, lambda: _gemm_gflops(
+        torch.matmul, lambda: torch.randn(1024, 1024, generator=gen)))
 
 
-# ---------------------------------------------------------------------- measurement
-def measure(step, batches, steps: int, warmup: int = 3):
-    for i in range(warmup):
-        x, y = batches[i % len(batches)]
-        step(x, y)
-    rows = [step(*batches[i % len(batches)]) for i in range(steps)]
-    split = rows[0][1] is not None            # forward and backward timed apart
-    return {"forward": statistics.median(r[0] for r in rows) if split else None,
-            "backward": statistics.median(r[1] for r in rows) if split else None,
-            "fwd+bwd": statistics.median(r[0] + (r[1] or 0.0) for r in rows),
-            "optimizer": statistics.median(r[2] for r in rows),
-            "step": statistics.median(r[0] + (r[1] or 0.0) + r[2] for r in rows),
-            "loss": rows[-1][3]}
+WORKERS = {
+    "numpyllm": lambda cfg: worker_numpyllm(cfg),
+    "numpyllm-kfm": lambda cfg: worker_numpyllm(cfg, keep_freed=True),
+    "numpyllm-trainer": worker_numpyllm_trainer,
+    "pytorch": lambda cfg: worker_pytorch(cfg),
+    "pytorch-nanogpt": lambda cfg: worker_pytorch(cfg, nanogpt=True),
+}
 
 
-def child_peak_rss(framework: str, name: str, steps: int) -> float:
-    """Peak RSS (MB) of a fresh process that builds the model and runs `steps` steps."""
-    code = (f"import resource, sys; sys.argv=['x']; import benchmarks.bench_train_step as b; "
-            f"b._child({framework!r}, {name!r}, {steps})")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=_root())
-    try:
-        return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
-    except (IndexError, ValueError, KeyError):
-        return float("nan")
+# ====================================================================== parent
+def write_data(c: dict, path: str, seed: int = 0) -> None:
+    """The shared initial weights (numpyllm's GPT init, seed 0) and batches."""
+    import numpy as np
+
+    from numpyllm.nn.gpt import GPT, GPTConfig
+    model = GPT(GPTConfig(vocab_size=c["vocab"], block_size=c["block_size"], n_layer=c["n_layer"],
+                          n_head=c["n_head"], n_embd=c["n_embd"], bias=c["bias"]),
+                rng=np.random.default_rng(seed))
+    rng = np.random.default_rng(seed + 1)
+    seq = rng.integers(0, c["vocab"], size=(N_BATCHES, c["batch"], c["block_size"] + 1))
+    np.savez(path, x=seq[..., :-1], y=seq[..., 1:],
+             **{"p:" + n: p.data for n, p in model.named_parameters()})
 
 
-def _root():
-    from pathlib import Path
-    return str(Path(__file__).resolve().parents[1])
-
-
-def _child(framework: str, name: str, steps: int) -> None:
-    import resource
-
-    from numpyllm.runtime import keep_freed_memory
-    keep_freed_memory()
-    c = CONFIGS[name]
-    model, batches = build(c)
-    if framework == "torch":
-        import torch
-        step = torch_stepper(torch, model, c)
-        del model
-    else:
-        step = numpyllm_stepper(model)
-    for i in range(steps):
-        step(*batches[i % len(batches)])
-    # VmHWM, the peak RSS of this process image: ru_maxrss would carry over the parent's
-    # peak across fork + exec on Linux
-    with open("/proc/self/status") as f:
-        hwm_kb = next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), None)
-    peak_kb = hwm_kb if hwm_kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": peak_kb / 1024}))
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 2)[2],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wide", action="store_true", help="6 layers, 6 heads, 384 wide, T 256, B 8")
-    ap.add_argument("--steps", type=int, default=60, help="timed steps per framework")
-    ap.add_argument("--rounds", type=int, default=6,
-                    help="the steps are cut into this many rounds, the frameworks taking "
-                         "turns, so that machine noise hits both alike")
-    ap.add_argument("--profile", action="store_true", help="cProfile the numpyllm steps")
-    ap.add_argument("--no-memory", action="store_true", help="skip the child-process RSS runs")
     ap.add_argument("--bias", action="store_true",
-                    help="biases in Linear and LayerNorm (GPT-2 style); default off, as "
-                         "nanoGPT's train.py and numpyllm train")
-    ap.add_argument("--serial", action="store_true",
-                    help="also time numpyllm on one Python thread (BLAS threads only)")
-    ap.add_argument("--default-malloc", action="store_true",
-                    help="leave glibc's malloc settings as they are (see numpyllm/runtime.py)")
-    args = ap.parse_args()
-    if not args.default_malloc:
-        from numpyllm.runtime import keep_freed_memory
-        print(f"malloc keeps freed memory (both frameworks): {keep_freed_memory()}")
+                    help="biases in Linear and LayerNorm (GPT-2 style); default off, as nanoGPT")
+    ap.add_argument("--rounds", type=int, default=6, help="rounds (processes per side), default 6")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="timed steps per process (default 30; 8 with --wide)")
+    ap.add_argument("--warmup", type=int, default=None,
+                    help="untimed steps first in each process (default 5; 2 with --wide)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="threads on every side (default: the number of CPUs, %(default)s, "
+                         "which is also each library's own default here)")
+    ap.add_argument("--paths", default="plain,trainer",
+                    help="comparisons to run: plain (a), trainer (b); default both")
+    ap.add_argument("--malloc", action="store_true",
+                    help="also run numpyllm's plain loop after keep_freed_memory() (shows what "
+                         "glibc's default malloc costs the plain loop)")
+    ap.add_argument("--torch-layout", choices=("out_in", "in_out"), default="out_in",
+                    help="PyTorch's projection weights: out_in (default: nn.Linear's [out, in] "
+                         "and F.linear, as nanoGPT) or in_out (GPT-2's Conv1D: [in, out] and addmm)")
+    ap.add_argument("--profile", choices=tuple(PROFILE_SIDES),
+                    help="no comparison: cProfile one numpyllm process: the plain loop, the "
+                         "plain loop after keep_freed_memory() (kfm), or the Trainer")
+    return ap.parse_args()
+
+
+def main() -> int:
+    worker = H.worker_args()
+    if worker is not None:
+        side, cfg = worker
+        WORKERS[side](cfg)
+        return 0
+    args = parse_args()
     name = "wide" if args.wide else "nanogpt"
     c = dict(CONFIGS[name], bias=args.bias)
-    peak = gemm_peak()
-    flops = step_flops(c)
-    print(f"config {name}: {c}; {flops / 1e9:.2f} GFLOP per step; NumPy float32 GEMM peak "
-          f"{peak:.0f} GFLOP/s (floor {flops / peak / 1e9 * 1e3:.1f} ms/step)")
-    from numpyllm.runtime import blas_core
-    chosen = os.environ.get("OPENBLAS_CORETYPE")
-    print(f"NumPy's OpenBLAS runs its {blas_core()} kernels"
-          + (f" (OPENBLAS_CORETYPE={chosen} in the environment)" if chosen else
-             " (its own choice for this CPU)"))
-    model, batches = build(c)
-    results = {}
-    try:
-        import torch
-        torch_step = torch_stepper(torch, model, c)
-        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
-    except ImportError:
-        torch_step = None
-        print("PyTorch not installed: numpyllm figures only")
-    ours = numpyllm_stepper(model)
-    steppers = {"numpyllm": ours}
-    if args.serial:
-        steppers["numpyllm-1"] = numpyllm_stepper(model, data_parallel=False)
-    if torch_step:
-        steppers["PyTorch"] = torch_step
-    if args.profile:
-        import cProfile
-        import pstats
-        prof = cProfile.Profile()
-        prof.enable()
-        results["numpyllm"] = measure(ours, batches, args.steps)
-        prof.disable()
-        pstats.Stats(prof).sort_stats("tottime").print_stats(20)
-    else:
-        # interleave the two frameworks in rounds so machine noise hits both alike
-        rounds = {key: [] for key in steppers}
-        for _ in range(args.rounds):
-            for key, stepper in steppers.items():
-                rounds[key].append(measure(stepper, batches, max(1, args.steps // args.rounds)))
-        for key, runs in rounds.items():
-            results[key] = {k: (None if runs[0][k] is None else statistics.median(r[k] for r in runs))
-                            for k in runs[0]}
+    steps = args.steps or (8 if args.wide else 30)
+    warmup = args.warmup if args.warmup is not None else (2 if args.wide else 5)
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    sides = [s for p in paths for s in PAIRS[p]]
+    if args.malloc:
+        sides.append("numpyllm-kfm")
+    with tempfile.TemporaryDirectory(prefix="bench_train_step_") as tmp:
+        data = os.path.join(tmp, "data.npz")
+        write_data(c, data)
+        base = dict(data=data, model=c, steps=steps, warmup=warmup, threads=args.threads,
+                    torch_layout=args.torch_layout)
+        if args.profile:
+            side = PROFILE_SIDES[args.profile]
+            res = H.run_worker(__file__, side, dict(base, profile=True), args.threads,
+                               show_stderr=True)
+            print(f"{SIDES[side]}: median step {statistics.median(res['step']) * 1e3:.1f} ms "
+                  f"under cProfile ({args.threads} threads, load {H.load()})")
+            return 0
+        print(__doc__.split("\n\n")[0].replace("\n", " "))
+        results = H.alternate(__file__, sides, args.rounds, lambda s: base, args.threads)
+    report(results, c, name, sides, paths, args, steps, warmup)
+    return 0
 
-    def ms(value):
-        return f"{'-':>9s}" if value is None else f"{value * 1e3:7.2f}ms"
-    print(f"\n{'':10s} {'forward':>9s} {'backward':>9s} {'fwd+bwd':>9s} {'optim':>9s} {'step':>9s} "
-          f"{'GFLOP/s':>8s} {'% peak':>7s}")
-    for key, r in results.items():
-        gf = flops / r["step"] / 1e9
-        print(f"{key:10s} {ms(r['forward'])} {ms(r['backward'])} {ms(r['fwd+bwd'])} "
-              f"{ms(r['optimizer'])} {ms(r['step'])} {gf:8.1f} {100 * gf / peak:6.0f}%")
-    if "PyTorch" in results:
-        print(f"\nratio numpyllm / PyTorch (median step): "
-              f"{results['numpyllm']['step'] / results['PyTorch']['step']:.2f}")
-        if not args.profile:
-            per_round = sorted(a["step"] / b["step"]
-                               for a, b in zip(rounds["numpyllm"], rounds["PyTorch"]))
-            print(f"ratio in each of the {len(per_round)} rounds: "
-                  + " ".join(f"{r:.2f}" for r in per_round))
-            for key, runs in rounds.items():
-                print(f"  {key} step in each round: "
-                      + " ".join(f"{r['step'] * 1e3:.1f}" for r in runs) + " ms")
-    import tracemalloc
-    tracemalloc.start()
-    ours(*batches[0])
-    _, heap_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    print(f"numpyllm peak traced memory during one step: {heap_peak / 2**20:.1f} MB")
-    if not args.no_memory:
-        rss = {fw: child_peak_rss(fw, name, 5) for fw in ("numpyllm", "torch")}
-        print(f"peak RSS of a process running 5 steps: numpyllm {rss['numpyllm']:.0f} MB, "
-              f"PyTorch {rss['torch']:.0f} MB")
+
+def report(results, c, name, sides, paths, args, steps, warmup) -> None:
+    print()
+    H.print_setup(args.threads, args.rounds, {SIDES[s]: results[s][0] for s in sides})
+    flops = step_flops(c)
+    print(f"model {name}: {c['n_layer']} layers, {c['n_head']} heads, {c['n_embd']} wide, "
+          f"context {c['block_size']}, batch {c['batch']}, vocab {c['vocab']}, "
+          f"bias {c['bias']}; {flops / 1e9:.2f} GFLOP of matmuls per step")
+    print(f"per process: {warmup} warm-up steps, then {steps} timed; a round's figure is the "
+          f"process's median step")
+    round_median = {s: [statistics.median(r["step"]) for r in results[s]] for s in sides}
+    for p in paths:
+        a, b = PAIRS[p]
+        title = {"plain": "(a) a user's own loop: logits, loss = model(x, targets=y); "
+                          "loss.backward(); opt.step(); opt.zero_grad()",
+                 "trainer": "(b) numpyllm train's step (keep_freed_memory + Trainer.train_step: "
+                            "data-parallel threads, clip 1.0, lr schedule) vs nanoGPT's "
+                            "train.py step (clip_grad_norm_ 1.0, lr schedule)"}[p]
+        print(f"\n{title}\n  step time (ms)")
+        H.report_pair(SIDES[a], round_median[a], SIDES[b], round_median[b])
+        if p == "plain":
+            print("  median split (ms, medians over rounds of each process's median): "
+                  "forward / backward / optimizer")
+            for s in [x for x in sides if "forward" in results[x][0]]:
+                parts = [statistics.median(statistics.median(r[k]) for r in results[s]) * 1e3
+                         for k in ("forward", "backward", "optimizer")]
+                print(f"    {SIDES[s]:36s} " + " / ".join(f"{x:.2f}" for x in parts))
+        la, lb = results[a][0]["losses"], results[b][0]["losses"]
+        print(f"  same math: loss at step 1 {la[0]:.5f} vs {lb[0]:.5f}; at step {len(la)} "
+              f"{la[-1]:.5f} vs {lb[-1]:.5f} (largest difference over the steps "
+              f"{max(abs(x - y) for x, y in zip(la, lb)):.1e})")
+    if "numpyllm-kfm" in sides:
+        print("\nnumpyllm's plain loop with and without keep_freed_memory() (step time, ms)")
+        H.report_pair(SIDES["numpyllm"], round_median["numpyllm"],
+                      SIDES["numpyllm-kfm"], round_median["numpyllm-kfm"])
+        if "pytorch" in sides:
+            H.report_pair(SIDES["numpyllm-kfm"], round_median["numpyllm-kfm"],
+                          SIDES["pytorch"], round_median["pytorch"])
+    print("\nminor page faults per timed step, in each round (each is a 4 KiB page the kernel "
+          "hands out zero-filled; glibc's malloc returns freed memory to the kernel unless told "
+          "not to, and how much depends on the process's allocation history)")
+    width = max(len(SIDES[s]) for s in sides)
+    for s in sides:
+        print(f"  {SIDES[s]:{width}s}  " + " ".join(f"{r['faults_per_step']:.0f}" for r in results[s]))
+    print("peak RSS of each process (VmHWM, median over rounds; the framework's import included)")
+    print("  " + "; ".join(f"{SIDES[s]} {statistics.median(r['peak_rss_mb'] for r in results[s]):.0f} MB"
+                           for s in sides))
+    print("float32 GEMM 1024x1024x1024 in each process after its steps (GFLOP/s, median over "
+          "rounds): " + "; ".join(f"{SIDES[s]} {statistics.median(r['gemm_gflops'] for r in results[s]):.0f}"
+                                  for s in sides))
+    print("achieved matmul GFLOP/s per step (from the median step): "
+          + "; ".join(f"{SIDES[s]} {flops / statistics.median(round_median[s]) / 1e9:.1f}" for s in sides))
+    print(f"load average at end: {H.load()}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_train_step import torch_gpt_loss   # a sibling script in benchmarks/
+from _torch_gpt import TorchGPT               # benchmarks/_torch_gpt.py
 from numpyllm.data import TokenWindows, train_val_split
 from numpyllm.nn.gpt import GPT, GPTConfig
 from numpyllm.optim import CosineWithWarmup
@@ -40,9 +40,12 @@ def main() -> None:
     cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128,
                     bias=False)
     init = GPT(cfg, rng=np.random.default_rng(args.seed))       # as nanogpt_shakespeare.py
-    params = {n: torch.tensor(p.data.copy(), requires_grad=True) for n, p in init.named_parameters()}
-    opt = torch.optim.AdamW([{"params": [p for p in params.values() if p.ndim >= 2], "weight_decay": 0.1},
-                             {"params": [p for p in params.values() if p.ndim < 2], "weight_decay": 0.0}],
+    # [in, out] weights with matmul, as numpyllm: only the kernels differ
+    model = TorchGPT({n: p.data for n, p in init.named_parameters()}, 4, 4, layout="in_out",
+                     requires_grad=True)
+    params = model.parameters()
+    opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.1},
+                             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.99))
     schedule = CosineWithWarmup(1e-3, 1e-4, 100, 2000)
     windows = TokenWindows(train_ids, 64, stride=1)
@@ -52,10 +55,10 @@ def main() -> None:
         for g in opt.param_groups:
             g["lr"] = schedule(step)
         x, y = windows.sample(12, data_rng)
-        loss = torch_gpt_loss(torch, params, 4, 4, torch.from_numpy(x), torch.from_numpy(y))
+        loss = model.loss(torch.from_numpy(x), torch.from_numpy(y))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if (step + 1) % 500 == 0:
             print(f"step {step + 1:5d}  loss {loss.item():.4f}  ({time.perf_counter() - start:.1f} s)",
@@ -68,8 +71,7 @@ def main() -> None:
         full = TokenWindows(val_ids[:n_full * 64 + 1], 64, stride=64)
         pieces = list(full.iter_batches(64)) + [(val_ids[n_full * 64:-1][None], val_ids[n_full * 64 + 1:][None])]
         for x, y in pieces:
-            loss = torch_gpt_loss(torch, params, 4, 4, torch.from_numpy(np.asarray(x)),
-                                  torch.from_numpy(np.asarray(y)))
+            loss = model.loss(torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y)))
             total += loss.item() * y.size
             count += y.size
     print(f"PyTorch reference, seed {args.seed}: validation loss {total / count:.4f} over {count:,} "
