@@ -9,7 +9,7 @@ every process gets the same thread count explicitly:
 
 - ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` (every BLAS and
   OpenMP runtime either side can load) and ``NUMPYLLM_NUM_THREADS`` (numpyllm's own
-  threads: `numpyllm.parallel`, `numpyllm.data_parallel`) in the child's environment;
+  threads: `numpyllm.parallel`, `numpyllm.training.data_parallel`) in the child's environment;
 - ``torch.set_num_threads(n)`` in a PyTorch worker (`torch_threads`).
 
 A benchmark script is both the parent and the worker: ``script.py --worker SIDE

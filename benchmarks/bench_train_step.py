@@ -191,7 +191,7 @@ def worker_numpyllm_trainer(cfg: dict) -> None:
     keep_freed_memory()                              # numpyllm/cli/__init__.py does this
     import numpy as np
 
-    from numpyllm.train import TrainConfig, Trainer
+    from numpyllm.training import TrainConfig, Trainer
     params, X, Y = _load(cfg)
     model = _numpyllm_model(cfg, params)
     c = cfg["model"]

@@ -30,7 +30,7 @@ import numpy as np
 from numpyllm.data import train_val_split
 from numpyllm.nn.gpt import GPT, GPTConfig
 from numpyllm.tokenizers import CharTokenizer
-from numpyllm.train import CSVLogger, TrainConfig, Trainer, evaluate_tokens
+from numpyllm.training import CSVLogger, TrainConfig, Trainer, evaluate_tokens
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 

@@ -14,9 +14,10 @@ Subpackages and modules, in the order a batch flows through them:
   numpyllm.functional   the math: linear, softmax, cross_entropy, layer_norm, attention ...
   numpyllm.nn           layers and models: Module, Linear, MultiHeadAttention, GPT, Transformer
   numpyllm.optim        SGD, Adam, AdamW, clipping, schedules
-  numpyllm.train        the training loop, evaluation, perplexity
-  numpyllm.checkpoint   atomic, pickle-free checkpoints (safetensors + JSON)
+  numpyllm.training     the training loop, objectives, evaluation, checkpoints, threads
   numpyllm.generate     sampling from a trained model
+  numpyllm.hub          model files in and out (safetensors)
+  numpyllm.checks       the gradient checks of every op, layer and model
 Nothing optional (torch, matplotlib, tqdm) is imported here.
 """
 from . import autograd, data, functional, nn, optim, tokenizers

@@ -15,7 +15,7 @@ by ``NUMPYLLM_NUM_THREADS`` (default: the number of CPUs), and changeable with
 `set_num_threads`; ``set_num_threads(1)`` makes everything serial.
 
 Parallel regions do not nest: a `for_slices` called from inside a piece (attention's
-kernels inside `numpyllm.data_parallel`'s per-thread forward pass) runs serially in
+kernels inside `numpyllm.training.data_parallel`'s per-thread forward pass) runs serially in
 that piece's thread, as OpenMP does by default. The threads are already busy, and
 waiting on the pool from one of its own threads could never finish.
 """

@@ -24,7 +24,7 @@ def _pyplot():
 
 
 def read_loss_csv(path) -> dict:
-    """The columns of a `numpyllm.train.CSVLogger` file: {"step": (steps, losses), ...}."""
+    """The columns of a `numpyllm.training.CSVLogger` file: {"step": (steps, losses), ...}."""
     train, evals = ([], []), {"train_loss": ([], []), "val_loss": ([], [])}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):

@@ -15,7 +15,7 @@ command line calls `keep_freed_memory()` before training, and so can a script.
 
 **BLAS threads.** OpenBLAS splits each large matrix product over its own threads, and
 between products its idle threads spin for a while, waiting for the next one. Where
-numpyllm runs its own threads (`numpyllm.data_parallel`: each thread takes a slice of
+numpyllm runs its own threads (`numpyllm.training.data_parallel`: each thread takes a slice of
 the batch through the whole model) BLAS must stay on the calling thread, or the two
 kinds of thread fight over the cores. `blas_threads(1)` does that for the length of a
 ``with`` block and restores the previous count after it. numpy does not expose the

@@ -46,3 +46,41 @@ class ConfigDict:
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
         return cls(**d)
+
+
+def check_fraction(owner: str, name: str, value, *, closed: bool = False) -> float:
+    """A real number in [0, 1) (or [0, 1] with `closed`), such as a dropout rate."""
+    import numbers
+    upper_ok = value <= 1.0 if closed else value < 1.0
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value \
+            or not upper_ok:
+        raise ValueError(f"{owner}.{name} must be a number in [0, 1{']' if closed else ')'}, "
+                         f"got {value!r}")
+    return float(value)
+
+
+def check_positive_number(owner: str, name: str, value) -> float:
+    """A finite real number > 0, such as a layer norm's epsilon."""
+    import math
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{owner}.{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+DTYPES = ("float32", "float64")
+
+
+def as_generator(rng) -> np.random.Generator:
+    """The random generator a model draws its initial weights and dropout masks from:
+    an `np.random.Generator` as it is, an int as its seed, or None for a fresh unseeded
+    one (interactive use: not reproducible)."""
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"rng must be an np.random.Generator, a seed (int >= 0) or None; "
+                    f"got {rng!r}")

@@ -14,8 +14,9 @@ BOS, EOS = 0, 1
 
 def transformer(seed=0, V=9, norm="post"):
     cfg = TransformerConfig(src_vocab_size=V, tgt_vocab_size=V, d_model=16, n_head=2,
-                            n_encoder_layers=1, n_decoder_layers=2, dropout=0.0, norm=norm)
-    return Transformer(cfg, seed=seed, dtype=np.float64).eval()
+                            n_encoder_layers=1, n_decoder_layers=2, dropout=0.0, norm=norm,
+                            dtype="float64")
+    return Transformer(cfg, rng=seed).eval()
 
 
 class _NoCache:

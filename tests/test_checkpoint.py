@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpyllm import checkpoint as ck
-from numpyllm.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from numpyllm.training import checkpoint as ck
+from numpyllm.training.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from numpyllm.nn.gpt import GPT, GPTConfig
 from numpyllm.optim import SGD, Adam, AdamW
 from numpyllm.tokenizers import CharTokenizer
@@ -161,7 +161,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
 
 SAVER = textwrap.dedent("""
     import sys, numpy as np
-    from numpyllm.checkpoint import save_checkpoint
+    from numpyllm.training.checkpoint import save_checkpoint
     from numpyllm.nn.gpt import GPT, GPTConfig
     model = GPT(GPTConfig(vocab_size=50, block_size=32, n_layer=2, n_head=2, n_embd=32),
                 rng=np.random.default_rng(0))
@@ -205,7 +205,7 @@ def test_killed_mid_save_leaves_a_whole_checkpoint(tmp_path):
 RESAVER = textwrap.dedent("""
     import os, shutil, signal, sys
     import numpy as np
-    from numpyllm import checkpoint as ck
+    from numpyllm.training import checkpoint as ck
     from numpyllm.nn.gpt import GPT, GPTConfig
     from numpyllm.optim import SGD, Adam, AdamW
     from numpyllm.tokenizers import CharTokenizer
@@ -443,7 +443,7 @@ def test_dangling_latest_falls_back_to_the_copy_a_resave_moved_aside(tmp_path):
 def test_bad_rng_state_is_a_checkpoint_error_on_resume(tmp_path):
     """Issue 12: a bad RNG state raised a bare TypeError out of Trainer.resume (and NumPy
     accepts some bad states silently, e.g. MT19937 with pos past its key)."""
-    from numpyllm.train import TrainConfig, Trainer
+    from numpyllm.training import TrainConfig, Trainer
     tokens = np.arange(200) % 7
     trainer = Trainer(tiny_model(dropout=0.1), tokens, tokens,
                       TrainConfig(batch_size=2, max_iters=3, warmup_iters=1, lr_decay_iters=3))
@@ -510,7 +510,7 @@ def test_optimizer_state_given_twice_is_refused(tmp_path):
 
 
 def test_optimizer_tensor_names_are_checked(tmp_path):
-    from numpyllm.safetensors import save_file
+    from numpyllm.hub.safetensors import save_file
     step_dir = _one(tmp_path)
     opt = step_dir / "optimizer.safetensors"
     save_file({"state.99.exp_avg": np.zeros(2, np.float32)}, opt)
@@ -522,7 +522,7 @@ def test_optimizer_tensor_names_are_checked(tmp_path):
 
 def test_indices_of_thousands_of_digits_are_refused(tmp_path):
     """Found in review: int() of a 5,000-digit key raised a bare ValueError."""
-    from numpyllm.safetensors import save_file
+    from numpyllm.hub.safetensors import save_file
     huge = "9" * 5000
     _manifest_refused(tmp_path / "a", lambda m: m["optimizer"]["scalars"].update({huge: {"step": 1}}),
                       "keys that are parameter indices")

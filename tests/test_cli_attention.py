@@ -8,7 +8,7 @@ import pytest
 
 import numpyllm.inspect as inspect_module
 from numpyllm import Tensor
-from numpyllm.checkpoint import save_checkpoint
+from numpyllm.training.checkpoint import save_checkpoint
 from numpyllm.cli import main
 from numpyllm.inspect import attention_maps, record_attention
 from numpyllm.nn import GPT, GPTConfig, MultiHeadAttention, Transformer, TransformerConfig
@@ -85,7 +85,7 @@ def test_attention_maps_keeps_the_mode_and_builds_no_graph():
 def test_encoder_decoder_cross_attention_has_source_columns():
     cfg = TransformerConfig(src_vocab_size=9, tgt_vocab_size=9, d_model=8, n_head=2,
                             n_encoder_layers=1, n_decoder_layers=1, dropout=0.0, pad_id=0)
-    maps = attention_maps(Transformer(cfg, seed=0), np.array([[5, 6, 7, 0]]), np.array([[1, 7, 6]]))
+    maps = attention_maps(Transformer(cfg, rng=0), np.array([[5, 6, 7, 0]]), np.array([[1, 7, 6]]))
     cross = maps["decoder.layers.0.cross_attn"]
     assert cross.shape == (1, 2, 3, 4)                               # target queries, source keys
     assert np.all(cross[..., 3] == 0)                                # the padded source position

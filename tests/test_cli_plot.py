@@ -5,7 +5,7 @@ import pytest
 
 from numpyllm.cli import main
 from numpyllm.plots import read_loss_csv
-from numpyllm.train import CSVLogger
+from numpyllm.training import CSVLogger
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from numpyllm.checkpoint import load_checkpoint
+from numpyllm.training.checkpoint import load_checkpoint
 from numpyllm.cli import main
 
 TINY = ["--n_layer", "1", "--n_head", "2", "--n_embd", "16", "--block_size", "16",
@@ -144,7 +144,7 @@ def test_resume_refuses_what_cannot_be(run, capsys):
 # ---------------------------------------------------------------------- the log
 def test_crash_and_resume_leave_each_step_in_the_log_once(run, capsys, monkeypatch):
     data, out = run
-    from numpyllm.train import Trainer
+    from numpyllm.training import Trainer
     real = Trainer.train_step
 
     def crash_after_step_10(self):
@@ -171,7 +171,7 @@ def test_a_failed_run_leaves_no_header_only_log(tmp_path, capsys, monkeypatch):
     one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), *TINY,
                             "--n_head", "3"], "divisible")
     assert not (out / "log.csv").exists()
-    from numpyllm.train import NonFiniteError, Trainer
+    from numpyllm.training import NonFiniteError, Trainer
 
     def diverge(self):
         raise NonFiniteError("step 0: the loss is nan")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numpyllm.checkpoint import save_checkpoint
+from numpyllm.training.checkpoint import save_checkpoint
 from numpyllm.cli import main
 from numpyllm.generate import generate
 from numpyllm.nn import GPT, GPTConfig

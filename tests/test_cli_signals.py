@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from numpyllm.checkpoint import load_checkpoint
+from numpyllm.training.checkpoint import load_checkpoint
 from numpyllm.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,8 +91,8 @@ def test_a_second_ctrl_c_during_the_save_quits_and_leaves_the_previous_checkpoin
         tmp_path, capsys, monkeypatch):
     """In this process, to time the signals exactly: the first Ctrl-C comes at step 5 (after
     the checkpoint of step 3), the second in the middle of writing step 5's checkpoint."""
-    import numpyllm.checkpoint as checkpoint
-    from numpyllm.train import Trainer
+    import numpyllm.training.checkpoint as checkpoint
+    from numpyllm.training import Trainer
     data = tmp_path / "poem.txt"
     data.write_text("the quick brown fox jumps over the lazy dog.\n" * 40, encoding="utf-8")
     out = tmp_path / "run"

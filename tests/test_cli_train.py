@@ -49,7 +49,7 @@ def test_train_resume_eval_sample(tmp_path, text_file, capsys):
 
 def test_default_corpus_runs(tmp_path, capsys):
     pytest.importorskip("sysconfig")
-    from numpyllm.corpus import default_corpus
+    from numpyllm.data.corpus import default_corpus
     try:
         default_corpus()
     except FileNotFoundError:

@@ -1,7 +1,7 @@
 """The default corpus: deterministic, ASCII, no test suites or generated codec tables."""
 import pytest
 
-from numpyllm.corpus import default_corpus, stdlib_source_files
+from numpyllm.data.corpus import default_corpus, stdlib_source_files
 
 
 def test_default_corpus_is_deterministic_ascii_and_sized():

@@ -1,4 +1,4 @@
-"""numpyllm.data_parallel: slices of the batch on threads give the one-thread loss and
+"""numpyllm.training.data_parallel: slices of the batch on threads give the one-thread loss and
 gradients (float64, to rounding), share the weights, and keep runs reproducible."""
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from numpyllm import parallel
 from numpyllm.autograd import Tensor
-from numpyllm.data_parallel import DataParallel
+from numpyllm.training.data_parallel import DataParallel
 from numpyllm.nn.gpt import GPT, GPTConfig
 from numpyllm.optim import AdamW
 

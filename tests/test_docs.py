@@ -208,8 +208,8 @@ def test_the_checker_catches_drift(tmp_path):
     with pytest.raises(AssertionError, match="write it as"):
         implemented_in("Implemented in: numpyllm/data.py — TokenWindows\n")
     with pytest.raises(AssertionError, match="not defined at the top"):
-        check_reference("numpyllm/data.py", "../numpyllm/data.py", ["NoSuchThing"])
+        check_reference("numpyllm/data/windows.py", "../numpyllm/data/windows.py", ["NoSuchThing"])
     with pytest.raises(AssertionError, match="not defined at the top"):
         check_reference("numpyllm/nn/__init__.py", "../numpyllm/nn/__init__.py", ["GPT"])
-    check_reference("numpyllm/data.py", "../numpyllm/data.py", ["TokenWindows.sample"])
+    check_reference("numpyllm/data/windows.py", "../numpyllm/data/windows.py", ["TokenWindows.sample"])
     assert shell_commands('a "x\ny" \\\n  --b 1\nc\n') == ['a "x\ny"   --b 1', "c"]

@@ -29,9 +29,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from numpyllm.checkpoint import CheckpointError, load_model
+from numpyllm.training.checkpoint import CheckpointError, load_model
 from numpyllm.nn.gpt import GPT, GPTConfig
-from numpyllm.safetensors import SafetensorsError, load_file, save_file
+from numpyllm.hub.safetensors import SafetensorsError, load_file, save_file
 from numpyllm.tokenizers import (BPETokenizer, CharTokenizer, VocabularyFileError, gpt2,
                                  load_tokenizer)
 from numpyllm.tokenizers.pattern_safety import check_pattern, is_known
@@ -271,7 +271,7 @@ def test_fuzz_safetensors(data):
 @pytest.fixture(scope="module")
 def checkpoint_template(tmp_path_factory):
     """A trainer's checkpoint (model, AdamW, BPE tokenizer, RNG states), made once."""
-    from numpyllm.train import TrainConfig, Trainer
+    from numpyllm.training import TrainConfig, Trainer
     tok = BPETokenizer(special_tokens=["<|endoftext|>"]).train(CORPUS, 270)
     ids = np.array(tok.encode(CORPUS))
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8,
@@ -296,7 +296,7 @@ def _json_file(path: Path):
 def _resign(step_dir: Path, name: str) -> None:
     """Make the manifest's size and SHA-256 of `name` match the file again, so the damage
     reaches the file's own loader instead of stopping at the checksum."""
-    from numpyllm.checkpoint import _sha256
+    from numpyllm.training.checkpoint import _sha256
     manifest = _json_file(step_dir / "manifest.json")
     if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict):
         manifest["files"][name] = {"bytes": (step_dir / name).stat().st_size,
@@ -391,7 +391,7 @@ def test_fuzz_checkpoint(checkpoint_template, data):
 def test_fuzz_resume_trainer_state(checkpoint_template, data):
     """Trainer.resume reads the RNG states and step through checkpoint.py: a damaged one
     is a CheckpointError, never the TypeError NumPy's setters raise."""
-    from numpyllm.train import Trainer
+    from numpyllm.training import Trainer
     with tempfile.TemporaryDirectory() as d:
         root = Path(d) / "ckpt"
         shutil.copytree(checkpoint_template, root)

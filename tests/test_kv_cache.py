@@ -99,8 +99,9 @@ def test_encoder_decoder_cached_decoding_equals_decode(seed, data):
                             d_model=8, n_head=data.draw(st.sampled_from([1, 2, 4])),
                             n_encoder_layers=data.draw(st.integers(1, 2)),
                             n_decoder_layers=data.draw(st.integers(1, 2)),
-                            norm=data.draw(st.sampled_from(["post", "pre"])), dropout=0.0)
-    model = Transformer(cfg, seed=seed, dtype=np.float64).eval()
+                            norm=data.draw(st.sampled_from(["post", "pre"])), dropout=0.0,
+                            dtype="float64")
+    model = Transformer(cfg, rng=seed).eval()
     rng = np.random.default_rng(seed)
     B, S, T = (data.draw(st.integers(1, n)) for n in (3, 6, 8))
     src = rng.integers(0, cfg.src_vocab_size, size=(B, S))
@@ -251,7 +252,7 @@ def test_rope_and_alibi_decode_past_block_size():
 def test_decode_cached_checks_its_inputs():
     cfg = TransformerConfig(11, 11, d_model=8, n_head=2, n_encoder_layers=1,
                             n_decoder_layers=1, dropout=0.0, max_len=4)
-    model = Transformer(cfg, seed=0)
+    model = Transformer(cfg, rng=0)
     memory = model.encode(np.array([[1, 2]]))
     cache = model.new_cache()
     with pytest.raises(ValueError, match="memory must be"):

@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from numpyllm.safetensors import SafetensorsError, load_file, save_file
+from numpyllm.hub.safetensors import SafetensorsError, load_file, save_file
 
 DTYPES = [np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8, np.uint8,
           np.uint16, np.uint32, np.uint64, np.bool_]

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numpyllm.autograd import Function
-from numpyllm.checkpoint import load_checkpoint
+from numpyllm.training.checkpoint import load_checkpoint
 from numpyllm.functional import cross_entropy
 from numpyllm.nn.gpt import GPT, GPTConfig
-from numpyllm.train import (CSVLogger, NonFiniteError, TrainConfig, Trainer, evaluate_tokens,
+from numpyllm.training import (CSVLogger, NonFiniteError, TrainConfig, Trainer, evaluate_tokens,
                             perplexity)
 
 # a learnable stream: the next token is (3 * token + 1) mod 11, one time in ten random
@@ -217,7 +217,7 @@ def test_the_data_source_travels_with_the_checkpoint(tmp_path):
 def test_a_bad_train_config_in_the_checkpoint_is_a_checkpoint_error(tmp_path, damage):
     """(A field that is missing takes its default: checkpoints from before it existed.)"""
     import json
-    from numpyllm.checkpoint import CheckpointError
+    from numpyllm.training.checkpoint import CheckpointError
     t = make()
     t.train_step()
     step_dir = t.save(tmp_path)

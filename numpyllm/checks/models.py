@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.gpt import GPT, POSITIONS, GPTConfig
-from ..nn.transformer import (Transformer, TransformerConfig, TransformerEncoderConfig,
-                              TransformerEncoderModel)
+from ..nn import (ClassifierConfig, SequenceClassifier, Transformer, TransformerConfig,
+                  TransformerEncoderConfig, TransformerEncoderModel)
 from .case import Check, module_case, perturb
 
 __all__ = ["CHECKS"]
 
 
-def _gpt(**kwargs):
+def _gpt(prefix=False, **kwargs):
     def build(rng):
         # T = block_size, so every learned position embedding gets a gradient
         cfg = GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2, n_embd=8,
@@ -28,32 +28,49 @@ def _gpt(**kwargs):
         x = rng.integers(0, 11, size=(2, 5))
         y = rng.integers(0, 11, size=(2, 5))
         y[1, 2] = -100                                    # an ignored target
-        return module_case(model, lambda: model(x, targets=y)[1])
+        lengths = np.array([2, 3]) if prefix else None    # prefix decoder: both ways there
+        return module_case(model, lambda: model(x, targets=y, prefix_lengths=lengths)[1])
     return build
 
 
-def _seq2seq(**kwargs):
+def _seq2seq(label_smoothing=0.0, **kwargs):
     def build(rng):
         cfg = TransformerConfig(src_vocab_size=7, tgt_vocab_size=7, d_model=8, n_head=2,
                                 n_encoder_layers=2, n_decoder_layers=2, d_ff=12, dropout=0.0,
-                                pad_id=0, **kwargs)
-        model = perturb(Transformer(cfg, rng=rng, dtype=np.float64), rng)
+                                pad_id=0, dtype="float64", **kwargs)
+        model = perturb(Transformer(cfg, rng=rng), rng)
         src = np.array([[3, 4, 5, 6], [2, 5, 0, 0]])           # the second is padded
         tgt = np.array([[1, 6, 5], [1, 5, 2]])
         y = np.array([[6, 5, 4], [5, 2, 0]])                   # the last target is PAD: ignored
-        return module_case(model, lambda: model(src, tgt, y)[1])
+        return module_case(model, lambda: model(src, tgt, y,
+                                                label_smoothing=label_smoothing)[1])
     return build
 
 
 def _encoder(**kwargs):
     def build(rng):
         cfg = TransformerEncoderConfig(vocab_size=7, d_model=8, n_head=2, n_layers=2, d_ff=12,
-                                       dropout=0.0, max_len=5, **kwargs)
-        model = perturb(TransformerEncoderModel(cfg, rng=rng, dtype=np.float64), rng)
+                                       dropout=0.0, max_len=5, dtype="float64", **kwargs)
+        model = perturb(TransformerEncoderModel(cfg, rng=rng), rng)
         ids = np.array([[1, 2, 3, 4, 5], [6, 5, 4, 0, 0]])
         y = np.array([[-100, 2, -100, 4, 1], [3, -100, 4, 1, 1]])
         y = np.where(y < 0, y, y % (cfg.n_outputs or cfg.vocab_size))   # classes of the head
         return module_case(model, lambda: model(ids, np.array([5, 3]), y)[1])
+    return build
+
+
+def _classifier(backbone, pooling):
+    def build(rng):
+        inner = GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2, n_embd=8,
+                          dtype="float64") if backbone == "GPT" else \
+            TransformerEncoderConfig(vocab_size=11, d_model=8, n_head=2, n_layers=2, d_ff=12,
+                                     dropout=0.0, max_len=5, positions="learned",
+                                     activation="gelu", dtype="float64")
+        cfg = ClassifierConfig(backbone, inner.to_dict(), n_classes=3, pooling=pooling)
+        model = perturb(SequenceClassifier(cfg, rng=rng), rng)
+        ids = rng.integers(0, 11, size=(3, 5))
+        lengths, labels = np.array([5, 3, 2]), np.array([0, 2, 1])   # right padding
+        return module_case(model, lambda: model(ids, lengths, labels)[1])
     return build
 
 
@@ -70,14 +87,27 @@ CHECKS = [
     _model("GPT (untied head)", _gpt(tie_weights=False), _GPT_SHAPES),
     _model("GPT (relu)", _gpt(activation="relu", positions="rope"), _GPT_SHAPES),
     _model("GPT (blocked attention)", _gpt(attn_block_size=2, positions="rope"), _GPT_SHAPES),
+    _model("GPT (prefix LM)", _gpt(prefix=True), _GPT_SHAPES + ", prefixes 2, 3"),
+    _model("GPT (prefix LM, blocked)", _gpt(prefix=True, attn_block_size=2, positions="rope"),
+           _GPT_SHAPES + ", prefixes 2, 3"),
     _model("Transformer (post-LN)", _seq2seq(norm="post"), "src [2,4], tgt [2,3], d 8"),
     _model("Transformer (pre-LN, gelu)", _seq2seq(norm="pre", activation="gelu"),
            "src [2,4], tgt [2,3], d 8"),
     _model("Transformer (shared embeddings)", _seq2seq(norm="pre", share_embeddings=True),
            "src [2,4], tgt [2,3], d 8"),
+    _model("Transformer (label smoothing)", _seq2seq(0.1, norm="pre"),
+           "src [2,4], tgt [2,3], eps 0.1"),
     _model("Encoder (learned pos, tied)", _encoder(positions="learned", activation="gelu",
                                                    tie_embeddings=True), "ids [2,5], d 8"),
     _model("Encoder (sinusoidal, post-LN)", _encoder(positions="sinusoidal", norm="post"),
            "ids [2,5], d 8"),
     _model("Encoder (pre-LN, 3 outputs)", _encoder(norm="pre", n_outputs=3), "ids [2,5], d 8"),
+    _model("Encoder (MLM head)", _encoder(positions="learned", activation="gelu",
+                                          mlm_head=True), "ids [2,5], d 8"),
+    _model("Classifier (GPT, last)", _classifier("GPT", "last"), "ids [3,5], 3 classes"),
+    _model("Classifier (GPT, mean)", _classifier("GPT", "mean"), "ids [3,5], 3 classes"),
+    _model("Classifier (encoder, first)", _classifier("TransformerEncoderModel", "first"),
+           "ids [3,5], 3 classes"),
+    _model("Classifier (encoder, mean)", _classifier("TransformerEncoderModel", "mean"),
+           "ids [3,5], 3 classes"),
 ]

@@ -12,7 +12,7 @@ from . import CLIError
 def load_model_and_tokenizer(path, purpose: str):
     """``(model, tokenizer, checkpoint)`` from a checkpoint directory, in eval mode, or a
     one-line CLIError; `purpose` says what the tokenizer is needed for."""
-    from ..checkpoint import CheckpointError, load_model
+    from ..training.checkpoint import CheckpointError, load_model
     try:
         model, tokenizer, ckpt = load_model(path)
     except CheckpointError as exc:
@@ -32,7 +32,7 @@ def require_matplotlib() -> None:
 
 # ---------------------------------------------------------------------- the training text
 # A checkpoint of `numpyllm train` records what it was trained on, in its trainer state
-# under "data" (numpyllm.train.Trainer.data_source):
+# under "data" (numpyllm.training.Trainer.data_source):
 #   {"source": "file", "path": "/abs/input.txt", "bytes": 1115394, "sha256": "...",
 #    "val_fraction": 0.1}
 #   {"source": "default corpus", "python": "3.11.7", "max_bytes": 4000000,
@@ -55,7 +55,7 @@ def read_text(path) -> Text:
     """The text of a UTF-8 file (a one-line CLIError when it cannot be), or the default
     corpus when `path` is None."""
     if path is None:
-        from ..corpus import DEFAULT_MAX_BYTES, default_corpus
+        from ..data.corpus import DEFAULT_MAX_BYTES, default_corpus
         text = default_corpus(DEFAULT_MAX_BYTES)
         return Text(text, {"source": "default corpus", "python": platform.python_version(),
                            "max_bytes": DEFAULT_MAX_BYTES, "characters": len(text),

@@ -2,7 +2,7 @@
 
 The text is encoded with the checkpoint's tokenizer and cut into non-overlapping
 windows of block_size, so every token (after the first) is predicted exactly once:
-a deterministic score, the same on every run (see numpyllm.train.evaluate_tokens).
+a deterministic score, the same on every run (see numpyllm.training.evaluate_tokens).
 
 Without ``--data`` it scores the text the checkpoint was trained on, which the
 checkpoint records (path, size and SHA-256, or the default corpus), and ``--split``
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..data import train_val_split
-    from ..train import evaluate_tokens
+    from ..training import evaluate_tokens
     from . import CLIError
     from ._common import encode, load_model_and_tokenizer, read_text, recorded_text
 

@@ -1,6 +1,6 @@
 """``numpyllm plot``: the loss curves of a training run, from its CSV log, as a PNG.
 
-Reads the ``log.csv`` that ``numpyllm train`` writes (`numpyllm.train.CSVLogger`) and
+Reads the ``log.csv`` that ``numpyllm train`` writes (`numpyllm.training.CSVLogger`) and
 draws the training loss of each logged step and the train and validation losses of each
 evaluation. Needs matplotlib (``pip install matplotlib``).
 """

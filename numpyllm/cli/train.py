@@ -318,10 +318,10 @@ class StopOnSignal:
 
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
-    from ..checkpoint import CheckpointError, load_checkpoint
+    from ..training.checkpoint import CheckpointError, load_checkpoint
     from ..data import train_val_split
     from ..nn.gpt import GPT, GPTConfig
-    from ..train import CSVLogger, NonFiniteError, TrainConfig, Trainer
+    from ..training import CSVLogger, NonFiniteError, TrainConfig, Trainer
     from ._common import describe, encode, read_text, recorded_text, same_text
 
     out = Path(args.out)
@@ -485,7 +485,7 @@ def run(args) -> int:
 
 def _newest(ckpt_dir: Path, bare: bool = False) -> str:
     """Where the newest complete checkpoint is, for a message."""
-    from ..checkpoint import CheckpointError, resolve
+    from ..training.checkpoint import CheckpointError, resolve
     try:
         path = str(resolve(ckpt_dir))
     except CheckpointError:

@@ -120,7 +120,7 @@ def generate_seq2seq(model, src, max_new_tokens: int, *, bos_id: int, eos_id=Non
     >>> from numpyllm.nn import Transformer, TransformerConfig
     >>> cfg = TransformerConfig(11, 11, d_model=8, n_head=2, n_encoder_layers=1,
     ...                         n_decoder_layers=1, dropout=0.0)
-    >>> out = generate_seq2seq(Transformer(cfg, seed=0), np.array([5, 6, 7]), 4, bos_id=1,
+    >>> out = generate_seq2seq(Transformer(cfg, rng=0), np.array([5, 6, 7]), 4, bos_id=1,
     ...                        greedy=True)
     >>> out.shape
     (4,)
@@ -177,7 +177,7 @@ def beam_search(model, src, *, bos_id: int, eos_id=None, beam_width: int = 4,
     >>> from numpyllm.nn import Transformer, TransformerConfig
     >>> cfg = TransformerConfig(11, 11, d_model=8, n_head=2, n_encoder_layers=1,
     ...                         n_decoder_layers=1, dropout=0.0)
-    >>> hyps = beam_search(Transformer(cfg, seed=0), np.array([5, 6, 7]), bos_id=1,
+    >>> hyps = beam_search(Transformer(cfg, rng=0), np.array([5, 6, 7]), bos_id=1,
     ...                    eos_id=2, beam_width=3, max_new_tokens=5)
     >>> len(hyps) <= 3, hyps[0].score >= hyps[-1].score
     (True, True)

@@ -4,18 +4,30 @@
   layers.py      Linear, Embedding, LayerNorm, Dropout, ReLU, GELU, MLP (feed-forward)
   positional.py  sinusoidal, learned, RoPE, ALiBi positions
   attention.py   MultiHeadAttention (self and cross)
-  gpt.py         GPTConfig, GPT (decoder-only)
-  transformer.py TransformerConfig, Transformer (encoder-decoder),
-                 TransformerEncoderConfig, TransformerEncoderModel (encoder-only)
+  kv_cache.py    the keys and values of earlier tokens, for decoding one token at a time
+  residual.py    the residual connection with its layer norm (pre-LN or post-LN)
+  heads.py       output heads: tied LM head, BERT's MLM head, pooling for classifiers
+  gpt.py         GPTConfig, GPT (decoder-only; prefix decoder with prefix_lengths)
+  stack.py       what the encoder and decoder stacks share (embedding, positions, checks)
+  encoder.py     Encoder, TransformerEncoderConfig, TransformerEncoderModel (encoder-only)
+  decoder.py     Decoder (causal self-attention + cross-attention)
+  transformer.py TransformerConfig, Transformer (encoder-decoder)
+  classifier.py  ClassifierConfig, SequenceClassifier (a GPT or an encoder, pooled)
+
+Every model takes ``(config, *, rng=None)``: the config (a dataclass, `to_dict` /
+`from_dict`, dtype included) and a random generator or seed for the initial weights and
+dropout.
 """
-# Each module adds its public names here as it lands.
 from .module import Module, ModuleList, Parameter  # noqa: F401
 from .layers import (GELU, MLP, Dropout, Embedding, FeedForward, LayerNorm,  # noqa: F401
                      Linear, ReLU)
 from .positional import (ALiBi, RotaryEmbedding, SinusoidalPositions,  # noqa: F401
                          alibi_bias, alibi_slopes, apply_rope, sinusoidal_table)
 from .attention import MultiHeadAttention  # noqa: F401
+from .heads import MLMHead  # noqa: F401
 from .gpt import GPT, Block, GPTConfig  # noqa: F401
-from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer,  # noqa: F401
-                          Transformer, TransformerConfig, TransformerEncoderConfig,
-                          TransformerEncoderModel)
+from .encoder import (Encoder, EncoderLayer, TransformerEncoderConfig,  # noqa: F401
+                      TransformerEncoderModel)
+from .decoder import Decoder, DecoderLayer  # noqa: F401
+from .transformer import Transformer, TransformerConfig  # noqa: F401
+from .classifier import ClassifierConfig, SequenceClassifier  # noqa: F401

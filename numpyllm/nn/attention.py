@@ -133,7 +133,9 @@ class MultiHeadAttention(Module):
     - ``proj_std``: init std of ``c_proj`` (GPT-2 uses 0.02/sqrt(2·n_layer)); the input
       projections use 0.02.
 
-    `mask`: bool, broadcastable to ``[B, nh, Tq, Tk]``, True = may attend.
+    `mask`: bool, broadcastable to ``[B, nh, Tq, Tk]``, True = may attend; combined
+    with the causal rule unless ``causal=False`` is passed for this call (a prefix-LM
+    mask, which lets the prefix see itself both ways, replaces the causal rule).
     `key_padding_mask`: bool ``[B, Tk]`` (or ``[B, 1, 1, Tk]``), True at real tokens.
     ``return_weights=True`` returns ``(out, weights)``, the per-head softmax weights
     ``[B, nh, Tq, Tk]`` (before dropout) as a read-only array.
@@ -220,11 +222,12 @@ class MultiHeadAttention(Module):
         return kpm.reshape(B, 1, 1, Tk)
 
     def forward(self, x, context=None, mask=None, key_padding_mask=None,
-                return_weights: bool = False, cache=None):
+                return_weights: bool = False, cache=None, causal: bool | None = None):
+        causal = self.causal if causal is None else bool(causal)
         if cache is not None:
             with no_grad():
                 return self._forward_cached(x, context, mask, key_padding_mask,
-                                            return_weights, cache)
+                                            return_weights, cache, causal)
         B, Tq, _ = self._check_input("x", x)
         if self.cross:
             if context is None:
@@ -240,8 +243,9 @@ class MultiHeadAttention(Module):
             Tk = Tq
         dtype = (x.data if isinstance(x, Tensor) else np.asarray(x)).dtype
         if self.block_size is not None and not return_weights:
-            return self._forward_blocked(x, context, mask, key_padding_mask, B, Tq, Tk, dtype)
-        allowed = combine_masks(allowed_mask(mask, self.causal, (B, self.n_head, Tq, Tk)),
+            return self._forward_blocked(x, context, mask, key_padding_mask, B, Tq, Tk, dtype,
+                                         causal)
+        allowed = combine_masks(allowed_mask(mask, causal, (B, self.n_head, Tq, Tk)),
                                 self._key_padding(key_padding_mask, B, Tk))
         bias = None if self.alibi is None else self.alibi.bias(Tq, Tk, dtype)
         rope = None if self.rope is None else self.rope.cos_sin(Tq, 0, dtype)
@@ -256,7 +260,7 @@ class MultiHeadAttention(Module):
         y = self.resid_dropout(self.c_proj(y))
         return (y, read_only(sink[0])) if return_weights else y
 
-    def _forward_blocked(self, x, context, mask, key_padding_mask, B, Tq, Tk, dtype):
+    def _forward_blocked(self, x, context, mask, key_padding_mask, B, Tq, Tk, dtype, causal):
         """The memory-efficient path: heads split with ordinary Tensor ops, then one
         blocked attention node; the causal mask is applied tile by tile, never built."""
         nh, hs = self.n_head, self.head_size
@@ -275,12 +279,13 @@ class MultiHeadAttention(Module):
         bias = None if self.alibi is None else self.alibi.bias(Tq, Tk, dtype)
         y = scaled_dot_product_attention(
             q, k, v, mask=combine_masks(mask, self._key_padding(key_padding_mask, B, Tk)),
-            causal=self.causal, bias=bias, dropout_p=self.dropout if self.training else 0.0,
+            causal=causal, bias=bias, dropout_p=self.dropout if self.training else 0.0,
             rng=self.rng, scale=1.0 / math.sqrt(hs), block_size=self.block_size)
         y = y.transpose(0, 2, 1, 3).reshape(B, Tq, nh * hs)   # [B, nh, Tq, hs] -> [B, Tq, C]
         return self.resid_dropout(self.c_proj(y))
 
-    def _forward_cached(self, x, context, mask, key_padding_mask, return_weights, cache):
+    def _forward_cached(self, x, context, mask, key_padding_mask, return_weights, cache,
+                        causal):
         """`forward` with a `LayerKVCache` (called under no_grad): the new tokens'
         queries attend every cached key, their own included."""
         B, Tq, _ = self._check_input("x", x)
@@ -306,7 +311,7 @@ class MultiHeadAttention(Module):
             k, v = cache.append(k, v)                              # [B, nh, L + Tq, hs]
         Tk = k.shape[2]
         # one query attends every key up to itself: the causal mask is all True then
-        allowed = combine_masks(allowed_mask(mask, self.causal and Tq > 1, (B, nh, Tq, Tk)),
+        allowed = combine_masks(allowed_mask(mask, causal and Tq > 1, (B, nh, Tq, Tk)),
                                 self._key_padding(key_padding_mask, B, Tk))
         bias = None if self.alibi is None else self.alibi.bias(Tq, Tk, q.dtype)
         y = np.empty((B, Tq, nh, hs), dtype=q.dtype)

@@ -29,12 +29,15 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor, no_grad
-from ..validation import ConfigDict, check_choice, check_positive_fields, positive_int
+from ..validation import (DTYPES, ConfigDict, as_generator, check_choice, check_fraction,
+                          check_positive_fields, check_positive_number, positive_int)
 from .attention import MultiHeadAttention
+from .heads import output_logits
 from .kv_cache import KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, MLP
 from .module import Module, ModuleList
 from .positional import sinusoidal_table
+from .residual import ResidualLayer
 
 __all__ = ["GPTConfig", "GPT", "Block", "POSITIONS"]
 
@@ -70,21 +73,21 @@ class GPTConfig(ConfigDict):
         if self.positions == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"GPTConfig: RoPE needs an even head size; n_embd / n_head = "
                              f"{self.n_embd // self.n_head}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        check_fraction("GPTConfig", "dropout", self.dropout)
+        check_positive_number("GPTConfig", "layer_norm_eps", self.layer_norm_eps)
         if self.attn_block_size is not None:
             positive_int("GPTConfig.attn_block_size", self.attn_block_size)
         check_choice("GPTConfig", self, {"positions": POSITIONS, "norm": ("pre", "post"),
-                                         "activation": ("gelu", "relu"),
-                                         "dtype": ("float32", "float64")})
+                                         "activation": ("gelu", "relu"), "dtype": DTYPES})
 
     @property
     def head_size(self) -> int:
         return self.n_embd // self.n_head
 
 
-class Block(Module):
-    """One decoder block: causal self-attention and an MLP, each with a residual."""
+class Block(ResidualLayer):
+    """One decoder block: causal self-attention and an MLP, each in a residual
+    connection with its layer norm (pre-LN as GPT-2, or post-LN: `ResidualLayer`)."""
 
     def __init__(self, config: GPTConfig, rng: np.random.Generator):
         super().__init__()
@@ -104,34 +107,38 @@ class Block(Module):
         self.mlp = MLP(config.n_embd, activation=config.activation, dropout=config.dropout,
                        bias=config.bias, rng=rng, dtype=dtype, proj_std=proj_std)
 
-    def forward(self, x: Tensor, attn=None) -> Tensor:  # x: [B, T, C] -> [B, T, C]
-        # `attn`: the attention sub-layer to call; forward_cached passes a cached one
-        attn = self.attn if attn is None else attn
-        if self.pre_norm:
-            x = x + attn(self.ln_1(x))
-            return x + self.mlp(self.ln_2(x))
-        x = self.ln_1(x + attn(x))
-        return self.ln_2(x + self.mlp(x))
+    def forward(self, x: Tensor, mask=None) -> Tensor:  # x: [B, T, C] -> [B, T, C]
+        """`mask` (bool ``[B, 1, T, T]``, True = may attend), when given, replaces the
+        causal rule: a prefix-LM mask (`GPT.forward`'s ``prefix_lengths``)."""
+        attn = self.attn if mask is None else (lambda h: self.attn(h, mask=mask, causal=False))
+        x = self.residual(x, self.ln_1, attn)
+        return self.residual(x, self.ln_2, self.mlp)
 
-    def forward_cached(self, x: Tensor, cache, key_padding_mask=None) -> Tensor:
+    def forward_cached(self, x: Tensor, cache, key_padding_mask=None, mask=None) -> Tensor:
         """`forward` whose attention reads and extends `cache` (a `LayerKVCache`)."""
-        return self.forward(x, lambda h: self.attn(h, key_padding_mask=key_padding_mask,
-                                                   cache=cache))
+        x = self.residual(x, self.ln_1, lambda h: self.attn(
+            h, key_padding_mask=key_padding_mask, cache=cache, mask=mask,
+            causal=mask is None))
+        return self.residual(x, self.ln_2, self.mlp)
 
 
 class GPT(Module):
-    """A decoder-only language model. ``model(idx, targets=None) -> (logits, loss)``.
+    """A decoder-only language model.
+    ``model(idx, targets=None, *, prefix_lengths=None) -> (logits, loss)``.
 
     `idx` is an integer array ``[B, T]`` (or ``[T]``, taken as one sequence) of token ids;
     `targets` the same shape, the next token at each position (``-100`` is ignored).
-    `loss` is None without targets. Randomness (initialisation and dropout) comes from
-    `rng`; without one a fresh unseeded generator is used.
+    `loss` is None without targets. `prefix_lengths` (ints ``[B]`` in [0, T]) makes it a
+    prefix decoder: the first ``prefix_lengths[b]`` positions of row b attend to each
+    other both ways, the rest causally (`numpyllm.functional.prefix_lm_mask`).
+    Randomness (initialisation and dropout) comes from `rng`: a Generator, a seed, or
+    None for a fresh unseeded one.
     """
 
-    def __init__(self, config: GPTConfig, *, rng: np.random.Generator | None = None):
+    def __init__(self, config: GPTConfig, *, rng=None):
         super().__init__()
         self.config = config
-        rng = np.random.default_rng() if rng is None else rng
+        rng = as_generator(rng)
         dtype = np.dtype(config.dtype)
         self.wte = Embedding(config.vocab_size, config.n_embd, rng=rng, dtype=dtype)
         if config.positions == "learned":
@@ -170,9 +177,23 @@ class GPT(Module):
                                               dtype=np.dtype(self.config.dtype))
         return self._sinusoid[:T]
 
-    def forward(self, idx, targets=None):
+    def prefix_mask(self, prefix_lengths, B: int, T: int):
+        """The attention mask of a prefix decoder, bool ``[B, 1, T, T]``, from the
+        per-row prefix lengths ``[B]`` (None: no mask, the causal rule)."""
+        if prefix_lengths is None:
+            return None
+        lengths = np.asarray(prefix_lengths)
+        if lengths.shape != (B,):
+            raise ValueError(f"GPT: prefix_lengths must have shape [B] = ({B},), got "
+                             f"{lengths.shape}")
+        return F.prefix_lm_mask(T, lengths)
+
+    def hidden_states(self, idx, *, prefix_lengths=None) -> Tensor:
+        """The last layer's output after ``ln_f``: ``idx [B, T]`` -> ``[B, T, C]`` (what
+        the LM head reads; a sequence classifier pools it)."""
         idx = self.check_ids(idx)
         B, T = idx.shape
+        mask = self.prefix_mask(prefix_lengths, B, T)
         x = self.wte(idx)                                   # [B, T, C]
         if self.config.positions == "learned":
             x = x + self.wpe(np.arange(T))                  # + [T, C], broadcast over B
@@ -181,9 +202,13 @@ class GPT(Module):
         # rope and alibi act inside attention, on the queries/keys or the scores
         x = self.drop(x)
         for block in self.h:
-            x = block(x)
-        x = self.ln_f(x)
-        logits = self.head(x)                               # [B, T, V]
+            x = block(x, mask)
+        return self.ln_f(x)
+
+    def forward(self, idx, targets=None, *, prefix_lengths=None):
+        idx = self.check_ids(idx)
+        B, T = idx.shape
+        logits = self.head(self.hidden_states(idx, prefix_lengths=prefix_lengths))  # [B, T, V]
         loss = None
         if targets is not None:
             targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
@@ -253,10 +278,8 @@ class GPT(Module):
                              f"vocabulary [0, {self.config.vocab_size})")
 
     def head(self, x: Tensor) -> Tensor:
-        """The LM head: [..., C] -> [..., V] logits."""
-        if self.config.tie_weights:
-            return x @ self.wte.weight.T                    # [..., C] @ [C, V]
-        return self.lm_head(x)
+        """The LM head: [..., C] -> [..., V] logits, tied to ``wte`` by default."""
+        return output_logits(x, self.wte, None if self.config.tie_weights else self.lm_head)
 
     def extra_repr(self) -> str:
         c = self.config

@@ -5,8 +5,9 @@ and GPT-2's checkpoint tensors load as they are. Initial values come from an exp
 `np.random.Generator` (``rng``); they are drawn in float64 and then cast, so a float32
 and a float64 model built from the same seed hold the same numbers (up to rounding).
 
-``rng=None`` is a convenience for interactive use: a fresh ``np.random.default_rng()``
-(seeded from the OS, so not reproducible). Library models always pass one.
+``rng`` may also be a seed (an int); ``rng=None`` is a convenience for interactive use:
+a fresh ``np.random.default_rng()`` (seeded from the OS, so not reproducible). Library
+models always pass one.
 
     >>> import numpy as np
     >>> from numpyllm import Tensor
@@ -22,19 +23,10 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor
-from ..validation import positive_int
+from ..validation import as_generator, positive_int
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "MLP", "FeedForward"]
-
-
-def _generator(rng) -> np.random.Generator:
-    if rng is None:
-        return np.random.default_rng()
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be an np.random.Generator (np.random.default_rng(seed)) "
-                        f"or None; got {type(rng).__name__}")
-    return rng
 
 
 def _normal(rng: np.random.Generator, shape: tuple, std: float, dtype) -> Parameter:
@@ -61,7 +53,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = positive_int("Linear in_features", in_features)
         self.out_features = positive_int("Linear out_features", out_features)
-        self.weight = _normal(_generator(rng), (self.in_features, self.out_features), std, dtype)
+        self.weight = _normal(as_generator(rng), (self.in_features, self.out_features), std, dtype)
         self.bias = Parameter(np.zeros(self.out_features), dtype=dtype) if bias else None
 
     def forward(self, x):
@@ -86,7 +78,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = positive_int("Embedding num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("Embedding embedding_dim", embedding_dim)
-        self.weight = _normal(_generator(rng), (self.num_embeddings, self.embedding_dim), std,
+        self.weight = _normal(as_generator(rng), (self.num_embeddings, self.embedding_dim), std,
                               dtype)
 
     def forward(self, ids):
@@ -184,7 +176,7 @@ class MLP(Module):
                  proj_std: float = 0.02):
         super().__init__()
         hidden = 4 * positive_int("MLP n_embd", n_embd) if hidden is None else hidden
-        rng = _generator(rng)
+        rng = as_generator(rng)
         if isinstance(activation, Module):
             act = activation
         elif activation in _ACTIVATIONS:

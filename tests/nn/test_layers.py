@@ -65,7 +65,9 @@ def test_linear_without_bias_and_errors():
     with pytest.raises(ValueError, match="positive"):
         Linear(0, 3)
     with pytest.raises(TypeError, match="Generator"):
-        Linear(2, 2, rng=0)
+        Linear(2, 2, rng="0")
+    np.testing.assert_array_equal(Linear(2, 2, rng=5).weight.data,             # a seed
+                                  Linear(2, 2, rng=np.random.default_rng(5)).weight.data)
     assert repr(lin) == "Linear(in_features=3, out_features=2, bias=False, dtype=float32)"
 
 

@@ -12,23 +12,24 @@ from numpyllm import Tensor, no_grad
 from numpyllm import functional as F
 from numpyllm.autograd import gradcheck
 from numpyllm.checks import perturb
-from numpyllm.nn.transformer import (Transformer, TransformerConfig, TransformerEncoderConfig,
-                                     TransformerEncoderModel)
+from numpyllm.nn.encoder import TransformerEncoderConfig, TransformerEncoderModel
+from numpyllm.nn.transformer import Transformer, TransformerConfig
 
 V = 9          # tiny vocabularies: 0 is PAD where a pad_id is used
 
 
-def seq2seq(seed=0, dtype=np.float64, **kw):
+def seq2seq(seed=0, dtype="float64", **kw):
     base = dict(src_vocab_size=V, tgt_vocab_size=V + 2, d_model=8, n_head=2,
-                n_encoder_layers=2, n_decoder_layers=2, dropout=0.0)
+                n_encoder_layers=2, n_decoder_layers=2, dropout=0.0, dtype=dtype)
     base.update(kw)
-    return Transformer(TransformerConfig(**base), seed=seed, dtype=dtype)
+    return Transformer(TransformerConfig(**base), rng=seed)
 
 
-def encoder_only(seed=0, dtype=np.float64, **kw):
-    base = dict(vocab_size=V, d_model=8, n_head=2, n_layers=2, dropout=0.0, max_len=16)
+def encoder_only(seed=0, dtype="float64", **kw):
+    base = dict(vocab_size=V, d_model=8, n_head=2, n_layers=2, dropout=0.0, max_len=16,
+                dtype=dtype)
     base.update(kw)
-    return TransformerEncoderModel(TransformerEncoderConfig(**base), seed=seed, dtype=dtype)
+    return TransformerEncoderModel(TransformerEncoderConfig(**base), rng=seed)
 
 
 def logits_of(model, *args, **kw):
@@ -156,7 +157,7 @@ def test_shared_embeddings_are_one_parameter():
 def test_embeddings_are_scaled_to_unit_variance_and_initial_loss_is_near_ln_vocab():
     cfg = TransformerConfig(src_vocab_size=50, tgt_vocab_size=50, d_model=64, n_head=4,
                             n_encoder_layers=1, n_decoder_layers=1, dropout=0.0)
-    model = Transformer(cfg, seed=0)
+    model = Transformer(cfg, rng=0)
     w = model.encoder.embed.weight.data
     assert abs(w.std() * math.sqrt(64) - 1.0) < 0.05
     rng = np.random.default_rng(1)
@@ -166,16 +167,21 @@ def test_embeddings_are_scaled_to_unit_variance_and_initial_loss_is_near_ln_voca
     assert abs(loss.item() - math.log(50)) < 0.3
 
 
-def test_rng_or_seed_not_both_and_seeds_reproduce():
-    cfg = TransformerConfig(src_vocab_size=5, tgt_vocab_size=5, d_model=4, n_head=1,
-                            n_encoder_layers=1, n_decoder_layers=1)
-    with pytest.raises(ValueError, match="not both"):
-        Transformer(cfg, rng=np.random.default_rng(0), seed=0)
-    a, b = Transformer(cfg, seed=3), Transformer(cfg, rng=np.random.default_rng(3))
+@pytest.mark.parametrize("model_cls, cfg", [
+    (Transformer, TransformerConfig(src_vocab_size=5, tgt_vocab_size=5, d_model=4, n_head=1,
+                                    n_encoder_layers=1, n_decoder_layers=1)),
+    (TransformerEncoderModel, TransformerEncoderConfig(vocab_size=5, d_model=4, n_head=1,
+                                                       n_layers=1))])
+def test_a_seed_or_a_generator_and_seeds_reproduce(model_cls, cfg):
+    with pytest.raises(TypeError, match="rng must be"):
+        model_cls(cfg, rng=1.5)
+    a, b = model_cls(cfg, rng=3), model_cls(cfg, rng=np.random.default_rng(3))
     for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
         assert na == nb and np.array_equal(pa.data, pb.data)
-    with pytest.raises(TypeError, match="TransformerConfig"):
-        Transformer(TransformerEncoderConfig(vocab_size=5, d_model=4, n_head=1))
+    other = TransformerEncoderConfig(vocab_size=5, d_model=4, n_head=1) \
+        if model_cls is Transformer else TransformerConfig(5, 5, d_model=4, n_head=1)
+    with pytest.raises(TypeError, match="takes a " + type(cfg).__name__):
+        model_cls(other)
 
 
 # ------------------------------------------------------------------ gradients
@@ -385,14 +391,14 @@ def test_dropout_is_random_in_training_and_off_in_eval():
 def test_float32_by_default_float64_on_request_and_after_to():
     rng = np.random.default_rng(0)
     src, _, tgt, y = random_batch(rng, 2, 4, 3)
-    m32 = seq2seq(dtype=np.float32)
+    m32 = seq2seq(dtype="float32")
     logits, loss = m32(src, tgt, y)
     assert logits.dtype == np.float32 and loss.dtype == np.float32
-    m64 = seq2seq(dtype=np.float64)
+    m64 = seq2seq(dtype="float64")
     np.testing.assert_allclose(logits_of(m64, src, tgt), logits.data, rtol=1e-4, atol=1e-5)
     m32.to(np.float64)
     assert logits_of(m32, src, tgt).dtype == np.float64
-    enc = encoder_only(dtype=np.float32, positions="learned")
+    enc = encoder_only(dtype="float32", positions="learned")
     assert logits_of(enc, np.array([[1, 2]])).dtype == np.float32
 
 
@@ -441,7 +447,7 @@ def test_tiny_encoder_decoder_overfits_a_handful_of_sequences():
     cfg = TransformerConfig(src_vocab_size=8, tgt_vocab_size=8, d_model=16, n_head=2,
                             n_encoder_layers=1, n_decoder_layers=1, d_ff=32, dropout=0.0,
                             share_embeddings=True, pad_id=PAD)
-    model = Transformer(cfg, seed=0)
+    model = Transformer(cfg, rng=0)
     opt = AdamW(model.parameters(), lr=1e-2, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.0)
     losses = []
     for _ in range(120):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numpyllm.safetensors import load_file, save_file
+from numpyllm.hub.safetensors import load_file, save_file
 
 st_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -24,7 +24,7 @@ def test_torch_loads_a_numpyllm_checkpoint(tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file as torch_load
 
-    from numpyllm.checkpoint import save_checkpoint
+    from numpyllm.training.checkpoint import save_checkpoint
     from numpyllm.nn.gpt import GPT, GPTConfig
     model = GPT(GPTConfig(vocab_size=9, block_size=4, n_layer=1, n_head=1, n_embd=4),
                 rng=np.random.default_rng(0))

@@ -18,7 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from numpyllm.nn.transformer import (Transformer, TransformerConfig,  # noqa: E402
+from numpyllm.nn import (Transformer, TransformerConfig,  # noqa: E402
                                      TransformerEncoderConfig, TransformerEncoderModel)
 
 
@@ -117,8 +117,9 @@ TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 def test_encoder_decoder_matches_torch(norm, share, dtype):
     cfg = TransformerConfig(src_vocab_size=11, tgt_vocab_size=11 if share else 13, d_model=16,
                             n_head=4, n_encoder_layers=2, n_decoder_layers=2, d_ff=24,
-                            dropout=0.0, norm=norm, share_embeddings=share, pad_id=0)
-    model = Transformer(cfg, seed=1, dtype=dtype)
+                            dropout=0.0, norm=norm, share_embeddings=share, pad_id=0,
+                            dtype=np.dtype(dtype).name)
+    model = Transformer(cfg, rng=1)
     rng = np.random.default_rng(2)
     for p in model.parameters():                          # away from the small initial values
         p.data += (0.2 * rng.standard_normal(p.shape)).astype(dtype)
@@ -169,8 +170,8 @@ def test_encoder_decoder_matches_torch(norm, share, dtype):
 def test_encoder_only_matches_torch(norm):
     cfg = TransformerEncoderConfig(vocab_size=10, d_model=12, n_head=3, n_layers=2, d_ff=20,
                                    dropout=0.0, norm=norm, activation="gelu", max_len=8,
-                                   positions="learned", n_outputs=4)
-    model = TransformerEncoderModel(cfg, seed=3, dtype=np.float64)
+                                   positions="learned", n_outputs=4, dtype="float64")
+    model = TransformerEncoderModel(cfg, rng=3)
     rng = np.random.default_rng(4)
     for p in model.parameters():
         p.data += 0.2 * rng.standard_normal(p.shape)

@@ -58,8 +58,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _json
-from .safetensors import SafetensorsError, load_file, save_file
+from .. import _json
+from ..hub.safetensors import SafetensorsError, load_file, save_file
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint",
            "load_model", "resolve"]
@@ -174,11 +174,14 @@ def _join_optimizer_state(arrays: dict, meta: dict) -> dict:
 
 
 # ------------------------------------------------------------------ save
-def save_checkpoint(directory, *, step: int, model, model_type: str = "GPT", optimizer=None,
-                    tokenizer=None, trainer_state: dict | None = None, keep: int = 2) -> Path:
+def save_checkpoint(directory, *, step: int, model, model_type: str | None = None,
+                    optimizer=None, tokenizer=None, trainer_state: dict | None = None,
+                    keep: int = 2) -> Path:
     """Save a checkpoint of `model` (and optionally optimizer, tokenizer, trainer state)
     under `directory`, atomically; keep the newest `keep` checkpoints. Returns the step
-    directory. `model.config.to_dict()` must give the model's config."""
+    directory. `model.config.to_dict()` must give the model's config; `model_type` is the
+    name `build_model` rebuilds it by (default: the model's class name)."""
+    model_type = type(model).__name__ if model_type is None else model_type
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     _recover(directory)
@@ -381,7 +384,7 @@ def _check_trainer_state(trainer, where) -> dict:
 
 
 def _optimizer_class(kind: str):
-    from .optim import SGD, Adam, AdamW      # a fixed table: never a name looked up in a module
+    from ..optim import SGD, Adam, AdamW      # a fixed table: never a name looked up in a module
     return {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}[kind]
 
 
@@ -395,7 +398,7 @@ def _check_hyperparameters(kind: str, group: dict, where, field: str) -> None:
         if not all(_is_number(v) or isinstance(v, bool) for v in values):
             raise _bad(where, f"{field}.{key}", "a finite number, a boolean or a short list "
                        "of numbers", value)
-    from .nn.module import Parameter
+    from ..nn.module import Parameter
     cls = _optimizer_class(kind)
     hyper = {k: v for k, v in group.items() if k != "params"}
     try:
@@ -567,7 +570,7 @@ def load_checkpoint(path, *, verify: bool = True, trust_pattern: bool = False) -
         raise CheckpointError(str(exc)) from None
     tokenizer = None
     if manifest["tokenizer"] is not None:
-        from .tokenizers import TokenizerError, load_tokenizer
+        from ..tokenizers import TokenizerError, load_tokenizer
         file = step_dir / manifest["tokenizer"]["file"]
         try:
             tokenizer = load_tokenizer(file, trust_pattern=trust_pattern)
@@ -586,7 +589,7 @@ _JSON_TYPES = {"int": ((int,), "an integer"), "float": ((int, float), "a number"
                "int | None": ((int, type(None)), "an integer or null")}
 
 
-def _check_config_types(cls, config: dict, where) -> None:
+def _check_config_types(cls, config: dict, where, field: str = "model.config") -> None:
     """Each known field of a config dataclass has its annotated JSON type (a bool is not
     an int here, though Python says it is). Values are left to the config's own checks."""
     for f in fields(cls):
@@ -597,59 +600,126 @@ def _check_config_types(cls, config: dict, where) -> None:
         # isinstance(True, int) holds in Python, so a bool is told apart explicitly.
         if (not isinstance(value, types) or isinstance(value, bool) != (bool in types)
                 or (isinstance(value, float) and not math.isfinite(value))):
-            raise _bad(where, f"model.config.{f.name}", expected, value)
+            raise _bad(where, f"{field}.{f.name}", expected, value)
 
 
-def _check_sizes(config, weights: dict, file) -> None:
+def _model_types() -> dict:
+    """name -> (model class, config class): the models a checkpoint can rebuild. A fixed
+    table: the name in a manifest is looked up here, never in a module."""
+    from ..nn import (GPT, ClassifierConfig, GPTConfig, SequenceClassifier, Transformer,
+                      TransformerConfig, TransformerEncoderConfig, TransformerEncoderModel)
+    return {"GPT": (GPT, GPTConfig), "Transformer": (Transformer, TransformerConfig),
+            "TransformerEncoderModel": (TransformerEncoderModel, TransformerEncoderConfig),
+            "SequenceClassifier": (SequenceClassifier, ClassifierConfig)}
+
+
+def _anchors(kind: str, config, prefix: str = "") -> tuple[dict, dict]:
+    """({tensor name: the shape the config gives it}, {layer-list prefix: layer count}):
+    together they pin every size in the config to the stored weights."""
+    p = prefix
+    if kind == "GPT":
+        V, C, T = config.vocab_size, config.n_embd, config.block_size
+        shapes = {f"{p}wte.weight": (V, C), f"{p}h.0.mlp.c_fc.weight": (C, 4 * C)}
+        if config.positions == "learned":
+            shapes[f"{p}wpe.weight"] = (T, C)
+        if not config.tie_weights:
+            shapes[f"{p}lm_head.weight"] = (C, V)
+        return shapes, {f"{p}h": config.n_layer}
+    if kind == "Transformer":
+        d = config.d_model
+        shapes = {f"{p}encoder.embed.weight": (config.src_vocab_size, d),
+                  f"{p}encoder.layers.0.mlp.c_fc.weight": (d, config.d_ff)}
+        if not config.share_embeddings:
+            shapes[f"{p}decoder.embed.weight"] = (config.tgt_vocab_size, d)
+            shapes[f"{p}lm_head.weight"] = (d, config.tgt_vocab_size)
+        return shapes, {f"{p}encoder.layers": config.n_encoder_layers,
+                        f"{p}decoder.layers": config.n_decoder_layers}
+    if kind == "TransformerEncoderModel":
+        V, d = config.vocab_size, config.d_model
+        shapes = {f"{p}encoder.embed.weight": (V, d),
+                  f"{p}encoder.layers.0.mlp.c_fc.weight": (d, config.d_ff)}
+        if config.positions == "learned":
+            shapes[f"{p}encoder.pos_embed.weight"] = (config.max_len, d)
+        if config.mlm_head:
+            shapes[f"{p}mlm_head.bias"] = (V,)
+        elif not config.tie_embeddings:
+            shapes[f"{p}head.weight"] = (d, config.n_outputs)
+        return shapes, {f"{p}encoder.layers": config.n_layers}
+    if kind == "SequenceClassifier":
+        backbone = config.backbone_cfg()
+        shapes, layers = _anchors(config.backbone, backbone, "backbone.")
+        for head in ("lm_head.weight", "head.weight", "mlm_head.bias"):   # dropped: unused
+            shapes.pop("backbone." + head, None)
+        width = backbone.n_embd if config.backbone == "GPT" else backbone.d_model
+        shapes["score.weight"] = (width, config.n_classes)
+        return shapes, layers
+    raise AssertionError(kind)
+
+
+def _check_sizes(kind: str, config, weights: dict, file) -> None:
     """The config's sizes against the stored weights, before a model of that size is
     allocated: then the model holds as many numbers as the file, not what the config
     claims (a vocab_size of 10**12 in a 1 MB checkpoint is refused here)."""
-    V, C, T, L = config.vocab_size, config.n_embd, config.block_size, config.n_layer
-    expected = {"wte.weight": (V, C)}
-    if config.positions == "learned":
-        expected["wpe.weight"] = (T, C)
-    if not config.tie_weights:
-        expected["lm_head.weight"] = (C, V)
-    for name, shape in expected.items():
+    shapes, layer_lists = _anchors(kind, config)
+    for name, shape in shapes.items():
         got = weights.get(name)
         if got is None or got.shape != shape:
             raise CheckpointError(
-                f"{file}: {name}: expected shape {list(shape)} (vocab_size={V}, n_embd={C}, "
-                f"block_size={T} in the config), got "
+                f"{file}: {name}: expected shape {list(shape)} from the config, got "
                 f"{'no such tensor' if got is None else list(got.shape)}: the weights do not "
                 "fit the config")
-    layers = {_index(parts[1]) for key in weights
-              if (parts := key.split(".", 2))[0] == "h" and len(parts) == 3}
-    # (not `layers != set(range(L))`: L comes from the file, and may be 10**9)
-    if None in layers or len(layers) != L or min(layers) != 0 or max(layers) != L - 1:
-        raise CheckpointError(f"{file}: h.*: expected the weights of layers 0..{L - 1} "
-                              f"(n_layer={L} in the config), got layers "
-                              f"{_show(sorted(layers, key=str))}: the weights do not fit the "
-                              "config")
+    for prefix, L in layer_lists.items():
+        depth = prefix.count(".") + 1            # the layer index's place in a dotted name
+        layers = {_index(parts[depth]) for key in weights
+                  if key.startswith(prefix + ".")
+                  and len(parts := key.split(".", depth + 1)) == depth + 2}
+        # (not `layers != set(range(L))`: L comes from the file, and may be 10**9)
+        if None in layers or len(layers) != L or min(layers, default=0) != 0 \
+                or max(layers, default=-1) != L - 1:
+            raise CheckpointError(f"{file}: {prefix}.*: expected the weights of layers "
+                                  f"0..{L - 1} ({L} layers in the config), got layers "
+                                  f"{_show(sorted(layers, key=str))}: the weights do not fit "
+                                  "the config")
 
 
 def build_model(ckpt: Checkpoint, *, dtype: str | None = None):
-    """The model a checkpoint describes, with its weights loaded (shapes checked)."""
+    """The model a checkpoint describes (GPT, Transformer, TransformerEncoderModel or
+    SequenceClassifier), with its weights loaded (shapes checked). `dtype` overrides the
+    config's ("float32" / "float64")."""
     info = ckpt.model_config
     where = ckpt.path / "manifest.json"
-    if not isinstance(info, dict) or info.get("type") != "GPT":
-        raise _bad(where, "model.type", "'GPT'", info.get("type") if isinstance(info, dict)
-                   else info)
-    from .nn.gpt import GPT, GPTConfig
+    types = _model_types()
+    kind = info.get("type") if isinstance(info, dict) else info
+    if not isinstance(kind, str) or kind not in types:
+        raise _bad(where, "model.type", f"one of {list(types)}", kind)
+    model_cls, config_cls = types[kind]
     if not isinstance(info.get("config"), dict):
         raise _bad(where, "model.config", "a JSON object", info.get("config"))
     config_dict = dict(info["config"])
-    if dtype is not None:
+    _check_config_types(config_cls, config_dict, where, "model.config")
+    if kind == "SequenceClassifier":
+        backbone = config_dict.get("backbone")
+        if backbone not in ("GPT", "TransformerEncoderModel"):
+            raise _bad(where, "model.config.backbone", "'GPT' or 'TransformerEncoderModel'",
+                       backbone)
+        if not isinstance(config_dict.get("backbone_config"), dict):
+            raise _bad(where, "model.config.backbone_config", "a JSON object",
+                       config_dict.get("backbone_config"))
+        inner = dict(config_dict["backbone_config"])
+        _check_config_types(types[backbone][1], inner, where, "model.config.backbone_config")
+        if dtype is not None:
+            inner["dtype"] = dtype
+        config_dict["backbone_config"] = inner
+    elif dtype is not None:
         config_dict["dtype"] = dtype
-    _check_config_types(GPTConfig, config_dict, where)
     try:
-        config = GPTConfig.from_dict(config_dict)
+        config = config_cls.from_dict(config_dict)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: model.config: the model config is invalid: "
                               f"{exc}") from None
-    _check_sizes(config, ckpt.weights, ckpt.path / "model.safetensors")
+    _check_sizes(kind, config, ckpt.weights, ckpt.path / "model.safetensors")
     try:
-        model = GPT(config, rng=np.random.default_rng(0))
+        model = model_cls(config, rng=np.random.default_rng(0))
         model.load_state_dict(ckpt.weights, strict=True)
     except (KeyError, ValueError) as exc:
         detail = "; ".join(line.strip() for line in str(exc).splitlines())   # one line

@@ -32,7 +32,7 @@ import struct
 
 import numpy as np
 
-from . import _json
+from .. import _json
 
 __all__ = ["save_file", "load_file", "SafetensorsError"]
 
@@ -57,7 +57,7 @@ def _code(dtype: np.dtype) -> str:
 
 def save_file(tensors: dict, path, metadata: dict | None = None) -> None:
     """Write `tensors` (name -> np.ndarray) to `path`. Not atomic by itself: write to a
-    temporary name and rename (as numpyllm.checkpoint does) if a crash must not leave a
+    temporary name and rename (as numpyllm.training.checkpoint does) if a crash must not leave a
     half-written file."""
     header, offset, chunks = {}, 0, []
     for name in sorted(tensors):

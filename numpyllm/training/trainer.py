@@ -1,16 +1,20 @@
-"""Training a language model on a CPU: the loop, evaluation, perplexity, resume.
+"""Training a model on a CPU: the loop, evaluation, resume, for every objective.
 
 One optimizer step (`Trainer.train_step`):
 
     lr = schedule(step)                                  linear warmup, cosine decay
     for each of `gradient_accumulation_steps` micro-batches:
-        x, y = random windows of the training tokens     [B, T] each, y = x shifted by one
-        loss = model(x, y) / accumulation_steps          so the grads add up to one mean
+        batch = objective.sample(data, B, rng)           e.g. windows x, y = x shifted by one
+        loss = objective.loss(model, batch) / accum      so the grads add up to one mean
         loss.backward()                                  grads accumulate in .grad
     clip the global gradient norm to `grad_clip`
     AdamW step, then zero the grads
 
-The forward and backward passes run data-parallel on threads (`numpyllm.data_parallel`:
+The objective (`numpyllm.training.objectives`) is what changes between causal, prefix and
+masked language modelling, span corruption, sequence-to-sequence and classification;
+nothing below depends on which it is. Without one, it is next-token prediction.
+
+The forward and backward passes run data-parallel on threads (`numpyllm.training.data_parallel`:
 each thread takes a slice of the batch, the gradients are summed); their number is
 `numpyllm.parallel.num_threads()` (``NUMPYLLM_NUM_THREADS``, default the number of
 CPUs). The evaluations are cut the same way. Bit-identical reruns and exact resumes
@@ -18,7 +22,8 @@ assume the same number of threads: another count changes the last bits (and, wit
 dropout, the masks).
 
 Everything random comes from explicit generators whose states are part of the
-trainer's state: the batch sampler's, and the model's dropout generator(s). So the same
+trainer's state: the batch sampler's (which the objective also draws its prefix
+lengths, masks and spans from), and the model's dropout generator(s). So the same
 seed and config give bit-identical losses, and a run resumed from a checkpoint continues
 exactly as if it had never stopped.
 
@@ -32,25 +37,22 @@ from SIGINT and SIGTERM, so Ctrl-C loses no finished step).
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
-from .autograd import no_grad
-from .data import TokenWindows
+from ..autograd import no_grad
+from ..optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups, grad_norm
+from ..runtime import blas_threads
+from ..validation import ConfigDict, check_positive_fields
 from .data_parallel import DataParallel, model_generators
-from .validation import ConfigDict, check_positive_fields
-from .runtime import blas_threads
-from .optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups, grad_norm
+from .evaluate import perplexity
+from .objectives import CausalLM, objective_from_dict
 
-__all__ = ["TrainConfig", "Trainer", "NonFiniteError", "evaluate_tokens", "CSVLogger",
-           "perplexity"]
+__all__ = ["TrainConfig", "Trainer", "NonFiniteError"]
 
 
 class NonFiniteError(FloatingPointError):
@@ -95,13 +97,10 @@ class TrainConfig(ConfigDict):
                              f"lr_decay_iters ({self.lr_decay_iters})")
 
 
-def perplexity(loss: float) -> float:
-    """exp(mean cross-entropy in nats): the effective number of equally likely next tokens."""
-    return math.exp(loss) if loss < 700 else float("inf")
-
-
 class Trainer:
-    """Trains `model` (a GPT) on token arrays. See the module docstring for one step.
+    """Trains `model` with an `objective` on its data. See the module docstring for one
+    step. Without an objective it is next-token prediction (`CausalLM`) of a GPT on token
+    arrays, in windows of the model's block_size.
 
     >>> import numpy as np
     >>> from numpyllm.nn.gpt import GPT, GPTConfig
@@ -115,17 +114,18 @@ class Trainer:
     True
     """
 
-    def __init__(self, model, train_tokens, val_tokens=None, config: TrainConfig | None = None,
-                 *, callbacks: Iterable[Callable] = (), data_source: dict | None = None):
+    def __init__(self, model, train_data, val_data=None, config: TrainConfig | None = None,
+                 *, objective=None, callbacks: Iterable[Callable] = (),
+                 data_source: dict | None = None):
         self.model = model
-        # what the tokens were made from (JSON-ready, e.g. a file's path, size and SHA-256),
+        # what the data was made from (JSON-ready, e.g. a file's path, size and SHA-256),
         # saved with the trainer state so a resume or an evaluation can find the same text
         self.data_source = data_source
         self.config = config = config or TrainConfig()
-        block = model.config.block_size
-        self.train_windows = TokenWindows(np.asarray(train_tokens), block, stride=1)
-        self.val_windows = (TokenWindows(np.asarray(val_tokens), block, stride=1)
-                            if val_tokens is not None else None)
+        self.objective = CausalLM(model.config.block_size) if objective is None else objective
+        self.objective.check_model(model)
+        self.train_set = self.objective.dataset(train_data)
+        self.val_set = None if val_data is None else self.objective.dataset(val_data)
         groups = configure_param_groups(model, config.weight_decay)
         self.optimizer = AdamW(groups, lr=config.learning_rate,
                                betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
@@ -161,11 +161,12 @@ class Trainer:
         if not model.training:             # (a walk over every module: only when needed)
             model.train()
         accum = cfg.gradient_accumulation_steps
-        total = 0.0
+        total, tokens = 0.0, 0
         for _ in range(accum):
-            x, y = self.train_windows.sample(cfg.batch_size, self.data_rng)
+            batch = self.objective.sample(self.train_set, cfg.batch_size, self.data_rng)
+            tokens += batch.tokens
             # forward and backward; scale 1/accum: the grads add up to the mean of all
-            value = self.parallel.forward_backward(x, y, scale=1.0 / accum)
+            value = self.parallel.run(batch, self.objective.loss, scale=1.0 / accum)
             if not math.isfinite(value):
                 self.optimizer.zero_grad()
                 raise NonFiniteError(f"step {self.step}: the loss is {value}")
@@ -182,7 +183,7 @@ class Trainer:
         self.optimizer.zero_grad()          # the optimizer holds the list: no module walk
         self.step += 1
         info = {"kind": "step", "step": self.step, "loss": total, "lr": lr, "grad_norm": norm,
-                "tokens": accum * cfg.batch_size * model.config.block_size,
+                "tokens": tokens,
                 "seconds": time.perf_counter() - start}
         return info
 
@@ -193,16 +194,18 @@ class Trainer:
         not disturb the training batches and is the same in a resumed run."""
         iters = iters or self.config.eval_iters
         out = {}
-        splits = {"train": self.train_windows}
-        if self.val_windows is not None:
-            splits["val"] = self.val_windows
+        splits = {"train": self.train_set}
+        if self.val_set is not None:
+            splits["val"] = self.val_set
+        objective = self.objective
         self.model.eval()
         try:
             with no_grad(), self._blas_scope():
-                for i, (split, windows) in enumerate(splits.items()):
+                for i, (split, data) in enumerate(splits.items()):
                     rng = np.random.default_rng([self.config.seed, self.step, i])
-                    losses = [self.parallel.loss(*windows.sample(self.config.batch_size, rng))
-                              for _ in range(iters)]
+                    losses = [self.parallel.run(
+                        objective.sample(data, self.config.batch_size, rng), objective.loss,
+                        backward=False) for _ in range(iters)]
                     out[split] = float(np.mean(losses))
         finally:
             self.model.train()
@@ -254,9 +257,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        """The trainer's own state (JSON-ready): step, config, every RNG state, and
-        `data_source` (under "data") when it is set."""
+        """The trainer's own state (JSON-ready): step, config, the objective, every RNG
+        state, and `data_source` (under "data") when it is set."""
         state = {"step": self.step, "train_config": self.config.to_dict(),
+                 "objective": self.objective.to_dict(),
                  "data_rng": self.data_rng.bit_generator.state,
                  "model_rngs": [g.bit_generator.state for g in model_generators(self.model)]}
         if self.data_source is not None:
@@ -280,13 +284,19 @@ class Trainer:
                                optimizer=self.optimizer, tokenizer=tokenizer,
                                trainer_state=self.state_dict(), keep=keep)
 
+    @property
+    def train_windows(self):
+        """The training windows of a language-modelling objective (its `train_set`)."""
+        return self.train_set
+
     @classmethod
-    def resume(cls, directory, train_tokens, val_tokens=None, *, callbacks=(), config=None):
-        """Rebuild model, optimizer and trainer from a checkpoint; ``(trainer, tokenizer)``.
-        `config` overrides the saved TrainConfig (to train for longer, say: keep its
-        `lr_decay_iters` and the learning rate goes on from where it was, see
-        docs/training.md). `directory` may also be a `Checkpoint` already loaded.
-        The saved `data_source`, if any, is the new trainer's."""
+    def resume(cls, directory, train_data, val_data=None, *, callbacks=(), config=None):
+        """Rebuild model, optimizer, objective and trainer from a checkpoint;
+        ``(trainer, tokenizer)``. `config` overrides the saved TrainConfig (to train for
+        longer, say: keep its `lr_decay_iters` and the learning rate goes on from where it
+        was, see docs/training.md). `directory` may also be a `Checkpoint` already loaded.
+        The saved objective (next-token prediction for a checkpoint that names none) and
+        `data_source`, if any, are the new trainer's."""
         from .checkpoint import Checkpoint, CheckpointError, build_model, load_checkpoint
         ckpt = directory if isinstance(directory, Checkpoint) else load_checkpoint(directory)
         if not ckpt.trainer_state or ckpt.optimizer_state is None:
@@ -297,115 +307,17 @@ class Trainer:
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{ckpt.path / 'manifest.json'}: trainer.train_config: "
                                   f"{exc}") from None
-        trainer = cls(model, train_tokens, val_tokens, config or saved, callbacks=callbacks,
-                      data_source=ckpt.trainer_state.get("data"))
+        record = ckpt.trainer_state.get("objective")
+        try:
+            objective = None if record is None else objective_from_dict(record)
+        except ValueError as exc:
+            raise CheckpointError(f"{ckpt.path / 'manifest.json'}: trainer.objective: "
+                                  f"{exc}") from None
+        trainer = cls(model, train_data, val_data, config or saved, objective=objective,
+                      callbacks=callbacks, data_source=ckpt.trainer_state.get("data"))
         try:
             trainer.optimizer.load_state_dict(ckpt.optimizer_state)
             trainer.load_state_dict(ckpt.trainer_state)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{ckpt.path}: cannot resume: {exc}") from None
         return trainer, ckpt.tokenizer
-
-
-# ---------------------------------------------------------------------- evaluation of a file
-def evaluate_tokens(model, tokens, *, batch_size: int = 32, block_size: int | None = None) -> dict:
-    """Mean cross-entropy of `model` over a whole token array, each token predicted
-    exactly once: the array is cut into non-overlapping windows of `block_size`
-    (the model's by default), window w predicting tokens ``w*T+1 .. w*T+T`` from the
-    ones before them inside the window. The last window may be shorter.
-
-    Returns ``{"loss", "perplexity", "tokens"}`` where tokens is the number predicted
-    (``len(tokens) - 1``). Deterministic: no sampling.
-    """
-    from .functional import cross_entropy
-    tokens = np.asarray(tokens)
-    T = block_size or model.config.block_size
-    n_pred = len(tokens) - 1
-    if n_pred < 1:
-        raise ValueError(f"evaluation needs at least 2 tokens, got {len(tokens)}")
-    total, count = 0.0, 0
-    model.eval()
-    with no_grad():
-        n_full = n_pred // T
-        if n_full:
-            windows = TokenWindows(tokens[:n_full * T + 1], T, stride=T)
-            for x, y in windows.iter_batches(batch_size):
-                logits, _ = model(x)
-                total += float(cross_entropy(logits, y, reduction="sum").item())
-                count += y.size
-        tail = n_pred - n_full * T
-        if tail:
-            x = np.asarray(tokens[n_full * T:n_full * T + tail], dtype=np.int64)[None]
-            y = np.asarray(tokens[n_full * T + 1:], dtype=np.int64)[None]
-            logits, _ = model(x)
-            total += float(cross_entropy(logits, y, reduction="sum").item())
-            count += y.size
-    assert count == n_pred
-    loss = total / count
-    return {"loss": loss, "perplexity": perplexity(loss), "tokens": count}
-
-
-class CSVLogger:
-    """A callback that appends step and eval events to a CSV file:
-    ``step,kind,loss,train_loss,val_loss,val_perplexity,lr,grad_norm,tokens_per_sec``.
-
-    The file is written at the first event, not before: a run that fails before its
-    first step leaves no header-only log behind (and, with ``append=False``, an older
-    log in its place untouched). ``append=True`` adds to an existing log; give it
-    `resume_step`, the step the run resumes from, and the rows of later steps (written
-    by the run that stopped after its last checkpoint) are dropped first, so that each
-    step is in the log once. The file is replaced atomically.
-    """
-
-    COLUMNS = ("step", "kind", "loss", "train_loss", "val_loss", "val_perplexity", "lr",
-               "grad_norm", "tokens_per_sec")
-
-    def __init__(self, path, append: bool = False, *, resume_step: int | None = None):
-        self.path = Path(path)
-        self._fresh = not append            # (over)write the file, header first, at the first row
-        if append and resume_step is not None and self.path.is_file():
-            self._drop_rows_after(resume_step)
-
-    def _drop_rows_after(self, step: int) -> None:
-        with open(self.path, newline="") as f:
-            rows = list(csv.reader(f))
-        keep = rows[:1] + [r for r in rows[1:] if not _after(r, step)]
-        if len(keep) == len(rows):
-            return
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "w", newline="") as f:
-                csv.writer(f).writerows(keep)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)     # a reader sees the old log or the new, never half
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def __call__(self, event: dict) -> None:
-        if event["kind"] not in ("step", "eval"):
-            return
-        row = dict(event)
-        if "tokens" in event and event.get("seconds"):
-            row["tokens_per_sec"] = event["tokens"] / event["seconds"]
-        header = self._fresh or not self.path.is_file() or self.path.stat().st_size == 0
-        if header:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w" if self._fresh else "a", newline="") as f:
-            writer = csv.writer(f)
-            if header:
-                writer.writerow(self.COLUMNS)
-            writer.writerow([_fmt(row.get(c, "")) for c in self.COLUMNS])
-        self._fresh = False
-
-
-def _after(row: list, step: int) -> bool:
-    """Whether a log row belongs to a step after `step` (a row without a number stays)."""
-    try:
-        return int(row[0]) > step
-    except (IndexError, ValueError):
-        return False
-
-
-def _fmt(value):
-    return f"{value:.6g}" if isinstance(value, float) else value

@@ -52,26 +52,29 @@ import math
 
 import numpy as np
 
-from .autograd import enable_grad, no_grad
-from .nn.module import Parameter
-from .parallel import for_slices, num_threads
-from .runtime import blas_threads
-from .validation import positive_int
+from ..autograd import enable_grad, no_grad
+from ..nn.module import Parameter
+from ..parallel import for_slices, num_threads
+from ..runtime import blas_threads
+from ..validation import positive_int
 
 __all__ = ["DataParallel"]
 
 
 class DataParallel:
-    """Runs ``model(x, targets=y) -> (logits, loss)`` on slices of the batch (axis 0) on
-    `threads` threads (default `numpyllm.parallel.num_threads()`), one slice per thread.
+    """Runs a loss on slices of the batch (axis 0) on `threads` threads (default
+    `numpyllm.parallel.num_threads()`), one slice per thread.
 
-    - ``forward_backward(x, y, scale=1.0) -> float``: the batch's mean loss; adds
-      ``scale`` x its gradient to every parameter's ``.grad``.
-    - ``loss(x, y) -> float``: the batch's mean loss, no graph (evaluation).
+    - ``run(batch, loss_fn, scale=1.0, backward=True) -> float``: `batch` is an
+      objective's `Batch` and ``loss_fn(model, batch) -> Tensor`` its mean loss over the
+      counted targets (`Objective.loss`); returns the batch's mean loss and, with
+      `backward`, adds ``scale`` x its gradient to every parameter's ``.grad``.
+    - ``forward_backward(x, y, scale=1.0)`` and ``loss(x, y)``: the same for next-token
+      prediction, ``model(x, targets=y) -> (logits, loss)``, with `ignore_index` targets
+      not counted (GPT: -100).
 
-    `ignore_index` must be the model's (GPT: -100): targets equal to it are not counted.
     A batch with fewer rows than threads uses fewer threads; ``threads=1`` is exactly
-    ``model(x, targets=y)`` then ``backward``.
+    ``loss_fn(model, batch)`` then ``backward``.
     """
 
     def __init__(self, model, threads: int | None = None, *, ignore_index: int = -100):
@@ -82,28 +85,41 @@ class DataParallel:
         self._replicas: list = []          # [(replica, param pairs, module pairs, rng pairs)]
 
     # ------------------------------------------------------------------ public
+    def run(self, batch, loss_fn, *, scale: float = 1.0, backward: bool = True) -> float:
+        """The mean loss over the batch's counted targets; with `backward`, ``scale *
+        dL/dθ`` is added to each parameter's ``.grad``. A slice whose loss is not finite
+        runs no backward (the returned loss is then not finite either: the caller
+        decides)."""
+        if not backward:
+            with no_grad():
+                return self._run(batch, loss_fn, 1.0, backward=False)
+        return self._run(batch, loss_fn, float(scale), backward=True)
+
     def forward_backward(self, x, targets, *, scale: float = 1.0) -> float:
-        """The mean loss over the batch's counted targets; ``scale * dL/dθ`` is added to
-        each parameter's ``.grad``. A slice whose loss is not finite runs no backward
-        (the returned loss is then not finite either: the caller decides)."""
-        return self._run(x, targets, float(scale), backward=True)
+        """Next-token prediction: the mean loss over the counted targets of
+        ``model(x, targets=targets)``; ``scale * dL/dθ`` is added to each ``.grad``."""
+        return self.run(self._lm_batch(x, targets), _lm_loss, scale=scale)
 
     def loss(self, x, targets) -> float:
-        """The mean loss over the batch's counted targets, computed without a graph."""
-        with no_grad():
-            return self._run(x, targets, 1.0, backward=False)
+        """Next-token prediction: the mean loss, computed without a graph."""
+        return self.run(self._lm_batch(x, targets), _lm_loss, backward=False)
+
+    def _lm_batch(self, x, targets):
+        from .objectives import Batch
+        x, targets = np.asarray(x), np.asarray(targets)
+        counts = np.count_nonzero(targets != self.ignore_index,
+                                  axis=tuple(range(1, x.ndim))) \
+            if x.ndim >= 2 and targets.shape == x.shape else np.ones(1, dtype=np.int64)
+        return Batch({"x": x, "y": targets}, counts, x.size)
 
     # ------------------------------------------------------------------ the work
-    def _run(self, x, targets, scale: float, backward: bool) -> float:
-        x, targets = np.asarray(x), np.asarray(targets)
-        if x.ndim < 2 or targets.shape != x.shape:
-            # GPT's own messages for odd shapes: one slice
-            return self._serial(x, targets, scale, backward)
-        counts = np.count_nonzero(targets != self.ignore_index, axis=tuple(range(1, x.ndim)))
-        B, total = x.shape[0], int(counts.sum())
+    def _run(self, batch, loss_fn, scale: float, backward: bool) -> float:
+        counts = np.asarray(batch.counts)
+        B, total = len(batch), int(counts.sum())
         n = min(self.threads, B)
-        if n < 2 or total == 0:
-            return self._serial(x, targets, scale, backward)
+        if n < 2 or total == 0 or counts.shape != (B,):
+            # one slice (also: shapes the model's own checks should report)
+            return self._serial(batch, loss_fn, scale, backward)
         bounds = [B * i // n for i in range(n + 1)]
         slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
         models = [self.model] + self._sync(n - 1)
@@ -116,7 +132,7 @@ class DataParallel:
                 if weight == 0.0:
                     continue                       # every target ignored: no loss, no grad
                 with (enable_grad() if grad_on else no_grad()):
-                    values[i] = weight * _one(models[i], x[slices[i]], targets[slices[i]],
+                    values[i] = weight * _one(models[i], loss_fn, batch.rows(slices[i]),
                                               scale * weight, backward)
 
         with blas_threads(1):
@@ -125,9 +141,9 @@ class DataParallel:
             self._gather_grads(n - 1)
         return float(sum(values))
 
-    def _serial(self, x, targets, scale: float, backward: bool) -> float:
+    def _serial(self, batch, loss_fn, scale: float, backward: bool) -> float:
         with (enable_grad() if backward else no_grad()):
-            return _one(self.model, x, targets, scale, backward)
+            return _one(self.model, loss_fn, batch, scale, backward)
 
     def _sync(self, k: int) -> list:
         """`k` replicas, brought up to date with the model (arrays, flags, dropout).
@@ -166,9 +182,13 @@ class DataParallel:
                 theirs.grad = None
 
 
-def _one(model, x, targets, scale: float, backward: bool) -> float:
+def _lm_loss(model, batch):
+    return model(batch["x"], targets=batch["y"])[1]
+
+
+def _one(model, loss_fn, batch, scale: float, backward: bool) -> float:
     """Forward (and backward with upstream gradient `scale`) of one slice."""
-    _, loss = model(x, targets=targets)
+    loss = loss_fn(model, batch)
     value = float(loss.item())
     if backward and math.isfinite(value):
         loss.backward(np.full(loss.shape, scale, dtype=loss.dtype))
