@@ -557,3 +557,68 @@ def test_a_custom_split_pattern_loads_only_when_trusted(tmp_path):
         load_checkpoint(tmp_path)
     loaded = load_model(tmp_path, trust_pattern=True)[1]
     assert loaded.encode("abba ab") == tok.encode("abba ab")
+
+
+# ------------------------------------------------------------------ every model type
+def _every_model():
+    from numpyllm.nn import (ClassifierConfig, SequenceClassifier, Transformer,
+                             TransformerConfig, TransformerEncoderConfig,
+                             TransformerEncoderModel)
+    gpt_cfg = GPTConfig(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=8)
+    enc_cfg = TransformerEncoderConfig(vocab_size=11, d_model=8, n_head=2, n_layers=2,
+                                       d_ff=12, max_len=6, positions="learned", mlm_head=True)
+    ids = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    return {
+        "GPT": (GPT(gpt_cfg, rng=1), lambda m: m(ids)[0]),
+        "Transformer": (Transformer(TransformerConfig(11, 13, d_model=8, n_head=2,
+                                                      n_encoder_layers=1, n_decoder_layers=2,
+                                                      d_ff=12, pad_id=0), rng=1),
+                        lambda m: m(ids, ids[:, :3])[0]),
+        "TransformerEncoderModel": (TransformerEncoderModel(enc_cfg, rng=1),
+                                    lambda m: m(ids)[0]),
+        "SequenceClassifier": (SequenceClassifier(ClassifierConfig(
+            "TransformerEncoderModel", enc_cfg.to_dict(), n_classes=3), rng=1),
+            lambda m: m(ids, np.array([4, 2]))[0]),
+        "SequenceClassifier (GPT, untied)": (SequenceClassifier(ClassifierConfig(
+            "GPT", {**gpt_cfg.to_dict(), "tie_weights": False}, n_classes=2), rng=1),
+            lambda m: m(ids, np.array([4, 2]))[0]),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_every_model()))
+def test_every_model_type_round_trips(tmp_path, kind):
+    model, logits = _every_model()[kind]
+    model.eval()
+    save_checkpoint(tmp_path, step=3, model=model)
+    loaded, _, ckpt = load_model(tmp_path)
+    assert type(loaded) is type(model) and ckpt.model_config["type"] == type(model).__name__
+    assert [n for n, _ in loaded.named_parameters()] == [n for n, _ in model.named_parameters()]
+    np.testing.assert_array_equal(logits(loaded).data, logits(model).data)
+    assert load_model(tmp_path, dtype="float64")[0].parameters().__next__().dtype == np.float64
+
+
+@pytest.mark.parametrize("kind, field, value, match", [
+    ("Transformer", "d_ff", 10**9, "c_fc.weight: expected shape"),
+    ("Transformer", "n_decoder_layers", 10**9, "decoder.layers"),
+    ("Transformer", "tgt_vocab_size", 10**12, "decoder.embed.weight: expected shape"),
+    ("TransformerEncoderModel", "max_len", 10**9, "pos_embed.weight: expected shape"),
+    ("TransformerEncoderModel", "vocab_size", 10**10, "model.config"),
+    ("SequenceClassifier", "n_classes", 10**9, "score.weight: expected shape"),
+    ("SequenceClassifier", "backbone", "BERT", "model.config.backbone"),
+    ("SequenceClassifier", "backbone_config", 7, "model.config.backbone_config"),
+    ("GPT", "type", "Nope", "model.type"),
+])
+def test_a_config_the_weights_do_not_fit_is_refused_before_building(tmp_path, kind, field,
+                                                                    value, match):
+    """Sizes come from the manifest: each is checked against the stored weights, so a
+    hostile manifest cannot make the loader allocate a model larger than the file."""
+    model, _ = _every_model()[kind]
+    step_dir = save_checkpoint(tmp_path, step=1, model=model)
+    manifest = json.loads((step_dir / "manifest.json").read_text())
+    if field == "type":
+        manifest["model"]["type"] = value
+    else:
+        manifest["model"]["config"][field] = value
+    (step_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match=match):
+        load_model(tmp_path)

@@ -206,3 +206,53 @@ def test_encoder_only_matches_torch(norm):
     np.testing.assert_allclose(logits.data, t_logits.detach().numpy(), rtol=1e-10, atol=1e-10)
     assert abs(loss.item() - t_loss.item()) < 1e-10
     _compare_grads(pairs, 1e-10)
+
+
+@pytest.mark.parametrize("norm", ["post", "pre"])
+def test_masked_lm_logits_loss_and_gradients_match_torch(norm):
+    """The masked-LM objective on the encoder with BERT's MLM head (dense, exact GELU,
+    LayerNorm, the tied embedding read backwards, a bias), against the same head and
+    encoder built from PyTorch's layers: logits, the loss over the masked positions, and
+    every gradient, float64 to 1e-10."""
+    from numpyllm.training import MaskedLM
+    cfg = TransformerEncoderConfig(vocab_size=14, d_model=12, n_head=3, n_layers=2, d_ff=20,
+                                   dropout=0.0, norm=norm, activation="gelu", max_len=9,
+                                   positions="learned", mlm_head=True, dtype="float64")
+    model = TransformerEncoderModel(cfg, rng=5)
+    rng = np.random.default_rng(6)
+    for p in model.parameters():
+        p.data += 0.2 * rng.standard_normal(p.shape)
+    objective = MaskedLM(9, mask_id=13, vocab_size=14, special_ids=(12,), mask_prob=0.3)
+    batch = objective.sample(objective.dataset(rng.integers(0, 12, size=200)), 3, rng)
+    ids, y = batch["x"], batch["y"]
+    assert (y != -100).any()
+    logits, _ = model(ids)
+    loss = objective.loss(model, batch)
+    loss.backward()
+
+    encoder = _torch_stack(cfg, cfg.n_layers, False, torch.float64)
+    for layer in encoder.layers:
+        layer.activation = nn.GELU(approximate="tanh")   # our MLP's GELU (see above)
+    embed = nn.Parameter(torch.tensor(model.encoder.embed.weight.data))
+    pos = nn.Parameter(torch.tensor(model.encoder.pos_embed.weight.data))
+    dense = nn.Linear(12, 12, dtype=torch.float64)
+    ln = nn.LayerNorm(12, eps=cfg.layer_norm_eps, dtype=torch.float64)
+    bias = nn.Parameter(torch.zeros(14, dtype=torch.float64))
+    head = model.mlm_head
+    pairs = [(model.encoder.embed.weight, embed, slice(None), False),
+             (model.encoder.pos_embed.weight, pos, slice(None), False)]
+    pairs += _stack(model.encoder, encoder, False)
+    pairs += _linear(head.dense, (dense.weight, dense.bias)) + _norm(head.ln, ln)
+    pairs += [(head.bias, bias, slice(None), False)]
+    _copy(pairs, torch.float64)
+
+    x = embed[torch.as_tensor(ids)] * math.sqrt(12) + pos[:9]
+    h = ln(nn.functional.gelu(dense(encoder(x))))        # BERT's transform: exact GELU
+    t_logits = h @ embed.T + bias                         # the tied decoder
+    t_loss = nn.functional.cross_entropy(t_logits.reshape(-1, 14),
+                                         torch.as_tensor(y).reshape(-1))
+    t_loss.backward()
+
+    np.testing.assert_allclose(logits.data, t_logits.detach().numpy(), rtol=1e-10, atol=1e-10)
+    assert abs(loss.item() - t_loss.item()) < 1e-10
+    _compare_grads(pairs, 1e-10)
