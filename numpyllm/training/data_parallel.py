@@ -57,6 +57,7 @@ from ..nn.module import Parameter
 from ..parallel import for_slices, num_threads
 from ..runtime import blas_threads
 from ..validation import positive_int
+from .objectives.base import Batch
 
 __all__ = ["DataParallel"]
 
@@ -105,7 +106,6 @@ class DataParallel:
         return self.run(self._lm_batch(x, targets), _lm_loss, backward=False)
 
     def _lm_batch(self, x, targets):
-        from .objectives import Batch
         x, targets = np.asarray(x), np.asarray(targets)
         counts = np.count_nonzero(targets != self.ignore_index,
                                   axis=tuple(range(1, x.ndim))) \
