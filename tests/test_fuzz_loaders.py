@@ -410,6 +410,72 @@ def test_fuzz_resume_trainer_state(checkpoint_template, data):
         resumed.train_step()            # the generators it restored work
 
 
+@pytest.fixture(scope="module")
+def other_templates(tmp_path_factory):
+    """Checkpoints of the other model kinds, each saved by a trainer with its objective:
+    an encoder-decoder (span corruption) and a classifier over an encoder."""
+    from numpyllm.data.examples import Labelled
+    from numpyllm.nn import (ClassifierConfig, SequenceClassifier, Transformer,
+                             TransformerConfig, TransformerEncoderConfig)
+    from numpyllm.training import Classification, SpanCorruption, TrainConfig, Trainer
+    ids = np.arange(300) % 11
+    cfg = TrainConfig(batch_size=2, max_iters=2, warmup_iters=1, lr_decay_iters=2)
+    t5 = Transformer(TransformerConfig(16, 16, d_model=8, n_head=2, n_encoder_layers=1,
+                                       n_decoder_layers=1, d_ff=8, max_len=16,
+                                       share_embeddings=True, pad_id=15), rng=0)
+    clf = SequenceClassifier(ClassifierConfig("TransformerEncoderModel", TransformerEncoderConfig(
+        vocab_size=16, d_model=8, n_head=2, n_layers=1, d_ff=8, max_len=8).to_dict(),
+        n_classes=2), rng=0)
+    labelled = Labelled([ids[i:i + 5] for i in range(20)], [i % 2 for i in range(20)], 2)
+    out = {}
+    for name, model, objective, data in [
+            ("t5", t5, SpanCorruption(8, (11, 12), eos_id=13, bos_id=14), ids),
+            ("classifier", clf, Classification(2, pad_id=15), labelled)]:
+        trainer = Trainer(model, data, data, cfg, objective=objective)
+        trainer.train_step()
+        root = tmp_path_factory.mktemp(name) / "ckpt"
+        trainer.save(root)
+        load_model(root)
+        out[name] = (root, data)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["t5", "classifier"])
+@given(data=st.data())
+def test_fuzz_checkpoint_of_other_models(other_templates, kind, data):
+    """The same damage on an encoder-decoder's and a classifier's checkpoints: loading
+    gives a working model or a one-line CheckpointError, and resuming (the objective record
+    included) likewise."""
+    from numpyllm.training import Trainer
+    template, examples = other_templates[kind]
+    with tempfile.TemporaryDirectory() as d:
+        root, outside = Path(d) / "ckpt", Path(d) / "outside"
+        shutil.copytree(template, root, symlinks=True)
+        outside.mkdir()
+        if data.draw(st.booleans(), label="damage the objective record"):
+            manifest_path = root / "step-000001" / "manifest.json"
+            manifest = json.loads(manifest_path.read_text())
+            record = manifest["trainer"]["objective"]
+            key = data.draw(st.sampled_from(sorted(record)))
+            record[key] = data.draw(mutated_json(record[key]))
+            manifest_path.write_text(json.dumps(manifest))
+        else:
+            _damage_checkpoint(data.draw, root, outside)
+        size = tree_size(root)
+        out = bounded(lambda: load_model(root), size, CheckpointError, root)
+        if out is None:
+            return
+        model, _, ckpt = out
+        assert sum(p.data.nbytes for p in model.parameters()) <= \
+            2 * sum(a.nbytes for a in ckpt.weights.values())
+        try:
+            resumed, _ = Trainer.resume(root, examples, examples)
+        except CheckpointError as exc:
+            assert "\n" not in str(exc)
+            return
+        resumed.train_step()
+
+
 # ------------------------------------------------------------------ tokenizer files
 TOKENIZER_ERRORS = VocabularyFileError
 

@@ -370,3 +370,23 @@ def test_linear_regression_learns(make):
     assert loss.item() < 1e-4
     np.testing.assert_allclose(model.weight.data, w_true, atol=1e-2)
     assert model.weight.dtype == np.float32
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda e: e.pop("step"), "holds"),
+    (lambda e: e.update(extra=1), "holds"),
+    (lambda e: e.update(step=1.5), "a count >= 0"),
+    (lambda e: e.update(step=-1), "a count >= 0"),
+    (lambda e: e.update(exp_avg=3.0), "an array of the parameter's shape"),
+])
+def test_loading_a_state_entry_adam_cannot_use_is_refused(damage, match):
+    """A state entry missing a moment or its step, or of the wrong kind, would fail at the
+    next step (or worse, run): loading refuses it."""
+    p = Parameter(np.ones(3))
+    opt = Adam([p])
+    p.grad = np.ones(3)
+    opt.step()
+    state = opt.state_dict()
+    damage(state["state"][0])
+    with pytest.raises(ValueError, match=match):
+        Adam([Parameter(np.ones(3))]).load_state_dict(state)

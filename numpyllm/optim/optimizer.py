@@ -104,6 +104,10 @@ class Optimizer:
                     self._update(p.data, p.grad, state, group)
                 index += 1
 
+    # Per-parameter state entries a subclass may hold besides those `_init_state` makes
+    # (SGD's momentum buffer appears on the first step): arrays of the parameter's shape.
+    optional_state: tuple = ()
+
     def _init_state(self, p) -> dict:
         return {}
 
@@ -161,7 +165,22 @@ class Optimizer:
                 raise ValueError(f"optimizer state for parameter {i}, but there are "
                                  f"{len(params)} parameters")
             p, entry = params[i], {}
+            template = self._init_state(p)
+            missing = set(template) - set(saved)
+            extra = set(saved) - set(template) - set(self.optional_state)
+            if missing or extra:
+                raise ValueError(f"optimizer state of parameter {i} holds {sorted(saved)}; "
+                                 f"{type(self).__name__} keeps {sorted(template)}"
+                                 + (f" (and may keep {list(self.optional_state)})"
+                                    if self.optional_state else ""))
             for name, value in saved.items():
+                counter = isinstance(template.get(name), int)      # Adam's step: an int >= 0
+                if counter != (np.ndim(value) == 0) or (counter and not (
+                        float(np.asarray(value)).is_integer() and np.asarray(value) >= 0)):
+                    raise ValueError(f"optimizer state {name!r} of parameter {i} must be "
+                                     + ("a count >= 0" if counter else
+                                        f"an array of the parameter's shape {p.shape}")
+                                     + f", got {np.asarray(value)!r:.40}")
                 if isinstance(value, np.ndarray) and value.ndim > 0:
                     if value.shape != p.shape:
                         raise ValueError(f"optimizer state {name!r} of parameter {i} has shape "
@@ -169,6 +188,8 @@ class Optimizer:
                     value = np.array(value, dtype=p.dtype, copy=True)
                 elif isinstance(value, (np.ndarray, np.generic)):
                     value = value.item()          # a 0-d array from .npz: back to a number
+                if counter:
+                    value = int(value)
                 entry[name] = value
             new_state[i] = entry
         for saved, group in zip(saved_groups, self.param_groups):

@@ -39,6 +39,8 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                                       nesterov=nesterov))
 
+    optional_state = ("momentum_buffer",)
+
     def _check_hyperparameters(self, group: dict) -> None:
         super()._check_hyperparameters(group)
         if group["momentum"] < 0:

@@ -309,7 +309,9 @@ class Trainer:
                                   f"{exc}") from None
         record = ckpt.trainer_state.get("objective")
         try:
-            objective = None if record is None else objective_from_dict(record)
+            objective = CausalLM(model.config.block_size) if record is None else \
+                objective_from_dict(record)
+            objective.check_model(model)
         except ValueError as exc:
             raise CheckpointError(f"{ckpt.path / 'manifest.json'}: trainer.objective: "
                                   f"{exc}") from None

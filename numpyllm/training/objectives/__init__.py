@@ -26,11 +26,12 @@ OBJECTIVES = {cls.name: cls for cls in (CausalLM, PrefixLM, MaskedLM, SpanCorrup
 def objective_from_dict(record: dict) -> Objective:
     """The objective a record (``{"name": ..., settings ...}``) describes. A ValueError
     names what is wrong with a record that is not one."""
-    if not isinstance(record, dict) or record.get("name") not in OBJECTIVES:
+    if not isinstance(record, dict) or not isinstance(record.get("name"), str) \
+            or record["name"] not in OBJECTIVES:
         raise ValueError(f"an objective record needs a name among {sorted(OBJECTIVES)}, got "
                          f"{record!r:.80}")
     settings = {k: v for k, v in record.items() if k != "name"}
     try:
         return OBJECTIVES[record["name"]](**settings)
-    except TypeError as exc:
+    except (TypeError, OverflowError) as exc:       # a missing, extra or mistyped setting
         raise ValueError(f"objective {record['name']!r}: {exc}") from None

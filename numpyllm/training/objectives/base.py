@@ -30,6 +30,10 @@ from ...validation import positive_int
 __all__ = ["Batch", "Objective", "WindowObjective", "ExampleObjective"]
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 @dataclass
 class Batch:
     """One batch: `arrays` (name -> array, batch on axis 0), `counts` ``[B]`` (the targets
@@ -72,10 +76,35 @@ class Objective:
     name: ClassVar[str] = "objective"
     models: ClassVar[tuple] = ()
 
+    def __post_init__(self):
+        """Each setting has its declared kind (an int, a number, a tuple of ints), so a
+        record from a checkpoint is refused here with a ValueError, not later."""
+        owner = type(self).__name__
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and not _is_int(value):
+                raise ValueError(f"{owner}.{f.name} must be an integer, got {value!r:.60}")
+            if f.type == "float" and (isinstance(value, bool) or not isinstance(
+                    value, (int, float)) or not np.isfinite(value)):
+                raise ValueError(f"{owner}.{f.name} must be a number, got {value!r:.60}")
+            if f.type == "tuple":
+                if not isinstance(value, (list, tuple)) or not all(map(_is_int, value)):
+                    raise ValueError(f"{owner}.{f.name} must be a list of integers, got "
+                                     f"{value!r:.60}")
+                setattr(self, f.name, tuple(int(v) for v in value))
+
     def check_model(self, model) -> None:
         if self.models and type(model).__name__ not in self.models:
             raise ValueError(f"the {self.name} objective trains a {' or a '.join(self.models)}, "
                              f"not a {type(model).__name__}")
+
+    def check_ids(self, vocab_size: int, **ids) -> None:
+        """Each named token id (or list of ids) lies in the model's vocabulary."""
+        for what, value in ids.items():
+            for i in (value if isinstance(value, (list, tuple)) else (value,)):
+                if not 0 <= i < vocab_size:
+                    raise ValueError(f"{type(self).__name__}.{what}: token id {i} is outside the "
+                                     f"model's vocabulary [0, {vocab_size})")
 
     def dataset(self, data):
         raise NotImplementedError
@@ -112,6 +141,7 @@ class WindowObjective(Objective):
     context_length: int
 
     def __post_init__(self):
+        super().__post_init__()
         self.context_length = positive_int(f"{type(self).__name__}.context_length",
                                            self.context_length)
 

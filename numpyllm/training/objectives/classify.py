@@ -34,10 +34,12 @@ class Classification(ExampleObjective):
     models: ClassVar[tuple] = ("SequenceClassifier",)
 
     def __post_init__(self):
+        super().__post_init__()
         self.n_classes = positive_int("Classification.n_classes", self.n_classes)
 
     def check_model(self, model) -> None:
         super().check_model(model)
+        self.check_ids(model.config.backbone_cfg().vocab_size, pad_id=self.pad_id)
         if model.config.n_classes != self.n_classes:
             raise ValueError(f"Classification: the model has {model.config.n_classes} "
                              f"classes, the objective {self.n_classes}")

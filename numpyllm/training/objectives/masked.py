@@ -48,7 +48,7 @@ class MaskedLM(WindowObjective):
     def __post_init__(self):
         super().__post_init__()
         self.vocab_size = positive_int("MaskedLM.vocab_size", self.vocab_size)
-        self.special_ids = tuple(int(i) for i in self.special_ids) + (int(self.mask_id),)
+        self.special_ids = self.special_ids + (int(self.mask_id),)
         self.special_ids = tuple(sorted(set(self.special_ids)))
         for i in self.special_ids:
             if not 0 <= i < self.vocab_size:

@@ -42,6 +42,7 @@ class Seq2Seq(ExampleObjective):
     models: ClassVar[tuple] = ("Transformer",)
 
     def __post_init__(self):
+        super().__post_init__()
         check_fraction("Seq2Seq", "label_smoothing", self.label_smoothing, closed=True)
         if self.bos_id == self.pad_id:
             raise ValueError(f"Seq2Seq: bos_id and pad_id must differ (the decoder masks "
@@ -49,6 +50,9 @@ class Seq2Seq(ExampleObjective):
 
     def check_model(self, model) -> None:
         super().check_model(model)
+        cfg = model.config
+        self.check_ids(min(cfg.src_vocab_size, cfg.tgt_vocab_size), pad_id=self.pad_id)
+        self.check_ids(cfg.tgt_vocab_size, bos_id=self.bos_id, eos_id=self.eos_id)
         if model.config.pad_id != self.pad_id:
             raise ValueError(f"Seq2Seq: the model's pad_id is {model.config.pad_id}, the "
                              f"objective's {self.pad_id}; they must agree")

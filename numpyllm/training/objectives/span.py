@@ -32,7 +32,8 @@ def span_lengths(T: int, noise_density: float, mean_span_length: float) -> tuple
     """(noise tokens, spans) in a window of T tokens, as T5 computes them: at least one
     noise token and one other, and at least one span."""
     n_noise = min(max(int(round(T * noise_density)), 1), T - 1)
-    n_spans = max(int(round(n_noise / mean_span_length)), 1)
+    # each span holds a noise token at least, and each run between spans another token
+    n_spans = min(max(int(round(n_noise / mean_span_length)), 1), n_noise, T - n_noise)
     return n_noise, n_spans
 
 
@@ -62,8 +63,10 @@ class SpanCorruption(WindowObjective):
         if self.context_length < 2:
             raise ValueError("SpanCorruption.context_length must be at least 2")
         check_fraction("SpanCorruption", "noise_density", self.noise_density)
-        check_positive_number("SpanCorruption", "mean_span_length", self.mean_span_length)
-        self.sentinel_ids = tuple(int(i) for i in self.sentinel_ids)
+        if not check_positive_number("SpanCorruption", "mean_span_length",
+                                     self.mean_span_length) >= 1:
+            raise ValueError(f"SpanCorruption.mean_span_length must be at least 1, got "
+                             f"{self.mean_span_length}")
         self.n_noise, self.n_spans = span_lengths(self.context_length, self.noise_density,
                                                   self.mean_span_length)
         if len(self.sentinel_ids) < self.n_spans:
@@ -79,10 +82,8 @@ class SpanCorruption(WindowObjective):
         if cfg.max_len < need:
             raise ValueError(f"SpanCorruption: inputs and targets of {need} tokens need a "
                              f"model with max_len >= {need}, got {cfg.max_len}")
-        ids = list(self.sentinel_ids) + [self.eos_id, self.bos_id]
-        if max(ids) >= min(cfg.src_vocab_size, cfg.tgt_vocab_size):
-            raise ValueError(f"SpanCorruption: token id {max(ids)} is outside the model's "
-                             "vocabulary")
+        self.check_ids(min(cfg.src_vocab_size, cfg.tgt_vocab_size),
+                       sentinel_ids=self.sentinel_ids, eos_id=self.eos_id, bos_id=self.bos_id)
 
     def noise_mask(self, rng) -> np.ndarray:
         """bool [T]: which tokens of one window are dropped (T5's random spans)."""
