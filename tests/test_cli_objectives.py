@@ -138,6 +138,8 @@ def test_span_trains_an_encoder_decoder_then_evals_and_fills_in_sentinels(tmp_pa
                    "--source")
     one_line_error(capsys, ["sample", "--ckpt", str(out / "ckpt"), "--source", "the quick"],
                    "<extra_id_0>")
+    one_line_error(capsys, ["sample", "--ckpt", str(out / "ckpt"), "--source",
+                            "the <extra_id_1> fox"], "<extra_id_1> is not one of this model's")
 
 
 def test_seq2seq_trains_on_pairs_then_evals_and_decodes_a_source(tmp_path, pairs, capsys):

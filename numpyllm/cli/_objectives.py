@@ -47,6 +47,15 @@ def sentinel(i: int) -> str:
     return f"<extra_id_{i}>"
 
 
+def sentinels_in(text: str) -> list:
+    """The sentinel names written in `text`, in order."""
+    return [m.group() for m in _SENTINEL.finditer(text)]
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 # ---------------------------------------------------------------------- which objective
 def objective_of(ckpt):
     """``(name, Objective)`` of a checkpoint, from the record its trainer state keeps;
@@ -209,8 +218,16 @@ def build_model(name: str, opts: dict, vocab_size: int, tokenizer):
                                 activation="relu", pad_id=pad, **common)
         return Transformer(cfg, rng=rng)
     except (TypeError, ValueError) as exc:
-        raise CLIError(f"{exc} (from --n_embd as d_model, --n_head, --n_layer, --block_size as "
-                       "max_len, --dropout, --dtype)") from None
+        said = [f"{field} is {flag}" for field, flag in _CONFIG_NAMES.items()
+                if re.search(rf"\b{field}\b", str(exc))]
+        raise CLIError(f"{exc}" + (f" ({', '.join(said)})" if said else "")) from None
+
+
+# the config fields of the encoder and the encoder-decoder that `numpyllm train`'s options
+# set under other names (for messages)
+_CONFIG_NAMES = {"d_model": "--n_embd", "n_layers": "--n_layer",
+                 "n_encoder_layers": "--n_layer", "n_decoder_layers": "--n_layer",
+                 "max_len": "--block_size (+1 for the encoder-decoder)"}
 
 
 def describe_model(model) -> str:

@@ -84,7 +84,8 @@ def run(args) -> int:
         result = evaluate_objective(model, objective, pairs, batch_size=args.batch_size)
         match = exact_match(model, pairs, bos_id=objective.bos_id, eos_id=objective.eos_id,
                             batch_size=args.batch_size)
-        print(f"{where}: seq2seq, {len(pairs):,} pairs, {result['count']:,} target tokens "
+        print(f"{where}: seq2seq, {objectives.plural(len(pairs), 'pair')}, "
+              f"{result['count']:,} target tokens "
               f"predicted, loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f}, "
               f"token accuracy {result['accuracy']:.3f}, exact match {match:.3f} "
               f"({round(match * len(pairs)):,} of {len(pairs):,}, greedy decoding) "

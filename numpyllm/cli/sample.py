@@ -166,6 +166,11 @@ def _translate(args, model, tokenizer, ckpt) -> int:
         raise CLIError(f"{what}: pass --source TEXT{hint}")
     if name == "span":
         names = [objectives.sentinel(i) for i in range(len(objective.sentinel_ids))]
+        unknown = [m for m in objectives.sentinels_in(args.source) if m not in names]
+        if unknown:
+            raise CLIError(f"--source: {unknown[0]} is not one of this model's sentinels, "
+                           + names[0] + (f" ... {names[-1]}" if len(names) > 1 else "")
+                           + " (one per span of a training window)")
         src = objectives.encode_marked(tokenizer, args.source, names, "--source")
         if not set(src) & set(objective.sentinel_ids):
             raise CLIError(f"--source has no sentinel: a span model fills in {names[0]}"

@@ -467,7 +467,8 @@ def run(args) -> int:
                            f"--val_fraction {val_fraction}: use more pairs, or another "
                            "--val_fraction (0: no validation)")
         n_src, n_tgt = objectives.pair_tokens(pairs)
-        summary = (f"{len(pairs):,} pairs of {label} -> {n_src:,} source + {n_tgt:,} target "
+        summary = (f"{objectives.plural(len(pairs), 'pair')} of {label} -> {n_src:,} source "
+                   f"+ {n_tgt:,} target "
                    f"tokens ({type(tokenizer).__name__}, vocab {tokenizer.vocab_size}); "
                    f"{len(train_data):,} train / "
                    f"{len(val_data) if val_data is not None else 0:,} val pairs")
