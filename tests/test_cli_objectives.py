@@ -1,7 +1,6 @@
 """`numpyllm train --objective clm|prefix_lm|mlm|span|seq2seq`, then `eval` and `sample` of
 the checkpoint it made; resuming a run that is not causal LM; the one-line errors."""
 import csv
-import json
 
 import pytest
 

@@ -32,12 +32,10 @@ import numpy as np
 
 from . import CLIError
 
-NAMES = ("clm", "prefix_lm", "mlm", "span", "seq2seq")
 MODELS = {"clm": "GPT", "prefix_lm": "GPT", "mlm": "TransformerEncoderModel",
           "span": "Transformer", "seq2seq": "Transformer"}
 KINDS = {"GPT": "decoder", "TransformerEncoderModel": "encoder",
          "Transformer": "encoder-decoder"}
-TEXT_OBJECTIVES = ("clm", "prefix_lm", "mlm", "span")        # the data is a text stream
 
 MASK, PAD, BOS, EOS = "[MASK]", "<pad>", "<s>", "</s>"
 _SENTINEL = re.compile(r"<extra_id_([0-9]+)>")
