@@ -127,8 +127,10 @@ def encode(tokenizer, text: Text):
     that says the tokenizer was built from another text."""
     import numpy as np
     from ..tokenizers import UnknownCharacterError
+    # special-token names in a text are ordinary text (a BPETokenizer would refuse them)
+    encode_ordinary = getattr(tokenizer, "encode_ordinary", tokenizer.encode)
     try:
-        return np.asarray(tokenizer.encode(text.text), dtype=np.int64)
+        return np.asarray(encode_ordinary(text.text), dtype=np.int64)
     except UnknownCharacterError as exc:
         what = str(exc).split(";")[0]
         raise CLIError(f"{text.label}: {what}: the checkpoint's tokenizer was built from "

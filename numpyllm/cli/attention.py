@@ -29,8 +29,11 @@ def run(args) -> int:
     from ..plots import plot_attention
     from ._common import load_model_and_tokenizer, require_matplotlib
 
-    require_matplotlib()
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode --text for it")
+    if type(model).__name__ != "GPT":
+        raise CLIError(f"attention maps are drawn for a GPT (a decoder, --objective clm or "
+                       f"prefix_lm); this checkpoint is a {type(model).__name__}")
+    require_matplotlib()
     ids = tokenizer.encode(args.text)
     block = model.config.block_size
     if not ids:

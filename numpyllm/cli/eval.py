@@ -1,8 +1,19 @@
-"""``numpyllm eval``: the mean loss and perplexity of a checkpoint on a text file.
+"""``numpyllm eval``: a checkpoint's metrics on a text (or, for seq2seq, a pairs file).
 
-The text is encoded with the checkpoint's tokenizer and cut into non-overlapping
-windows of block_size, so every token (after the first) is predicted exactly once:
-a deterministic score, the same on every run (see numpyllm.training.evaluate_tokens).
+The objective the checkpoint was trained with (recorded in it) says what is scored:
+
+  clm        loss and perplexity, every token of the text predicted exactly once: the
+             text is cut into non-overlapping windows of block_size (a deterministic
+             score, see numpyllm.training.evaluate_tokens). A checkpoint that records no
+             objective is causal LM.
+  prefix_lm  loss and perplexity on the tokens after a random prefix of each window
+  mlm        loss and perplexity on the masked tokens, and the masked-token accuracy
+  span       loss and perplexity on the decoder's targets (the hidden spans)
+  seq2seq    loss, perplexity and accuracy of the target tokens (teacher forcing), and
+             the exact match of greedy decoding: the share of targets written exactly
+
+The random parts (prefix lengths, masks, spans) are drawn from a fixed seed over
+non-overlapping windows: the same figure on every run.
 
 Without ``--data`` it scores the text the checkpoint was trained on, which the
 checkpoint records (path, size and SHA-256, or the default corpus), and ``--split``
@@ -11,17 +22,19 @@ which ``--data`` to pass.
 """
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="mean loss and perplexity of a checkpoint on a text",
-                              description=__doc__)
+    p = subparsers.add_parser("eval", help="a checkpoint's loss, perplexity (and accuracy) "
+                              "on a text", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint directory")
-    p.add_argument("--data", metavar="FILE", help="UTF-8 text (default: the text the checkpoint "
-                   "was trained on)")
+    p.add_argument("--data", metavar="FILE", help="UTF-8 text, or source<TAB>target lines for "
+                   "seq2seq (default: the file the checkpoint was trained on)")
     p.add_argument("--split", choices=["all", "train", "val"], default="all",
                    help="score the whole file, or only its first (train) or last (val) part")
     p.add_argument("--val_fraction", "--val-fraction", type=float, default=None,
@@ -33,13 +46,18 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..data import train_val_split
-    from ..training import evaluate_tokens
+    from ..training import evaluate_objective, evaluate_tokens, exact_match
     from . import CLIError
+    from . import _objectives as objectives
     from ._common import encode, load_model_and_tokenizer, read_text, recorded_text
 
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode text for it")
+    name, objective = objectives.objective_of(ckpt)
     recorded = ckpt.trainer_state.get("data")
     if args.data is None:
+        if name == "seq2seq" and recorded is None:
+            raise CLIError("the checkpoint records no data file: pass --data FILE of "
+                           "source<TAB>target lines")
         source = recorded_text(recorded, advice="pass --data FILE with the text to score")
     else:
         source = read_text(args.data)
@@ -48,15 +66,54 @@ def run(args) -> int:
         val_fraction = (recorded or {}).get("val_fraction", 0.1)
     if not 0 <= val_fraction < 1:
         raise CLIError(f"--val_fraction must be in [0, 1), got {val_fraction}")
+    if args.batch_size < 1:
+        raise CLIError(f"--batch_size must be >= 1, got {args.batch_size}")
+    where = f"{source.label} [{args.split}]"
+    start = time.perf_counter()
+
+    if name == "seq2seq":
+        sources, targets = objectives.read_pairs(source.record["path"], source.label)
+        pairs = objectives.encode_pairs(tokenizer, sources, targets, source.label)
+        objectives.check_pair_lengths(pairs, model.config.max_len - 1, source.label,
+                                      "the model cannot read them")
+        if args.split != "all":
+            train, val = objectives.split_pairs(pairs, val_fraction)
+            pairs = val if args.split == "val" else train
+            if pairs is None:
+                raise CLIError(f"{where} has no pair to score")
+        result = evaluate_objective(model, objective, pairs, batch_size=args.batch_size)
+        match = exact_match(model, pairs, bos_id=objective.bos_id, eos_id=objective.eos_id,
+                            batch_size=args.batch_size)
+        print(f"{where}: seq2seq, {objectives.plural(len(pairs), 'pair')}, "
+              f"{result['count']:,} target tokens "
+              f"predicted, loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f}, "
+              f"token accuracy {result['accuracy']:.3f}, exact match {match:.3f} "
+              f"({round(match * len(pairs)):,} of {len(pairs):,}, greedy decoding) "
+              f"(step {ckpt.step}, {time.perf_counter() - start:.1f} s)")
+        return 0
+
     ids = encode(tokenizer, source)
     if args.split != "all":
         train_ids, val_ids = train_val_split(ids, val_fraction)
         ids = val_ids if args.split == "val" else train_ids
-    if len(ids) < 2:
-        raise CLIError(f"{source.label} [{args.split}] has {len(ids)} tokens: too few to score")
-    start = time.perf_counter()
-    result = evaluate_tokens(model, ids, batch_size=args.batch_size)
-    print(f"{source.label} [{args.split}]: {result['tokens']:,} tokens predicted, "
-          f"loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f} "
+    if name == "clm":
+        if len(ids) < 2:
+            raise CLIError(f"{where} has {len(ids)} tokens: too few to score")
+        result = evaluate_tokens(model, ids, batch_size=args.batch_size)
+        print(f"{where}: {result['tokens']:,} tokens predicted, "
+              f"loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f} "
+              f"(step {ckpt.step}, {time.perf_counter() - start:.1f} s)")
+        return 0
+    T = objective.context_length
+    if len(ids) < T + 1:
+        raise CLIError(f"{where} has {len(ids)} tokens, fewer than one window of the "
+                       f"model's context + 1 = {T + 1}: too few to score")
+    result = evaluate_objective(model, objective, np.asarray(ids), batch_size=args.batch_size)
+    what = {"prefix_lm": "tokens predicted (those after a random prefix of each window)",
+            "mlm": "masked tokens predicted",
+            "span": "target tokens predicted (the hidden spans, their sentinels, </s>)"}[name]
+    accuracy = f", accuracy {result['accuracy']:.3f}" if name == "mlm" else ""
+    print(f"{where}: {name}, {result['count']:,} {what}, loss {result['loss']:.4f}, "
+          f"perplexity {result['perplexity']:.3f}{accuracy} "
           f"(step {ckpt.step}, {time.perf_counter() - start:.1f} s)")
     return 0

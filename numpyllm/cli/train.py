@@ -1,18 +1,38 @@
-"""``numpyllm train``: train a GPT on a text file (or the default corpus), on the CPU.
+"""``numpyllm train``: train a model on a text file (or the default corpus), on the CPU.
 
 With no arguments it trains nanoGPT's CPU-sized character-level GPT (4 layers, 4 heads,
 128 wide, context 64) on the Python standard library's source text, which is on every
 machine with Python, and prints samples at the end. Everything goes to ``--out``:
 ``ckpt/`` (checkpoints, resumable with ``--resume``), ``log.csv`` and ``loss.png``.
 
-The checkpoint records the text it was trained on (the file's path, size and SHA-256,
-or the default corpus), so ``--resume`` (and ``numpyllm eval``) without ``--data`` use
-that text, or say which ``--data`` to pass if it moved or changed. Resuming keeps the
-checkpoint's settings, the learning-rate schedule included: ``--max_iters`` is only
-where to stop, and steps past ``--lr_decay_iters`` train at ``--min_lr``, so the
-learning rate never jumps up. Ctrl-C (or SIGTERM) stops after the current step, saves
-it, and says how to resume. The progress lines give the time left (on a terminal, one
-line rewritten in place).
+``--objective`` chooses what the model learns, and so the model (docs/objectives.md):
+
+  clm        next-token prediction (the default)               a GPT
+  prefix_lm  a prefix read both ways, the tokens after it      a GPT
+  mlm        BERT's masked LM                                  an encoder (BERT-like)
+  span       T5's span corruption                              an encoder-decoder
+  seq2seq    source -> target, --data of source<TAB>target     an encoder-decoder
+
+The model options apply to each: --n_layer layers in each stack, --n_embd wide, --n_head
+heads, --block_size the context (for seq2seq: the longest source or target), --dropout,
+--dtype. The encoder is pre-LN with GELU and learned positions (or --positions
+sinusoidal) and BERT's MLM head; the encoder-decoder pre-LN with ReLU, sinusoidal
+positions and one embedding shared by both sides and the output. Options only the GPT
+has (--positions rope|alibi, --bias false, --attn_block_size) are refused for the others.
+The tokenizer gets the special tokens the objective needs ([MASK]; <pad>, <s>, </s> and
+the sentinels <extra_id_0>, ...), after the ordinary ones. A seq2seq file's last
+--val_fraction of pairs is held out; at the end the run prints a few of them decoded and
+the exact match over them (at most 1,024; numpyllm eval scores all), an mlm run the
+masked-token accuracy, a span run a few validation windows decoded.
+
+The checkpoint records the objective and the file it was trained on (the file's path,
+size and SHA-256, or the default corpus), so ``--resume`` (and ``numpyllm eval``) without
+``--data`` or ``--objective`` use them, or say which ``--data`` to pass if it moved or
+changed. Resuming keeps the checkpoint's settings, the learning-rate schedule included:
+``--max_iters`` is only where to stop, and steps past ``--lr_decay_iters`` train at
+``--min_lr``, so the learning rate never jumps up. Ctrl-C (or SIGTERM) stops after the
+current step, saves it, and says how to resume. The progress lines give the time left
+(on a terminal, one line rewritten in place).
 """
 from __future__ import annotations
 
@@ -30,6 +50,16 @@ from pathlib import Path
 import numpy as np
 
 from . import CLIError
+
+# --objective -> the model it trains (numpyllm/cli/_objectives.py)
+OBJECTIVE_MODELS = {
+    "clm": "next-token prediction, a GPT",
+    "prefix_lm": "prefix LM (a prefix read both ways, the rest predicted), a GPT",
+    "mlm": "BERT's masked LM, an encoder",
+    "span": "T5's span corruption, an encoder-decoder",
+    "seq2seq": "source -> target pairs (--data FILE of source<TAB>target lines), an "
+               "encoder-decoder",
+}
 
 # option -> (type, default, help); the names are nanoGPT's. With --resume the defaults of
 # the TRAIN_OPTIONS are the checkpoint's values, and the MODEL_OPTIONS are the checkpoint's.
@@ -68,12 +98,18 @@ TRAIN_OPTIONS = {
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a GPT on a text file (default: Python's own source)",
+    p = subparsers.add_parser("train", help="train a GPT (or, with --objective, an encoder or "
+                              "an encoder-decoder) on a text file (default: Python's own source)",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--objective", choices=list(OBJECTIVE_MODELS), default=None,
+                   help="what the model learns, and so which model: " + "; ".join(
+                       f"{k}: {v}" for k, v in OBJECTIVE_MODELS.items())
+                   + " (default: clm; with --resume: the checkpoint's)")
     p.add_argument("--data", metavar="FILE", help="UTF-8 text to train on (default: the Python "
                    "standard library's source, no download; with --resume: the text the "
-                   "checkpoint records)")
+                   "checkpoint records); for --objective seq2seq, a file of source<TAB>target "
+                   "lines (required)")
     p.add_argument("--allow_new_data", "--allow-new-data", action="store_true",
                    help="with --resume: carry on training on a --data other than the "
                    "checkpoint's text (without it, that is an error)")
@@ -86,8 +122,9 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="FILE", help="JSON file of any of the options below")
     p.add_argument("--resume", action="store_true",
                    help="continue from DIR/ckpt with its settings (flags given override them)")
-    p.add_argument("--samples", type=int, default=2, help="samples to print at the end")
-    p.add_argument("--sample_tokens", type=int, default=300, help="tokens per sample")
+    p.add_argument("--samples", type=int, default=2, help="samples to print at the end (span, "
+                   "seq2seq: validation examples decoded)")
+    p.add_argument("--sample_tokens", type=int, default=300, help="tokens per sample (a decoder's)")
     p.add_argument("--no_plot", action="store_true", help="do not write loss.png")
     p.add_argument("--quiet", action="store_true", help="no progress lines (evaluations still print)")
     for name, (kind, default, text) in {**MODEL_OPTIONS, **TRAIN_OPTIONS}.items():
@@ -138,11 +175,14 @@ def _boolean(flag: str, value) -> bool:
     raise CLIError(f"{flag} must be true or false, got {value!r}")
 
 
-def _build_tokenizer(args, text: str):
+def _build_tokenizer(args, text, specials=()):
+    """A tokenizer of `text` (a str, or a list of them), with the objective's special
+    tokens (given the ids after the ordinary ones; --vocab_size counts them)."""
     from ..tokenizers import BPETokenizer, CharTokenizer
     if args.tokenizer == "char":
-        return CharTokenizer.from_text(text)
-    return BPETokenizer().train(text, args.vocab_size)
+        return CharTokenizer.from_text(text if isinstance(text, str) else "".join(text),
+                                       special_tokens=list(specials))
+    return BPETokenizer(special_tokens=list(specials) or None).train(text, args.vocab_size)
 
 
 def _check_out(out: Path) -> None:
@@ -322,6 +362,7 @@ def run(args) -> int:
     from ..data import train_val_split
     from ..nn.gpt import GPT, GPTConfig
     from ..training import CSVLogger, NonFiniteError, TrainConfig, Trainer
+    from . import _objectives as objectives
     from ._common import describe, encode, read_text, recorded_text, same_text
 
     out = Path(args.out)
@@ -345,13 +386,32 @@ def run(args) -> int:
     saved = ckpt.trainer_state.get("train_config", {}) if ckpt else None
     opts, explicit = _options(args, saved)
 
+    # the objective: the one given (clm by default), or (resuming) the checkpoint's
+    if ckpt is not None:
+        name = objectives.objective_of(ckpt)[0]
+        if args.objective is not None and args.objective != name:
+            raise CLIError(f"--resume: --objective {args.objective} differs from the "
+                           f"checkpoint's {name} (step {ckpt.step}): the objective is the "
+                           "checkpoint's; drop --objective, or start a new run in another --out")
+    else:
+        name = args.objective or "clm"
+    if objectives.MODELS[name] != "GPT":
+        objectives.check_options_fit(name, explicit, opts, _boolean("--bias", opts["bias"]))
+    pairs_data = name == "seq2seq"          # source<TAB>target lines, not a text stream
+
     # the text: the one given, or (resuming) the one the checkpoint records
     recorded = ckpt.trainer_state.get("data") if ckpt else None
     if args.resume and args.data is None:
+        if pairs_data and recorded is None:
+            raise CLIError("--resume: the checkpoint records no data file: pass --data FILE "
+                           "of source<TAB>target lines")
         source = recorded_text(recorded, advice="pass --data FILE with that text (or, to carry "
                                "on with another text, --data FILE --allow_new_data)")
         label = f"{source.label} (the checkpoint's text)"
     else:
+        if pairs_data and args.data is None:
+            raise CLIError("--objective seq2seq needs --data FILE: a UTF-8 file of "
+                           "source<TAB>target lines")
         source = read_text(args.data)
         label = source.label
         if recorded is not None and not same_text(source.record, recorded):
@@ -369,19 +429,49 @@ def run(args) -> int:
 
     if ckpt is not None:
         tokenizer = ckpt.tokenizer
-        model_config = ckpt.model_config.get("config", {})
+        model_config = objectives.model_options(ckpt.model_config.get("type"),
+                                                ckpt.model_config.get("config", {}))
         _check_model_options(explicit, opts, model_config, ckpt.step)
         block = int(model_config.get("block_size", opts["block_size"]))
     else:
-        tokenizer = _build_tokenizer(args, source.text)
+        tokenizer = None                     # built from the data, below
         block = opts["block_size"]
-    ids = encode(tokenizer, source)
-    train_ids, val_ids = train_val_split(ids, val_fraction)
-    for name, part in (("training", train_ids), ("validation", val_ids)):
-        if len(part) < block + 1 and not (name == "validation" and val_fraction == 0):
-            raise CLIError(f"the {name} split has {len(part)} tokens, fewer than block_size + 1 "
-                           f"= {block + 1}: use a longer text or a smaller --block_size")
-    val_ids = val_ids if len(val_ids) > block else None
+    specials = objectives.special_tokens(name, block)
+    if not pairs_data:
+        if tokenizer is None:
+            tokenizer = _build_tokenizer(args, source.text, specials)
+        ids = encode(tokenizer, source)
+        train_ids, val_ids = train_val_split(ids, val_fraction)
+        for part_name, part in (("training", train_ids), ("validation", val_ids)):
+            if len(part) < block + 1 and not (part_name == "validation" and val_fraction == 0):
+                raise CLIError(f"the {part_name} split has {len(part)} tokens, fewer than "
+                               f"block_size + 1 = {block + 1}: use a longer text or a smaller "
+                               "--block_size")
+        train_data, val_data = train_ids, (val_ids if len(val_ids) > block else None)
+        summary = (f"{len(source.text):,} characters of {label} -> {len(ids):,} tokens "
+                   f"({type(tokenizer).__name__}, vocab {tokenizer.vocab_size}); "
+                   f"{len(train_ids):,} train / "
+                   f"{len(val_data) if val_data is not None else 0:,} val")
+    else:
+        sources, targets = objectives.read_pairs(source.record["path"], source.label)
+        if tokenizer is None:
+            tokenizer = _build_tokenizer(args, sources + targets, specials)
+        pairs = objectives.encode_pairs(tokenizer, sources, targets, source.label)
+        objectives.check_pair_lengths(
+            pairs, block, source.label, "pass --block_size {longest} or more" if ckpt is None else
+            "the model's context is the checkpoint's: shorten those pairs")
+        train_data, val_data = objectives.split_pairs(pairs, val_fraction)
+        if train_data is None or (val_data is None and val_fraction > 0):
+            raise CLIError(f"{source.label}: {len(pairs)} pairs leave no "
+                           f"{'training' if train_data is None else 'validation'} pair at "
+                           f"--val_fraction {val_fraction}: use more pairs, or another "
+                           "--val_fraction (0: no validation)")
+        n_src, n_tgt = objectives.pair_tokens(pairs)
+        summary = (f"{objectives.plural(len(pairs), 'pair')} of {label} -> {n_src:,} source "
+                   f"+ {n_tgt:,} target "
+                   f"tokens ({type(tokenizer).__name__}, vocab {tokenizer.vocab_size}); "
+                   f"{len(train_data):,} train / "
+                   f"{len(val_data) if val_data is not None else 0:,} val pairs")
 
     try:
         train_cfg = TrainConfig.from_dict({**(saved or {}), **{k: opts[k] for k in TRAIN_OPTIONS}})
@@ -393,32 +483,44 @@ def run(args) -> int:
 
     if ckpt is not None:
         try:
-            trainer, _ = Trainer.resume(ckpt, train_ids, val_ids, config=train_cfg)
+            trainer, _ = Trainer.resume(ckpt, train_data, val_data, config=train_cfg)
         except CheckpointError as exc:
             raise CLIError(f"--resume: {exc}") from None
         trainer.data_source = data_source
         model = trainer.model
     else:
+        objective = objectives.make_objective(name, tokenizer, block)
+        if objectives.MODELS[name] == "GPT":
+            try:
+                model_cfg = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block,
+                                      n_layer=opts["n_layer"], n_head=opts["n_head"],
+                                      n_embd=opts["n_embd"], dropout=opts["dropout"],
+                                      bias=_boolean("--bias", opts["bias"]),
+                                      attn_block_size=opts["attn_block_size"],
+                                      positions=opts["positions"], dtype=opts["dtype"])
+            except (TypeError, ValueError) as exc:
+                raise CLIError(str(exc)) from None
+            model = GPT(model_cfg, rng=np.random.default_rng(opts["seed"]))
+        else:
+            model = objectives.build_model(name, opts, tokenizer.vocab_size, tokenizer)
         try:
-            model_cfg = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block,
-                                  n_layer=opts["n_layer"], n_head=opts["n_head"],
-                                  n_embd=opts["n_embd"], dropout=opts["dropout"],
-                                  bias=_boolean("--bias", opts["bias"]),
-                                  attn_block_size=opts["attn_block_size"],
-                                  positions=opts["positions"], dtype=opts["dtype"])
-        except (TypeError, ValueError) as exc:
-            raise CLIError(str(exc)) from None
-        model = GPT(model_cfg, rng=np.random.default_rng(opts["seed"]))
-        trainer = Trainer(model, train_ids, val_ids, train_cfg, data_source=data_source)
+            trainer = Trainer(model, train_data, val_data, train_cfg, objective=objective,
+                              data_source=data_source)
+        except ValueError as exc:
+            raise CLIError(f"--objective {name}: {exc}") from None
 
     c = model.config
-    print(f"numpyllm train: {len(source.text):,} characters of {label} -> {len(ids):,} tokens "
-          f"({type(tokenizer).__name__}, vocab {tokenizer.vocab_size}); {len(train_ids):,} train "
-          f"/ {len(val_ids) if val_ids is not None else 0:,} val")
-    print(f"model: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}, "
-          f"{model.num_parameters():,} parameters, {c.dtype}; {train_cfg.max_iters} steps of "
-          f"batch {train_cfg.batch_size} x {train_cfg.gradient_accumulation_steps}"
-          + (f" (resuming at step {trainer.step})" if ckpt is not None else ""))
+    steps_line = (f"{model.num_parameters():,} parameters, {c.dtype}; {train_cfg.max_iters} "
+                  f"steps of batch {train_cfg.batch_size} x {train_cfg.gradient_accumulation_steps}"
+                  + (f" (resuming at step {trainer.step})" if ckpt is not None else ""))
+    print(f"numpyllm train: {summary}")
+    if isinstance(model, GPT):
+        print(f"model: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context "
+              f"{c.block_size}, {steps_line}")
+    else:
+        print(f"{objectives.describe_model(model)}, {steps_line}")
+    if name != "clm":
+        print(objectives.describe_objective(trainer.objective, tokenizer))
     print(_schedule_line(train_cfg, trainer.step))
     if ckpt is not None:
         before = _lr_at(TrainConfig.from_dict(saved), trainer.step)
@@ -457,16 +559,16 @@ def run(args) -> int:
     elapsed = time.perf_counter() - start
     steps = trainer.step - first_step
     if stop.signum is not None:
-        name = signal.Signals(stop.signum).name
+        signame = signal.Signals(stop.signum).name
         if saves:
             what = f"saved step {trainer.step} in {saves[-1]}"
         elif trainer.step > 0:
             what = f"step {trainer.step} is in {_newest(ckpt_dir, bare=True)}"
         else:
-            print(f"numpyllm train: {name}: stopped before the first step; nothing to save",
+            print(f"numpyllm train: {signame}: stopped before the first step; nothing to save",
                   file=sys.stderr)
             return 128 + stop.signum
-        print(f"numpyllm train: {name}: stopped after {steps} steps this run; {what}; "
+        print(f"numpyllm train: {signame}: stopped after {steps} steps this run; {what}; "
               f"carry on with: numpyllm train --out {shlex.quote(str(out))} --resume",
               file=sys.stderr)
         return 128 + stop.signum
@@ -479,7 +581,12 @@ def run(args) -> int:
         from ..plots import plot_loss_csv
         png = plot_loss_csv(out / "log.csv", out / "loss.png")
         print(f"loss curve: {png}" if png else "loss curve: skipped (pip install matplotlib)")
-    _print_samples(model, tokenizer, args, opts["seed"])
+    if isinstance(model, GPT):
+        _print_samples(model, tokenizer, args, opts["seed"])
+    else:
+        held_out = val_data is not None
+        _report(trainer.objective, model, tokenizer, val_data if held_out else train_data,
+                "validation" if held_out else "training", args, opts["seed"])
     return 0
 
 
@@ -507,3 +614,59 @@ def _print_samples(model, tokenizer, args, seed: int) -> None:
         print(f"--- sample {i + 1} ---")
         print(tokenizer.decode(ids.tolist()))
     print("---")
+
+
+# the end of a run of the encoder (mlm) or the encoder-decoder (span, seq2seq): what it
+# can do on held-out data, on at most this many windows or pairs (numpyllm eval: all)
+REPORT_LIMIT = 1024
+
+
+def _report(objective, model, tokenizer, data, which: str, args, seed: int) -> None:
+    from ..generate import generate_seq2seq
+    from ..training import evaluate_objective, exact_match
+    from . import _objectives as objectives
+    rng = np.random.default_rng(seed)
+    if objective.name == "mlm":
+        T = objective.context_length
+        tokens = data[:REPORT_LIMIT * T + 1]
+        capped = len(tokens) < len(data)
+        result = evaluate_objective(model, objective, tokens, batch_size=32)   # as eval
+        print(f"masked-token accuracy on the {which} text: {result['accuracy']:.3f} "
+              f"({result['count']:,} masked tokens"
+              + (f" in its first {REPORT_LIMIT:,} windows" if capped else "")
+              + f"; loss {result['loss']:.4f}, perplexity {result['perplexity']:.2f})")
+        return
+    if objective.name == "span":
+        if args.samples <= 0:
+            return
+        T = objective.context_length
+        starts = rng.integers(0, len(data) - T, size=args.samples)
+        src, tgt = objective.corrupt(np.stack([data[s:s + T] for s in starts]), rng)
+        outs = generate_seq2seq(model, src, tgt.shape[1], bos_id=objective.bos_id,
+                                eos_id=objective.eos_id, greedy=True)
+        for i, out in enumerate(outs):
+            print(f"--- {which} window {i + 1} (greedy decoding) ---")
+            print("input:  " + objectives.shown(tokenizer.decode(src[i].tolist())))
+            print("target: " + objectives.shown(tokenizer.decode(tgt[i].tolist())))
+            print("output: " + objectives.shown(tokenizer.decode(out.tolist())))
+        print("---")
+        return
+    # seq2seq: a few pairs decoded, and how many of them all come out exactly right
+    shown = objectives.decode_pairs(model, objective, data, max(args.samples, 0))
+    if shown:
+        print(f"--- {which} pairs (greedy decoding): source -> output ---")
+    for i, out in enumerate(shown):
+        target = data.targets[i]
+        right = out.shape == target.shape and bool((out == target).all())
+        print(f"{objectives.shown(tokenizer.decode(data.sources[i].tolist()))} -> "
+              f"{objectives.shown(tokenizer.decode(out.tolist()))}"
+              + ("  (right)" if right else
+                 f"  (target: {objectives.shown(tokenizer.decode(target.tolist()))})"))
+    if shown:
+        print("---")
+    scored = objectives.first_pairs(data, REPORT_LIMIT)
+    score = exact_match(model, scored, bos_id=objective.bos_id, eos_id=objective.eos_id)
+    print(f"exact match on the {which} pairs: {score:.3f} ({round(score * len(scored)):,} of "
+          f"{len(scored):,}, greedy decoding"
+          + (f"; the first {len(scored):,} of {len(data):,}: numpyllm eval scores them all"
+             if len(scored) < len(data) else "") + ")")
