@@ -75,7 +75,7 @@ def test_clm_is_the_default_and_unchanged(tmp_path, poem, capsys):
     assert printed.splitlines()[1].startswith("model: 1 layers, 2 heads, 16 wide, context 16")
 
 
-def test_prefix_lm_trains_a_gpt_then_evals_and_samples(tmp_path, poem, capsys):
+def test_prefix_lm_trains_a_gpt_then_evals_and_samples(tmp_path, poem, capsys, monkeypatch):
     out = tmp_path / "run"
     printed = run(capsys, "train", "--objective", "prefix_lm", "--data", str(poem), "--out",
                   str(out), *SHORT, *TINY)
@@ -86,8 +86,22 @@ def test_prefix_lm_trains_a_gpt_then_evals_and_samples(tmp_path, poem, capsys):
     assert "prefix_lm" in line and "tokens predicted" in line and "perplexity" in line
     again = metrics(run(capsys, "eval", "--ckpt", str(out / "ckpt"), "--split", "val"))
     assert line.split("(step")[0] == again.split("(step")[0]          # the same figure
-    assert run(capsys, "sample", "--ckpt", str(out / "ckpt"), "--prompt", "the ",
-               "--max-new-tokens", "8", "--seed", "1").startswith("the ")
+    sampled = run(capsys, "sample", "--ckpt", str(out / "ckpt"), "--prompt", "the ",
+                  "--max-new-tokens", "8", "--greedy")
+    # the prompt is read as the prefix the model was trained on: both ways
+    from numpyllm.generate import generate_text
+    from numpyllm.training.checkpoint import load_model
+    model, tok, _ = load_model(out / "ckpt")
+    assert sampled.rstrip("\n") == "the " + generate_text(model, tok, "the ", 8, greedy=True,
+                                                         prefix=True)
+    import numpyllm.generate as generate_module
+    seen = []
+    real = generate_module.stream_text
+    monkeypatch.setattr(generate_module, "stream_text",
+                        lambda *a, **kw: seen.append(kw.get("prefix")) or real(*a, **kw))
+    run(capsys, "sample", "--ckpt", str(out / "ckpt"), "--prompt", "the ",
+        "--max-new-tokens", "2")
+    assert seen == [True]
     one_line_error(capsys, ["sample", "--ckpt", str(out / "ckpt"), "--source", "the"],
                    "--source does not apply", "decoder", "--prompt")
 

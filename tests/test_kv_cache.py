@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from numpyllm import no_grad
 from numpyllm.generate import generate
 from numpyllm.nn import GPT, GPTConfig, MultiHeadAttention, Transformer, TransformerConfig
 from numpyllm.nn.kv_cache import KVCache, LayerKVCache
@@ -260,3 +261,53 @@ def test_decode_cached_checks_its_inputs():
     model.decode_cached(np.array([[1, 2, 3]]), memory, cache)
     with pytest.raises(ValueError, match="exceed max_len=4"):
         model.decode_cached(np.array([[1, 2]]), memory, cache)
+
+
+# ------------------------------------------------------------------ a prefix decoder's prompt
+@given(positions=st.sampled_from(["learned", "sinusoidal", "rope", "alibi"]), data=st.data())
+def test_prefix_generation_equals_recomputing_with_the_prompt_as_prefix(positions, data):
+    """generate(prefix=True): the prompt read both ways (prefilled into the cache at once),
+    the new tokens causally; each step's greedy token equals the argmax of a full forward
+    with prefix_lengths = the prompt's length."""
+    from numpyllm.generate import generate
+    from numpyllm.nn.gpt import GPT, GPTConfig
+    from numpyllm.checks import perturb
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    model = perturb(GPT(GPTConfig(vocab_size=13, block_size=16, n_layer=2, n_head=2, n_embd=8,
+                                  positions=positions, dtype="float64"), rng=rng), rng, std=0.5)
+    P = data.draw(st.integers(1, 6), label="prompt length")
+    prompt = rng.integers(0, 13, size=P)
+    out = generate(model, prompt, 6, greedy=True, prefix=True)
+    seq = prompt.copy()
+    with no_grad():
+        for _ in range(6):
+            logits = model(seq[None], prefix_lengths=np.array([P]))[0].data[0, -1]
+            seq = np.append(seq, np.argmax(logits))
+    np.testing.assert_array_equal(out, seq)
+    # a batch of prompts of different lengths (left-padded) gives each row its own result
+    other = rng.integers(0, 13, size=P + 2)
+    batch = generate(model, [prompt, other], 6, greedy=True, prefix=True)
+    np.testing.assert_array_equal(batch[0], out)
+    np.testing.assert_array_equal(batch[1], generate(model, other, 6, greedy=True, prefix=True))
+
+
+def test_prefix_generation_differs_from_causal_and_needs_the_cache():
+    from numpyllm.generate import generate
+    from numpyllm.nn.gpt import GPT, GPTConfig
+    from numpyllm.checks import perturb
+    model = perturb(GPT(GPTConfig(vocab_size=13, block_size=16, n_layer=2, n_head=2, n_embd=16),
+                        rng=0), np.random.default_rng(1), std=0.5)
+    prompt = np.array([3, 1, 4, 1, 5, 9, 2])
+    prompts = np.random.default_rng(2).integers(0, 13, size=(10, 6))
+    assert any((generate(model, p, 8, greedy=True, prefix=True)
+                != generate(model, p, 8, greedy=True)).any() for p in prompts)
+    with no_grad():
+        both = model.forward_cached(prompt[None], model.new_cache(), prefix=True).data
+        causal = model.forward_cached(prompt[None], model.new_cache()).data
+    assert not np.allclose(both[0, 0], causal[0, 0])      # position 0 sees the whole prompt
+    with pytest.raises(ValueError, match="needs the KV cache"):
+        generate(model, prompt, 2, greedy=True, prefix=True, use_cache=False)
+    cache = model.new_cache()
+    model.forward_cached(prompt[None], cache)
+    with pytest.raises(ValueError, match="needs an empty cache"):
+        model.forward_cached(prompt[None, :1], cache, prefix=True)

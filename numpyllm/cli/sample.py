@@ -100,7 +100,7 @@ def run(args) -> int:
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode a prompt for it")
     kind = type(model).__name__
     if kind == "GPT":
-        return _continue(args, model, tokenizer)
+        return _continue(args, model, tokenizer, ckpt)
     if kind == "Transformer":
         return _translate(args, model, tokenizer, ckpt)
     if kind == "TransformerEncoderModel":
@@ -109,9 +109,10 @@ def run(args) -> int:
 
 
 # ---------------------------------------------------------------------- decoders
-def _continue(args, model, tokenizer) -> int:
+def _continue(args, model, tokenizer, ckpt) -> int:
     from ..generate import stream_text
     from ..tokenizers import UnknownCharacterError
+    from . import _objectives as objectives
     _refuse(args, {"--source": args.source is not None, "--text": args.text is not None,
                    "--beam": args.beam is not None},
             "this checkpoint is a decoder (GPT): it continues a --prompt")
@@ -134,6 +135,13 @@ def _continue(args, model, tokenizer) -> int:
     options = dict(temperature=temperature, top_k=args.top_k, top_p=args.top_p,
                    greedy=args.greedy, rng=rng, stop=args.stop,
                    eos_id=_eos_id(tokenizer, args.eos), use_cache=args.use_cache)
+    if objectives.objective_of(ckpt)[0] == "prefix_lm":
+        # a prefix decoder reads its prompt both ways, as in training (needs the cache)
+        if args.use_cache:
+            options["prefix"] = True
+        else:
+            print("note: without the KV cache the prompt is read causally, not as the "
+                  "prefix this model was trained to read both ways", file=sys.stderr)
     for i in range(args.num_samples):
         pieces = stream_text(model, tokenizer, np.array(prompt), args.max_new_tokens,
                              **options)                   # checks the options at once

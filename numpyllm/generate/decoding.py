@@ -125,8 +125,9 @@ class _Run:
     cache, the rows still running, and what each row generated."""
 
     def __init__(self, model, kind, prompts, max_new_tokens, sampling, criteria, rng,
-                 use_cache, pad_id):
+                 use_cache, pad_id, prefix=False):
         self.model, self.kind, self.prompts = model, kind, prompts
+        self.prefix = prefix                     # the prompt is read both ways (prefill)
         self.n, self.sampling, self.criteria, self.rng = max_new_tokens, sampling, criteria, rng
         self.use_cache = use_cache and hasattr(model, "forward_cached")
         self.pad_id = pad_id
@@ -175,12 +176,16 @@ class _Run:
             cache = self.cache
             if cache is None or (self.window is not None and cache.seen.max() >= self.window):
                 ids, valid = self._window()                  # prefill, or re-prefill a crop
+                options = {}
                 if cache is None:
                     cache = self.cache = model.new_cache(
                         self.tokens.shape[1] - self.length + ids.shape[1])
+                    if self.prefix:                          # the prompt, read both ways
+                        options["prefix"] = True
                 else:
                     cache.reset()                            # its buffers are reused
-                out = model.forward_cached(ids, cache, key_padding_mask=valid, last_only=True)
+                out = model.forward_cached(ids, cache, key_padding_mask=valid, last_only=True,
+                                           **options)
             else:                                            # one new token per row
                 out = model.forward_cached(self.tokens[:, self.length - 1:self.length], cache,
                                            last_only=True)
@@ -224,7 +229,7 @@ class _Run:
 
 
 def _start(model, ids, max_new_tokens, temperature, top_k, top_p, greedy, eos_id, stop, rng,
-           use_cache, pad_id) -> _Run:
+           use_cache, pad_id, prefix=False) -> _Run:
     """Check everything (before any work, so a stream fails at once) and set up a run."""
     max_new_tokens = count("max_new_tokens", max_new_tokens, 0)
     check_sampling(temperature, top_k, top_p, greedy)
@@ -232,16 +237,20 @@ def _start(model, ids, max_new_tokens, temperature, top_k, top_p, greedy, eos_id
     _check_prompts(prompts, getattr(getattr(model, "config", None), "vocab_size", None))
     if isinstance(pad_id, bool) or not isinstance(pad_id, numbers.Integral):
         raise ValueError(f"pad_id must be an integer, got {pad_id!r}")
+    if prefix and not (use_cache and hasattr(model, "forward_cached")):
+        raise ValueError("prefix=True (the prompt read both ways) needs the KV cache: "
+                         "use_cache=True and a model with forward_cached")
     sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
     return _Run(model, kind, prompts, max_new_tokens, sampling,
                 StopCriteria(eos_id, stop), None if greedy else make_rng(rng), use_cache,
-                int(pad_id))
+                int(pad_id), bool(prefix))
 
 
 # --------------------------------------------------------------------------- public
 def generate(model, ids, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-             eos_id=None, stop=None, rng=None, use_cache: bool = True, pad_id: int = -1):
+             eos_id=None, stop=None, rng=None, use_cache: bool = True, pad_id: int = -1,
+             prefix: bool = False):
     """Continue `ids` by up to `max_new_tokens` tokens; returns new arrays (the caller's
     are never modified).
 
@@ -255,6 +264,9 @@ def generate(model, ids, max_new_tokens: int, *, temperature: float = 1.0,
       otherwise. Rows of a ``[B, T]`` batch that end early are filled with `pad_id`
       (-1 by default: not a token, so ``row[row >= 0]`` is the sequence).
     - `use_cache`: prefill once, then one token per step (see the module doc).
+    - `prefix`: the prompt is a prefix read both ways, as a prefix decoder (a GPT trained
+      with the prefix-LM objective) expects; the new tokens follow causally. Needs the
+      cache; a crop past a learned-position model's block_size re-reads causally.
 
     >>> import numpy as np
     >>> from numpyllm.nn import GPT, GPTConfig
@@ -267,7 +279,7 @@ def generate(model, ids, max_new_tokens: int, *, temperature: float = 1.0,
     [3, 5]
     """
     run = _start(model, ids, max_new_tokens, temperature, top_k, top_p, greedy, eos_id, stop,
-                 rng, use_cache, pad_id)
+                 rng, use_cache, pad_id, prefix)
     for _ in run.steps():
         pass
     return run.result()
@@ -275,7 +287,8 @@ def generate(model, ids, max_new_tokens: int, *, temperature: float = 1.0,
 
 def stream(model, ids, max_new_tokens: int, *, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-           eos_id=None, stop=None, rng=None, use_cache: bool = True, pad_id: int = -1):
+           eos_id=None, stop=None, rng=None, use_cache: bool = True, pad_id: int = -1,
+           prefix: bool = False):
     """`generate` as an iterator over the new tokens, each yielded as soon as it is
     sampled. A 1-D prompt yields ints; a batch yields int64 arrays ``[B]``, with `pad_id`
     for rows that have already stopped. The arguments are checked at once (not at the
@@ -290,7 +303,7 @@ def stream(model, ids, max_new_tokens: int, *, temperature: float = 1.0,
     True
     """
     run = _start(model, ids, max_new_tokens, temperature, top_k, top_p, greedy, eos_id, stop,
-                 rng, use_cache, pad_id)
+                 rng, use_cache, pad_id, prefix)
     if run.kind == "single":
         return (int(tok[0]) for _, tok in run.steps())
     return _batched(run.steps(), len(run.prompts), run.pad_id)

@@ -114,11 +114,12 @@ class Block(ResidualLayer):
         x = self.residual(x, self.ln_1, attn)
         return self.residual(x, self.ln_2, self.mlp)
 
-    def forward_cached(self, x: Tensor, cache, key_padding_mask=None, mask=None) -> Tensor:
-        """`forward` whose attention reads and extends `cache` (a `LayerKVCache`)."""
+    def forward_cached(self, x: Tensor, cache, key_padding_mask=None,
+                       causal: bool = True) -> Tensor:
+        """`forward` whose attention reads and extends `cache` (a `LayerKVCache`);
+        ``causal=False``: the new tokens see each other both ways (a prefix's prefill)."""
         x = self.residual(x, self.ln_1, lambda h: self.attn(
-            h, key_padding_mask=key_padding_mask, cache=cache, mask=mask,
-            causal=mask is None))
+            h, key_padding_mask=key_padding_mask, cache=cache, causal=causal))
         return self.residual(x, self.ln_2, self.mlp)
 
 
@@ -226,7 +227,7 @@ class GPT(Module):
         return KVCache(self.config.n_layer, capacity or min(self.config.block_size, 1024))
 
     def forward_cached(self, idx, cache: KVCache, *, key_padding_mask=None,
-                       last_only: bool = False) -> Tensor:
+                       last_only: bool = False, prefix: bool = False) -> Tensor:
         """Logits of the new tokens `idx` ``[B, T]``, given the keys and values of the
         earlier ones in `cache`, which is extended by `idx` (inference only: no graph).
 
@@ -239,6 +240,10 @@ class GPT(Module):
 
         Learned positions stop at block_size: past it, `numpyllm.generate` crops the
         sequence and prefills a fresh cache. Sinusoidal, RoPE and ALiBi go on.
+
+        ``prefix=True`` (a prefill into an empty cache only): the new tokens are a prefix
+        and attend to each other both ways, as a prefix decoder reads its prompt; the
+        logits then equal ``forward(idx, prefix_lengths=...)`` with the prompt's length.
 
         >>> cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
         >>> model = GPT(cfg, rng=np.random.default_rng(0))
@@ -253,6 +258,9 @@ class GPT(Module):
         self._check_vocab(idx)
         B, T = idx.shape
         cfg = self.config
+        if prefix and cache.length:
+            raise ValueError("GPT.forward_cached: prefix=True reads a prompt both ways; it "
+                             f"needs an empty cache, this one holds {cache.length} tokens")
         with no_grad():
             positions, valid = cache.step(B, T, key_padding_mask)   # [B, T], [B, L+T]
             if cfg.positions == "learned" and positions.max() >= cfg.block_size:
@@ -266,7 +274,7 @@ class GPT(Module):
                 x = x + self.positions_table(int(positions.max()) + 1)[positions]
             x = self.drop(x)
             for block, layer_cache in zip(self.h, cache.layers):
-                x = block.forward_cached(x, layer_cache, valid)
+                x = block.forward_cached(x, layer_cache, valid, causal=not prefix)
             if last_only:
                 x = x[:, -1:]                                       # [B, 1, C]
             return self.head(self.ln_f(x))                          # [B, T or 1, V]
