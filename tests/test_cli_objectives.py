@@ -249,3 +249,25 @@ def test_a_malformed_or_too_long_pairs_file_is_a_one_line_error(tmp_path, poem, 
     long.write_text("abc\tcba\n" * 10 + "a\t" + "b" * 40 + "\n", encoding="utf-8")
     one_line_error(capsys, ["train", "--data", str(long), *out], "--block_size 16",
                    "pair 11, a target of 40 tokens", "--block_size 40 or more")
+
+
+def test_objective_settings_reach_the_objective_and_only_where_they_apply(tmp_path, poem,
+                                                                          pairs, capsys):
+    out = tmp_path / "s2s"
+    run(capsys, "train", "--objective", "seq2seq", "--data", str(pairs), "--out", str(out),
+        "--label_smoothing", "0.1", *SHORT, *TINY)
+    assert recorded(out)[1]["label_smoothing"] == 0.1
+    span = tmp_path / "span"
+    run(capsys, "train", "--objective", "span", "--data", str(poem), "--out", str(span),
+        "--noise_density", "0.5", "--mean_span_length", "2", *SHORT, *TINY)
+    objective = recorded(span)[1]
+    assert objective["noise_density"] == 0.5 and len(objective["sentinel_ids"]) == 4  # 8 / 2
+    one_line_error(capsys, ["train", "--data", str(poem), "--out", str(tmp_path / "x"),
+                            "--mask_prob", "0.2", *SHORT, *TINY],
+                   "--mask_prob is a setting of --objective mlm, not of clm")
+    one_line_error(capsys, ["train", "--out", str(out), "--resume", "--max_iters", "6",
+                            "--label_smoothing", "0.2"],
+                   "--resume: --label_smoothing does not apply")
+    one_line_error(capsys, ["train", "--objective", "span", "--data", str(poem), "--out",
+                            str(tmp_path / "y"), "--mean_span_length", "0.5", *SHORT, *TINY],
+                   "--mean_span_length >= 1")

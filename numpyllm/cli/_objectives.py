@@ -77,20 +77,43 @@ def _default(cls, name: str):
     return next(f.default for f in fields(cls) if f.name == name)
 
 
-def span_counts(block_size: int) -> tuple[int, int]:
-    """(noise tokens, spans) of a window of `block_size` tokens, at T5's defaults."""
+# --label_smoothing and the like: which objective each setting belongs to
+SETTINGS = {"label_smoothing": "seq2seq", "mask_prob": "mlm", "noise_density": "span",
+            "mean_span_length": "span"}
+
+
+def check_settings(name: str, settings: dict, resuming: bool) -> None:
+    """Each setting given must be one of `name`'s, and a new run's: the checkpoint's
+    objective keeps its own."""
+    for key in settings:
+        if resuming:
+            raise CLIError(f"--resume: --{key} does not apply: the objective is the "
+                           "checkpoint's, with its settings; start a new run in another --out")
+        if SETTINGS[key] != name:
+            raise CLIError(f"--{key} is a setting of --objective {SETTINGS[key]}, not of {name}")
+
+
+def span_counts(block_size: int, settings: dict | None = None) -> tuple[int, int]:
+    """(noise tokens, spans) of a window of `block_size` tokens, at T5's defaults or the
+    --noise_density / --mean_span_length given."""
     from ..training.objectives import SpanCorruption
     from ..training.objectives.span import span_lengths
-    return span_lengths(max(block_size, 2), _default(SpanCorruption, "noise_density"),
-                        _default(SpanCorruption, "mean_span_length"))
+    settings = settings or {}
+    density = settings.get("noise_density", _default(SpanCorruption, "noise_density"))
+    mean = settings.get("mean_span_length", _default(SpanCorruption, "mean_span_length"))
+    if not (0 < density < 1 and mean >= 1):
+        raise CLIError(f"--noise_density must be in (0, 1) and --mean_span_length >= 1, got "
+                       f"{density} and {mean}")
+    return span_lengths(max(block_size, 2), density, mean)
 
 
-def special_tokens(name: str, block_size: int) -> list[str]:
+def special_tokens(name: str, block_size: int, settings: dict | None = None) -> list[str]:
     """The special tokens the objective needs in the tokenizer, in id order."""
     if name == "mlm":
         return [MASK]
     if name == "span":
-        return [PAD, BOS, EOS] + [sentinel(i) for i in range(span_counts(block_size)[1])]
+        return [PAD, BOS, EOS] + [sentinel(i) for i in
+                                  range(span_counts(block_size, settings)[1])]
     if name == "seq2seq":
         return [PAD, BOS, EOS]
     return []
@@ -105,21 +128,26 @@ def _special_ids(tokenizer, names) -> dict:
     return {n: specials[n] for n in names}
 
 
-def make_objective(name: str, tokenizer, block_size: int):
-    """The objective `name` for a new run, its special ids taken from `tokenizer`."""
+def make_objective(name: str, tokenizer, block_size: int, settings: dict | None = None):
+    """The objective `name` for a new run, its special ids taken from `tokenizer`, its
+    settings (--label_smoothing, --mask_prob, --noise_density, --mean_span_length) those
+    given, else the library's defaults."""
     from ..training.objectives import CausalLM, MaskedLM, PrefixLM, Seq2Seq, SpanCorruption
-    ids = _special_ids(tokenizer, special_tokens(name, block_size))
+    settings = settings or {}
+    ids = _special_ids(tokenizer, special_tokens(name, block_size, settings))
     try:
         if name == "clm":
             return CausalLM(block_size)
         if name == "prefix_lm":
             return PrefixLM(block_size)
         if name == "mlm":
-            return MaskedLM(block_size, mask_id=ids[MASK], vocab_size=tokenizer.vocab_size)
+            return MaskedLM(block_size, mask_id=ids[MASK], vocab_size=tokenizer.vocab_size,
+                            **settings)
         if name == "span":
             sentinels = tuple(ids[n] for n in ids if _SENTINEL.fullmatch(n))
-            return SpanCorruption(block_size, sentinels, eos_id=ids[EOS], bos_id=ids[BOS])
-        return Seq2Seq(pad_id=ids[PAD], bos_id=ids[BOS], eos_id=ids[EOS])
+            return SpanCorruption(block_size, sentinels, eos_id=ids[EOS], bos_id=ids[BOS],
+                                  **settings)
+        return Seq2Seq(pad_id=ids[PAD], bos_id=ids[BOS], eos_id=ids[EOS], **settings)
     except ValueError as exc:
         raise CLIError(f"--objective {name}: {exc}") from None
 

@@ -106,6 +106,15 @@ def register(subparsers) -> None:
                    help="what the model learns, and so which model: " + "; ".join(
                        f"{k}: {v}" for k, v in OBJECTIVE_MODELS.items())
                    + " (default: clm; with --resume: the checkpoint's)")
+    for key, text in (("label_smoothing", "seq2seq: share of each target's probability "
+                        "spread over the vocabulary (default 0; the paper: 0.1)"),
+                       ("mask_prob", "mlm: share of positions selected for prediction "
+                        "(default 0.15)"),
+                       ("noise_density", "span: share of each window's tokens hidden in spans "
+                        "(default 0.15)"),
+                       ("mean_span_length", "span: mean length of a hidden span (default 3)")):
+        p.add_argument(f"--{key}", f"--{key.replace('_', '-')}", dest=key, type=float,
+                       default=None, help=text)
     p.add_argument("--data", metavar="FILE", help="UTF-8 text to train on (default: the Python "
                    "standard library's source, no download; with --resume: the text the "
                    "checkpoint records); for --objective seq2seq, a file of source<TAB>target "
@@ -395,6 +404,8 @@ def run(args) -> int:
                            "checkpoint's; drop --objective, or start a new run in another --out")
     else:
         name = args.objective or "clm"
+    settings = {k: getattr(args, k) for k in objectives.SETTINGS if getattr(args, k) is not None}
+    objectives.check_settings(name, settings, resuming=ckpt is not None)
     if objectives.MODELS[name] != "GPT":
         objectives.check_options_fit(name, explicit, opts, _boolean("--bias", opts["bias"]))
     pairs_data = name == "seq2seq"          # source<TAB>target lines, not a text stream
@@ -436,7 +447,7 @@ def run(args) -> int:
     else:
         tokenizer = None                     # built from the data, below
         block = opts["block_size"]
-    specials = objectives.special_tokens(name, block)
+    specials = objectives.special_tokens(name, block, settings)
     if not pairs_data:
         if tokenizer is None:
             tokenizer = _build_tokenizer(args, source.text, specials)
@@ -489,7 +500,7 @@ def run(args) -> int:
         trainer.data_source = data_source
         model = trainer.model
     else:
-        objective = objectives.make_objective(name, tokenizer, block)
+        objective = objectives.make_objective(name, tokenizer, block, settings)
         if objectives.MODELS[name] == "GPT":
             try:
                 model_cfg = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block,
