@@ -23,11 +23,9 @@ one on a tie) until no adjacent pair is a token.
 """
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import re
-import sys
 from collections import Counter
 from itertools import chain
 from typing import Callable, Collection, Iterable, Literal, Mapping, Sequence, Union
@@ -35,6 +33,7 @@ from typing import Callable, Collection, Iterable, Literal, Mapping, Sequence, U
 import regex
 
 from . import _files, gpt2, pattern_safety
+from .bpe_merge import ChunkCache
 from .errors import (DisallowedSpecialTokenError, TokenizerError, UnknownTokenIdError,
                      VocabularyFileError)
 from .trainer import learn_merges
@@ -43,113 +42,6 @@ __all__ = ["BPETokenizer", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "numpyllm-bpe"
 FORMAT_VERSION = 1
-
-_NO_RANK = sys.maxsize
-# Beyond this many bytes the quadratic merge loop gives way to the heap-based one; chunks
-# this long are rare in prose (long digit runs, whitespace, or a word with no spaces).
-_LONG_CHUNK = 256
-
-
-_SINGLE_BYTES = [bytes([b]) for b in range(256)]
-
-
-def _merge_short(piece: bytes, ranks: Mapping[bytes, int]) -> list[bytes]:
-    """Merge a chunk's bytes by rank. O(n^2), but each step is a few C-level list calls."""
-    get = ranks.get
-    parts = list(map(_SINGLE_BYTES.__getitem__, piece))
-    # pair_ranks[i]: rank of parts[i] + parts[i+1], _NO_RANK when that is no token
-    pair_ranks = [get(a + b, _NO_RANK) for a, b in zip(parts, parts[1:])]
-    while pair_ranks:
-        best = min(pair_ranks)
-        if best == _NO_RANK:
-            break
-        i = pair_ranks.index(best)       # leftmost pair of lowest rank, as tiktoken
-        parts[i] += parts.pop(i + 1)
-        del pair_ranks[i]
-        if i > 0:
-            pair_ranks[i - 1] = get(parts[i - 1] + parts[i], _NO_RANK)
-        if i < len(pair_ranks):
-            pair_ranks[i] = get(parts[i] + parts[i + 1], _NO_RANK)
-    return parts
-
-
-def _merge_long(piece: bytes, ranks: Mapping[bytes, int]) -> list[bytes]:
-    """The same merges as `_merge_short` in O(n log n), for long chunks.
-
-    Parts are identified by their start offset and linked by `nxt`. A heap entry
-    (rank, start, end) names a pair of adjacent parts spanning piece[start:end]; since the
-    rank depends only on those bytes, the entry is still right whenever the part at
-    `start` is alive and the part after it ends at `end`. Popping the smallest (rank,
-    start) is the leftmost lowest-rank pair, as in the quadratic loop.
-    """
-    n = len(piece)
-    get = ranks.get
-    nxt = list(range(1, n + 1))          # nxt[s]: where the part starting at s ends
-    prv = list(range(-1, n - 1))         # prv[s]: start of the part before s
-    alive = [True] * n
-    heap = []
-    for s in range(n - 1):
-        r = get(piece[s:s + 2])
-        if r is not None:
-            heap.append((r, s, s + 2))
-    heapq.heapify(heap)
-    while heap:
-        _, s, end = heapq.heappop(heap)
-        if not alive[s]:
-            continue
-        t = nxt[s]
-        if t >= n or nxt[t] != end:
-            continue
-        alive[t] = False
-        nxt[s] = end
-        if end < n:
-            prv[end] = s
-        if s > 0:
-            p = prv[s]
-            r = get(piece[p:end])
-            if r is not None:
-                heapq.heappush(heap, (r, p, end))
-        if end < n:
-            r = get(piece[s:nxt[end]])
-            if r is not None:
-                heapq.heappush(heap, (r, s, nxt[end]))
-    parts, s = [], 0
-    while s < n:
-        parts.append(piece[s:nxt[s]])
-        s = nxt[s]
-    return parts
-
-
-def _merge_bytes(piece: bytes, ranks: Mapping[bytes, int]) -> list[bytes]:
-    return (_merge_short if len(piece) <= _LONG_CHUNK else _merge_long)(piece, ranks)
-
-
-class _ChunkCache(dict):
-    """chunk text -> token ids. A dict whose misses run BPE, so the hot loop of `encode`
-    is `map(cache.__getitem__, chunks)` and stays in C for every chunk seen before.
-
-    It starts filled with every token whose bytes are valid UTF-8 (they encode to
-    themselves), and stops growing after `limit` entries so a huge corpus of unique
-    chunks cannot eat the memory; results never depend on what is cached.
-    """
-
-    def __init__(self, ranks: Mapping[bytes, int], limit: int):
-        super().__init__()
-        for token, rank in ranks.items():
-            try:
-                self[token.decode("utf-8")] = [rank]
-            except UnicodeDecodeError:
-                pass
-        self._ranks = ranks
-        self._limit = len(self) + limit
-
-    def __missing__(self, chunk: str) -> list[int]:
-        ranks = self._ranks
-        ids = [ranks[p] for p in _merge_bytes(chunk.encode("utf-8"), ranks)]
-        if len(self) < self._limit:
-            self[chunk] = ids
-        return ids
-
 
 SpecialSpec = Union[Literal["all"], Collection[str]]   # typing.Union: Python 3.10 too
 
@@ -198,7 +90,7 @@ class BPETokenizer:
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self._cache_size = cache_size
-        self._cache = _ChunkCache(self._ranks, cache_size)
+        self._cache = ChunkCache(self._ranks, cache_size)
         self._special: dict[str, int] = {}
         self._special_regex: dict[frozenset[str], regex.Pattern] = {}
         if special_tokens is not None:
@@ -349,7 +241,7 @@ class BPETokenizer:
             made.setdefault(vocab[m.new], (vocab[m.left], vocab[m.right]))
         specials = sorted(self._special, key=self._special.__getitem__)
         self._set_ranks(ranks, list(made.values()))
-        self._cache = _ChunkCache(self._ranks, self._cache_size)
+        self._cache = ChunkCache(self._ranks, self._cache_size)
         self._special = {}
         self.add_special_tokens(specials)
         return self
