@@ -23,7 +23,6 @@ one on a tie) until no adjacent pair is a token.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -32,16 +31,14 @@ from typing import Callable, Collection, Iterable, Literal, Mapping, Sequence, U
 
 import regex
 
-from . import _files, gpt2, pattern_safety
+from . import gpt2
+from .bpe_file import FORMAT_NAME, FORMAT_VERSION, read_bpe_file, write_bpe_file
 from .bpe_merge import ChunkCache
 from .errors import (DisallowedSpecialTokenError, TokenizerError, UnknownTokenIdError,
                      VocabularyFileError)
 from .trainer import learn_merges
 
 __all__ = ["BPETokenizer", "FORMAT_NAME", "FORMAT_VERSION"]
-
-FORMAT_NAME = "numpyllm-bpe"
-FORMAT_VERSION = 1
 
 SpecialSpec = Union[Literal["all"], Collection[str]]   # typing.Union: Python 3.10 too
 
@@ -361,45 +358,13 @@ class BPETokenizer:
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike) -> None:
-        """Write the tokenizer in numpyllm's versioned text format (see `load`)."""
-        name = gpt2.pattern_name(self.pattern)
-        lines = [f"{FORMAT_NAME} {FORMAT_VERSION}",
-                 "# numpyllm byte-level BPE tokenizer. Tokens are written in GPT-2's printable",
-                 "# byte alphabet (a space is Ġ, a newline Ċ); '<id> <token> <left> <right>'",
-                 "# means the token was made by merging <left> and <right>.",
-                 f"pattern {name}" if name else f"pattern-regex {json.dumps(self.pattern)}",
-                 f"tokens {len(self._ranks)}"]
-        to_text = gpt2.token_to_text
-        for token, idx in sorted(self._ranks.items(), key=lambda kv: kv[1]):
-            merge = self._merges.get(token)
-            if merge:
-                lines.append(f"{idx} {to_text(token)} {to_text(merge[0])} {to_text(merge[1])}")
-            else:
-                lines.append(f"{idx} {to_text(token)}")
-        lines.append(f"specials {len(self._special)}")
-        for sname, idx in sorted(self._special.items(), key=lambda kv: kv[1]):
-            lines.append(f"{idx} {json.dumps(sname, ensure_ascii=False)}")
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
+        """Write the tokenizer in numpyllm's versioned text format (`bpe_file.py`)."""
+        write_bpe_file(path, self.pattern, self._ranks, self._merges, self._special)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, trust_pattern: bool = False,
              **kwargs) -> "BPETokenizer":
-        """Read a file written by `save`. The format, version 1, is UTF-8 text:
-
-            numpyllm-bpe 1
-            # comment lines start with '#'
-            pattern gpt2                    (or: pattern-regex "<JSON string>")
-            tokens N                        then N lines: <id> <token> [<left> <right>]
-            specials M                      then M lines: <id> "<JSON string>"
-
-        Tokens are written in GPT-2's byte alphabet (`gpt2.token_to_text`). Ids and counts
-        are ASCII decimal integers. The N ordinary tokens have the ids 0..N-1, each once;
-        special tokens have distinct ids from N on, leaving at most 1,024 ids unused (see
-        `_files.MAX_UNUSED_IDS`), so a file cannot ask for a vocabulary larger than it
-        describes. A merge names two tokens listed before it.
+        """Read a file written by `save` (the format: `numpyllm.tokenizers.bpe_file`).
 
         A ``pattern-regex`` that is not one of the known patterns must pass
         `pattern_safety.check_pattern` (a regex from a file could otherwise take
@@ -409,113 +374,12 @@ class BPETokenizer:
         Any malformed, truncated or inconsistent file raises `VocabularyFileError` (a
         ValueError) naming the file, the line, the field and what was expected.
         """
-        path = os.fspath(path)
-        raw = _files.read_text(path).split("\n")
-        lines = [(n, line) for n, line in enumerate(raw, start=1)
-                 if line.strip() and not line.startswith("#")]
-        pos = 0
-
-        def fail(lineno: int, msg: str) -> VocabularyFileError:
-            return VocabularyFileError(f"{path}:{lineno}: {msg}")
-
-        def next_line(what: str) -> tuple[int, str]:
-            nonlocal pos
-            if pos >= len(lines):
-                raise VocabularyFileError(f"{path}: file ends early, expected {what}")
-            pos += 1
-            return lines[pos - 1]
-
-        def header(key: str) -> tuple[int, str]:
-            lineno, line = next_line(f"'{key} ...'")
-            word, _, value = line.partition(" ")
-            if word != key:
-                raise fail(lineno, f"expected '{key} ...', got {line[:60]!r}")
-            return lineno, value
-
-        lineno, line = next_line("a header")
-        magic, _, version = line.partition(" ")
-        if magic != FORMAT_NAME:
-            raise fail(lineno, f"not a {FORMAT_NAME} file (starts with {line[:40]!r})")
-        if version != str(FORMAT_VERSION):
-            raise fail(lineno, f"format version {version[:20]!r} is not supported (this "
-                               f"numpyllm reads version {FORMAT_VERSION})")
-        lineno, line = next_line("'pattern ...'")
-        word, _, value = line.partition(" ")
-        if word == "pattern":
-            if value not in gpt2.PATTERNS:
-                raise fail(lineno, f"unknown pattern name {value[:40]!r}; known: "
-                                   f"{sorted(gpt2.PATTERNS)}")
-            pattern = value
-        elif word == "pattern-regex":
-            pattern = _files.parse_json(value, f"{path}:{lineno}", "pattern-regex followed "
-                                        "by a JSON string")
-            if not isinstance(pattern, str) or not pattern:
-                raise fail(lineno, "pattern-regex must be followed by a JSON string")
-            if not trust_pattern:
-                try:
-                    pattern_safety.check_pattern(pattern)
-                except pattern_safety.UnsafePatternError as exc:
-                    raise fail(lineno, f"pattern-regex: refused: {exc}; load with "
-                                       "trust_pattern=True if you trust this file") from None
-                except ValueError as exc:
-                    raise fail(lineno, f"pattern-regex: expected a regular expression, but "
-                                       f"{exc}") from None
-        else:
-            raise fail(lineno, f"expected 'pattern ...', got {line[:60]!r}")
-
-        def count(key: str) -> int:
-            lineno, value = header(key)
-            return _files.parse_id(value, f"{path}:{lineno}", f"'{key}' to be followed by a count")
-
-        ranks: dict[bytes, int] = {}
-        merges: list[tuple[bytes, bytes]] = []
-        n_tokens = count("tokens")
-        seen_ids: set[int] = set()
-        for _ in range(n_tokens):
-            lineno, line = next_line("a token line")
-            fields = line.split(" ")
-            if len(fields) not in (2, 4):
-                raise fail(lineno, f"expected '<id> <token> [<left> <right>]', got {line[:60]!r}")
-            idx = _files.parse_id(fields[0], f"{path}:{lineno}", "a token id")
-            if idx in seen_ids:
-                raise fail(lineno, f"token id {idx} is given to two tokens: expected each of "
-                                   f"0..{n_tokens - 1} once")
-            if idx >= n_tokens:
-                raise fail(lineno, f"token id: expected each of 0..{n_tokens - 1} once (the "
-                                   f"file lists {n_tokens} tokens), got {idx}")
-            seen_ids.add(idx)
-            try:
-                parts = [gpt2.text_to_token(t) for t in fields[1:]]
-            except VocabularyFileError as exc:
-                raise fail(lineno, str(exc)) from None
-            if parts[0] in ranks:
-                raise fail(lineno, f"token {fields[1][:40]} appears twice")
-            if len(parts) == 3:
-                if parts[1] + parts[2] != parts[0] or parts[1] not in ranks or parts[2] not in ranks:
-                    raise fail(lineno, f"merge {fields[2][:40]} + {fields[3][:40]} does not "
-                                       f"make {fields[1][:40]} from earlier tokens")
-                merges.append((parts[1], parts[2]))
-            ranks[parts[0]] = idx
-        specials: dict[str, int] = {}
-        special_lines: dict[str, int] = {}
-        for _ in range(count("specials")):
-            lineno, line = next_line("a special token line")
-            idx_text, _, name = line.partition(" ")
-            idx = _files.parse_id(idx_text, f"{path}:{lineno}", "a special token id")
-            name = _files.parse_json(name, f"{path}:{lineno}", "'<id> \"<name>\"'")
-            if not isinstance(name, str) or not name:
-                raise fail(lineno, f"expected '<id> \"<name>\"', got {line[:60]!r}")
-            if name in specials:
-                raise fail(lineno, f"special token {name[:40]!r} appears twice")
-            specials[name], special_lines[name] = idx, lineno
-        _files.check_special_ids(specials, n_tokens, lambda name: f"{path}:{special_lines[name]}")
-        if pos != len(lines):
-            lineno, line = lines[pos]
-            raise fail(lineno, f"unexpected content after the special tokens: {line[:60]!r}")
+        file = read_bpe_file(path, trust_pattern=trust_pattern)
         try:
-            return cls(ranks, pattern=pattern, special_tokens=specials, merges=merges, **kwargs)
+            return cls(file.ranks, pattern=file.pattern, special_tokens=file.special_tokens,
+                       merges=file.merges, **kwargs)
         except TokenizerError as exc:
-            raise VocabularyFileError(f"{path}: {exc}") from None
+            raise VocabularyFileError(f"{os.fspath(path)}: {exc}") from None
 
     @classmethod
     def from_gpt2(cls, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike,
