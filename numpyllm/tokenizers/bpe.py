@@ -27,21 +27,18 @@ import os
 import re
 from collections import Counter
 from itertools import chain
-from typing import Callable, Collection, Iterable, Literal, Mapping, Sequence, Union
+from typing import Callable, Iterable, Mapping, Sequence
 
 import regex
 
 from . import gpt2
 from .bpe_file import FORMAT_NAME, FORMAT_VERSION, read_bpe_file, write_bpe_file
 from .bpe_merge import ChunkCache
-from .errors import (DisallowedSpecialTokenError, TokenizerError, UnknownTokenIdError,
-                     VocabularyFileError)
+from .errors import TokenizerError, UnknownTokenIdError, VocabularyFileError
+from .special_tokens import SpecialSpec, SpecialTokens
 from .trainer import learn_merges
 
 __all__ = ["BPETokenizer", "FORMAT_NAME", "FORMAT_VERSION"]
-
-SpecialSpec = Union[Literal["all"], Collection[str]]   # typing.Union: Python 3.10 too
-
 
 class BPETokenizer:
     """A byte-level BPE tokenizer (GPT-2 / tiktoken semantics).
@@ -88,8 +85,7 @@ class BPETokenizer:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self._cache_size = cache_size
         self._cache = ChunkCache(self._ranks, cache_size)
-        self._special: dict[str, int] = {}
-        self._special_regex: dict[frozenset[str], regex.Pattern] = {}
+        self._special = SpecialTokens()
         if special_tokens is not None:
             self.add_special_tokens(special_tokens)
 
@@ -195,7 +191,6 @@ class BPETokenizer:
             self._special[name] = idx
             self._id_to_bytes[idx] = name.encode("utf-8")
             added[name] = idx
-        self._special_regex.clear()
         return added
 
     # -------------------------------------------------------------------- training
@@ -239,7 +234,7 @@ class BPETokenizer:
         specials = sorted(self._special, key=self._special.__getitem__)
         self._set_ranks(ranks, list(made.values()))
         self._cache = ChunkCache(self._ranks, self._cache_size)
-        self._special = {}
+        self._special = SpecialTokens()
         self.add_special_tokens(specials)
         return self
 
@@ -252,7 +247,8 @@ class BPETokenizer:
 
     def encode(self, text: str, *, allowed_special: SpecialSpec = (),
                disallowed_special: SpecialSpec = "all") -> list[int]:
-        """Encode text to token ids, following tiktoken's rule for special tokens.
+        """Encode text to token ids, following tiktoken's rule for special tokens (see
+        `numpyllm.tokenizers.special_tokens`):
 
         - `allowed_special`: special tokens whose text becomes the special token's id
           ("all" for every registered one);
@@ -268,52 +264,8 @@ class BPETokenizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"encode takes a str, got {type(text).__name__}")
-        allowed = self._special_set(allowed_special, "allowed_special")
-        if disallowed_special == "all":
-            disallowed = set(self._special) - allowed
-        else:
-            disallowed = self._special_set(disallowed_special, "disallowed_special")
-        if disallowed:
-            match = self._special_pattern(disallowed).search(text)
-            if match:
-                raise DisallowedSpecialTokenError(
-                    f"the text contains the special token {match.group()!r} at index "
-                    f"{match.start()}; pass allowed_special={{{match.group()!r}}} (or "
-                    f"'all') to encode it as a special token, or disallowed_special=() to "
-                    f"encode it as ordinary text")
-        if not allowed:
-            return self.encode_ordinary(text)
-        ids: list[int] = []
-        start = 0
-        for match in self._special_pattern(allowed).finditer(text):
-            ids += self.encode_ordinary(text[start:match.start()])
-            ids.append(self._special[match.group()])
-            start = match.end()
-        ids += self.encode_ordinary(text[start:])
-        return ids
-
-    def _special_set(self, spec: SpecialSpec, what: str) -> set[str]:
-        if spec == "all":
-            return set(self._special)
-        if isinstance(spec, str):
-            raise TypeError(f"{what} must be 'all' or a collection of special token "
-                            f"names, not the string {spec!r}")
-        names = set(spec)
-        unknown = names - set(self._special)
-        if unknown:
-            raise TokenizerError(f"{what} names unregistered special tokens "
-                                 f"{sorted(unknown)}; registered: {sorted(self._special)}")
-        return names
-
-    def _special_pattern(self, names: set[str]) -> regex.Pattern:
-        key = frozenset(names)
-        pat = self._special_regex.get(key)
-        if pat is None:
-            # Longest first, so a name that contains another is matched whole.
-            alternatives = sorted(names, key=lambda s: (-len(s), s))
-            pat = regex.compile("|".join(regex.escape(s) for s in alternatives))
-            self._special_regex[key] = pat
-        return pat
+        return self._special.encode(text, self.encode_ordinary, allowed_special,
+                                    disallowed_special)
 
     def split(self, text: str) -> list[str]:
         """The pre-tokenised chunks of `text` (what BPE merges within).
