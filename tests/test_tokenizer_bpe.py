@@ -385,7 +385,7 @@ def test_load_tokenizer_rejects_unknown_files(tmp_path):
 
 @pytest.mark.parametrize("module", [tokenizers, bpe_module, bpe_merge, trainer_module,
                                     tokenizers.errors, tokenizers.gpt2,
-                                    tokenizers.special_tokens])
+                                    tokenizers.special_tokens, tokenizers.pretokenize])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

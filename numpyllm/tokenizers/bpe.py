@@ -24,21 +24,20 @@ one on a tie) until no adjacent pair is a token.
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from itertools import chain
 from typing import Callable, Iterable, Mapping, Sequence
-
-import regex
 
 from . import gpt2
 from .bpe_file import FORMAT_NAME, FORMAT_VERSION, read_bpe_file, write_bpe_file
 from .bpe_merge import ChunkCache
 from .errors import TokenizerError, UnknownTokenIdError, VocabularyFileError
+from .pretokenize import PreTokenizer
 from .special_tokens import SpecialSpec, SpecialTokens
 from .trainer import learn_merges
 
 __all__ = ["BPETokenizer", "FORMAT_NAME", "FORMAT_VERSION"]
+
 
 class BPETokenizer:
     """A byte-level BPE tokenizer (GPT-2 / tiktoken semantics).
@@ -73,14 +72,8 @@ class BPETokenizer:
         if ranks is None:
             ranks = {bytes([b]): b for b in range(256)}
         self._set_ranks(dict(ranks), merges)
-        self.pattern = gpt2.resolve_pattern(pattern)
-        try:
-            self._split = regex.compile(self.pattern)
-        except (regex.error, RecursionError, OverflowError) as exc:
-            raise TokenizerError(f"invalid pre-tokenisation pattern {pattern!r:.80}: "
-                                 f"{str(exc).splitlines()[0]}") from None
-        twin = gpt2.ASCII_TWINS.get(self.pattern)
-        self._split_ascii = re.compile(twin) if twin else None
+        self._pretokenizer = PreTokenizer(pattern)
+        self.pattern = self._pretokenizer.pattern          # the regex itself
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self._cache_size = cache_size
@@ -243,7 +236,8 @@ class BPETokenizer:
         """Encode text with no special-token handling at all: `<|endoftext|>` in the
         text is just the characters `<`, `|`, ... (the fastest path)."""
         # One C-level pass: split, look each chunk up (misses run BPE), concatenate.
-        return list(chain.from_iterable(map(self._cache.__getitem__, self.split(text))))
+        return list(chain.from_iterable(map(self._cache.__getitem__,
+                                            self._pretokenizer.split(text))))
 
     def encode(self, text: str, *, allowed_special: SpecialSpec = (),
                disallowed_special: SpecialSpec = "all") -> list[int]:
@@ -268,14 +262,13 @@ class BPETokenizer:
                                     disallowed_special)
 
     def split(self, text: str) -> list[str]:
-        """The pre-tokenised chunks of `text` (what BPE merges within).
+        """The pre-tokenised chunks of `text`, what BPE merges within (see
+        `numpyllm.tokenizers.pretokenize`).
 
         >>> BPETokenizer().split("Hello world, it's 2024!")
         ['Hello', ' world', ',', ' it', "'s", ' 2024', '!']
         """
-        if self._split_ascii is not None and text.isascii():
-            return self._split_ascii.findall(text)     # same chunks, faster engine
-        return self._split.findall(text)
+        return self._pretokenizer.split(text)
 
     # -------------------------------------------------------------------- decoding
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
