@@ -1,9 +1,8 @@
-"""Byte-level BPE: train, encode, decode, save, load; compatible with GPT-2 and tiktoken.
+"""Byte-level BPE, as in GPT-2 and tiktoken: `BPETokenizer`, the one class to use.
 
 Text becomes UTF-8 bytes, so every string, in any script or with emoji, has an
-encoding; no unknown token is needed. A regular expression first splits the text into
-chunks (words with their leading space, numbers, punctuation, whitespace), and BPE merges
-bytes only inside a chunk.
+encoding; no unknown token is needed. BPE merges bytes into tokens, but only inside the
+chunks that a regular expression cuts the text into.
 
     >>> tok = BPETokenizer().train("the cat sat on the mat, the end", vocab_size=262)
     >>> ids = tok.encode("the cat")
@@ -14,12 +13,14 @@ bytes only inside a chunk.
 
 The vocabulary is a table of *mergeable ranks*, token bytes -> id, where a lower id means
 an earlier merge; special tokens (`<|endoftext|>`, `[PAD]`, chat markers) live in a second
-table and never come out of ordinary text unless the caller allows them.
+table and never come out of ordinary text unless the caller allows them. `BPETokenizer`
+holds the two tables, checks them, and decodes; each other step is a module of its own:
 
-Encoding a chunk, exactly as tiktoken does (so GPT-2's files give GPT-2's ids): a chunk
-that is itself a token is that token; otherwise start from its single bytes and merge,
-again and again, the adjacent pair whose concatenation has the lowest rank (the leftmost
-one on a tie) until no adjacent pair is a token.
+    text --pretokenize.py--> chunks --bpe_merge.py--> ids     encode_ordinary
+    special tokens spelled in the text: special_tokens.py      encode
+    a corpus --trainer.py--> merges --> ranks                  train
+    numpyllm's file format: bpe_file.py                        save, load
+    GPT-2's and tiktoken's files, the split patterns: gpt2.py  from_gpt2, from_tiktoken
 """
 from __future__ import annotations
 
