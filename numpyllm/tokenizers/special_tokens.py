@@ -64,7 +64,7 @@ class SpecialTokens(dict):
                                  f"{sorted(unknown)}; registered: {sorted(self)}")
         return names
 
-    def regex(self, names: Collection[str]) -> regex.Pattern:
+    def finder(self, names: Collection[str]) -> regex.Pattern:
         """A compiled regex matching any of `names`, the longest first."""
         key = frozenset(names)
         pat = self._regexes.get(key)
@@ -87,7 +87,7 @@ class SpecialTokens(dict):
         else:
             disallowed = self.names(disallowed_special, "disallowed_special")
         if disallowed:
-            match = self.regex(disallowed).search(text)
+            match = self.finder(disallowed).search(text)
             if match:
                 raise DisallowedSpecialTokenError(
                     f"the text contains the special token {match.group()!r} at index "
@@ -98,7 +98,7 @@ class SpecialTokens(dict):
             return encode_ordinary(text)
         ids: list[int] = []
         start = 0
-        for match in self.regex(allowed).finditer(text):
+        for match in self.finder(allowed).finditer(text):
             ids += encode_ordinary(text[start:match.start()])
             ids.append(self[match.group()])
             start = match.end()
