@@ -13,6 +13,7 @@ import numpyllm.tokenizers as tokenizers
 from numpyllm.tokenizers import (BPETokenizer, DisallowedSpecialTokenError, TokenizerError,
                                  UnknownTokenIdError, VocabularyFileError, learn_merges)
 from numpyllm.tokenizers import bpe as bpe_module
+from numpyllm.tokenizers import bpe_merge
 from numpyllm.tokenizers import trainer as trainer_module
 
 CORPUS = ("the quick brown fox jumps over the lazy dog. The dog sleeps; the fox runs!\n"
@@ -193,7 +194,7 @@ def test_long_chunk_merge_equals_short_merge(piece):
     ranks = BPETokenizer().train([CORPUS, "aaaaaaaa abababab 0000000"], 330).mergeable_ranks
     # A piece of repeated corpus bytes exercises real merges; raw bytes the rest.
     for p in (piece, (CORPUS.encode() * 3)[:len(piece)], b"a" * len(piece)):
-        assert bpe_module._merge_long(p, ranks) == bpe_module._merge_short(p, ranks)
+        assert bpe_merge.merge_long(p, ranks) == bpe_merge.merge_short(p, ranks)
 
 
 def test_very_long_chunk_is_not_quadratic():
@@ -382,8 +383,9 @@ def test_load_tokenizer_rejects_unknown_files(tmp_path):
         tokenizers.load_tokenizer(tmp_path)
 
 
-@pytest.mark.parametrize("module", [tokenizers, bpe_module, trainer_module,
-                                    tokenizers.errors, tokenizers.gpt2])
+@pytest.mark.parametrize("module", [tokenizers, bpe_module, bpe_merge, trainer_module,
+                                    tokenizers.errors, tokenizers.gpt2,
+                                    tokenizers.special_tokens, tokenizers.pretokenize])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

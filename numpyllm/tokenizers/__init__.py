@@ -10,6 +10,21 @@
     >>> tok = CharTokenizer.from_text("hello")
     >>> tok.decode(tok.encode("hole"))
     'hole'
+
+One concept per file:
+
+  char.py            CharTokenizer, and its JSON file
+  bpe.py             BPETokenizer: the vocabulary, decoding, and the steps below joined
+  pretokenize.py     cutting text into the chunks BPE merges within
+  bpe_merge.py       encoding a chunk: merges applied by rank, and the chunk cache
+  special_tokens.py  special tokens spelled in text: allowed, disallowed, cut around
+  trainer.py         learning the merges from a corpus
+  bpe_file.py        numpyllm's BPE file format, written and read strictly
+  gpt2.py            GPT-2's and tiktoken's files, the split patterns, well-known specials
+  pattern_safety.py  which split patterns a file may carry (no exponential backtracking)
+  _files.py          the strict-reading helpers every file reader shares
+  errors.py          the exceptions (all ValueErrors)
+  __init__.py        load_tokenizer
 """
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""Byte-level BPE: train, encode, decode, save, load; compatible with GPT-2 and tiktoken.
+"""Byte-level BPE, as in GPT-2 and tiktoken: `BPETokenizer`, the one class to use.
 
 Text becomes UTF-8 bytes, so every string, in any script or with emoji, has an
-encoding; no unknown token is needed. A regular expression first splits the text into
-chunks (words with their leading space, numbers, punctuation, whitespace), and BPE merges
-bytes only inside a chunk.
+encoding; no unknown token is needed. BPE merges bytes into tokens, but only inside the
+chunks that a regular expression cuts the text into.
 
     >>> tok = BPETokenizer().train("the cat sat on the mat, the end", vocab_size=262)
     >>> ids = tok.encode("the cat")
@@ -14,144 +13,31 @@ bytes only inside a chunk.
 
 The vocabulary is a table of *mergeable ranks*, token bytes -> id, where a lower id means
 an earlier merge; special tokens (`<|endoftext|>`, `[PAD]`, chat markers) live in a second
-table and never come out of ordinary text unless the caller allows them.
+table and never come out of ordinary text unless the caller allows them. `BPETokenizer`
+holds the two tables, checks them, and decodes; each other step is a module of its own:
 
-Encoding a chunk, exactly as tiktoken does (so GPT-2's files give GPT-2's ids): a chunk
-that is itself a token is that token; otherwise start from its single bytes and merge,
-again and again, the adjacent pair whose concatenation has the lowest rank (the leftmost
-one on a tie) until no adjacent pair is a token.
+    text --pretokenize.py--> chunks --bpe_merge.py--> ids     encode_ordinary
+    special tokens spelled in the text: special_tokens.py      encode
+    a corpus --trainer.py--> merges --> ranks                  train
+    numpyllm's file format: bpe_file.py                        save, load
+    GPT-2's and tiktoken's files, the split patterns: gpt2.py  from_gpt2, from_tiktoken
 """
 from __future__ import annotations
 
-import heapq
-import json
 import os
-import re
-import sys
 from collections import Counter
 from itertools import chain
-from typing import Callable, Collection, Iterable, Literal, Mapping, Sequence, Union
+from typing import Callable, Iterable, Mapping, Sequence
 
-import regex
-
-from . import _files, gpt2, pattern_safety
-from .errors import (DisallowedSpecialTokenError, TokenizerError, UnknownTokenIdError,
-                     VocabularyFileError)
+from . import gpt2
+from .bpe_file import FORMAT_NAME, FORMAT_VERSION, read_bpe_file, write_bpe_file
+from .bpe_merge import ChunkCache
+from .errors import TokenizerError, UnknownTokenIdError, VocabularyFileError
+from .pretokenize import PreTokenizer
+from .special_tokens import SpecialSpec, SpecialTokens
 from .trainer import learn_merges
 
 __all__ = ["BPETokenizer", "FORMAT_NAME", "FORMAT_VERSION"]
-
-FORMAT_NAME = "numpyllm-bpe"
-FORMAT_VERSION = 1
-
-_NO_RANK = sys.maxsize
-# Beyond this many bytes the quadratic merge loop gives way to the heap-based one; chunks
-# this long are rare in prose (long digit runs, whitespace, or a word with no spaces).
-_LONG_CHUNK = 256
-
-
-_SINGLE_BYTES = [bytes([b]) for b in range(256)]
-
-
-def _merge_short(piece: bytes, ranks: Mapping[bytes, int]) -> list[bytes]:
-    """Merge a chunk's bytes by rank. O(n^2), but each step is a few C-level list calls."""
-    get = ranks.get
-    parts = list(map(_SINGLE_BYTES.__getitem__, piece))
-    # pair_ranks[i]: rank of parts[i] + parts[i+1], _NO_RANK when that is no token
-    pair_ranks = [get(a + b, _NO_RANK) for a, b in zip(parts, parts[1:])]
-    while pair_ranks:
-        best = min(pair_ranks)
-        if best == _NO_RANK:
-            break
-        i = pair_ranks.index(best)       # leftmost pair of lowest rank, as tiktoken
-        parts[i] += parts.pop(i + 1)
-        del pair_ranks[i]
-        if i > 0:
-            pair_ranks[i - 1] = get(parts[i - 1] + parts[i], _NO_RANK)
-        if i < len(pair_ranks):
-            pair_ranks[i] = get(parts[i] + parts[i + 1], _NO_RANK)
-    return parts
-
-
-def _merge_long(piece: bytes, ranks: Mapping[bytes, int]) -> list[bytes]:
-    """The same merges as `_merge_short` in O(n log n), for long chunks.
-
-    Parts are identified by their start offset and linked by `nxt`. A heap entry
-    (rank, start, end) names a pair of adjacent parts spanning piece[start:end]; since the
-    rank depends only on those bytes, the entry is still right whenever the part at
-    `start` is alive and the part after it ends at `end`. Popping the smallest (rank,
-    start) is the leftmost lowest-rank pair, as in the quadratic loop.
-    """
-    n = len(piece)
-    get = ranks.get
-    nxt = list(range(1, n + 1))          # nxt[s]: where the part starting at s ends
-    prv = list(range(-1, n - 1))         # prv[s]: start of the part before s
-    alive = [True] * n
-    heap = []
-    for s in range(n - 1):
-        r = get(piece[s:s + 2])
-        if r is not None:
-            heap.append((r, s, s + 2))
-    heapq.heapify(heap)
-    while heap:
-        _, s, end = heapq.heappop(heap)
-        if not alive[s]:
-            continue
-        t = nxt[s]
-        if t >= n or nxt[t] != end:
-            continue
-        alive[t] = False
-        nxt[s] = end
-        if end < n:
-            prv[end] = s
-        if s > 0:
-            p = prv[s]
-            r = get(piece[p:end])
-            if r is not None:
-                heapq.heappush(heap, (r, p, end))
-        if end < n:
-            r = get(piece[s:nxt[end]])
-            if r is not None:
-                heapq.heappush(heap, (r, s, nxt[end]))
-    parts, s = [], 0
-    while s < n:
-        parts.append(piece[s:nxt[s]])
-        s = nxt[s]
-    return parts
-
-
-def _merge_bytes(piece: bytes, ranks: Mapping[bytes, int]) -> list[bytes]:
-    return (_merge_short if len(piece) <= _LONG_CHUNK else _merge_long)(piece, ranks)
-
-
-class _ChunkCache(dict):
-    """chunk text -> token ids. A dict whose misses run BPE, so the hot loop of `encode`
-    is `map(cache.__getitem__, chunks)` and stays in C for every chunk seen before.
-
-    It starts filled with every token whose bytes are valid UTF-8 (they encode to
-    themselves), and stops growing after `limit` entries so a huge corpus of unique
-    chunks cannot eat the memory; results never depend on what is cached.
-    """
-
-    def __init__(self, ranks: Mapping[bytes, int], limit: int):
-        super().__init__()
-        for token, rank in ranks.items():
-            try:
-                self[token.decode("utf-8")] = [rank]
-            except UnicodeDecodeError:
-                pass
-        self._ranks = ranks
-        self._limit = len(self) + limit
-
-    def __missing__(self, chunk: str) -> list[int]:
-        ranks = self._ranks
-        ids = [ranks[p] for p in _merge_bytes(chunk.encode("utf-8"), ranks)]
-        if len(self) < self._limit:
-            self[chunk] = ids
-        return ids
-
-
-SpecialSpec = Union[Literal["all"], Collection[str]]   # typing.Union: Python 3.10 too
 
 
 class BPETokenizer:
@@ -187,20 +73,13 @@ class BPETokenizer:
         if ranks is None:
             ranks = {bytes([b]): b for b in range(256)}
         self._set_ranks(dict(ranks), merges)
-        self.pattern = gpt2.resolve_pattern(pattern)
-        try:
-            self._split = regex.compile(self.pattern)
-        except (regex.error, RecursionError, OverflowError) as exc:
-            raise TokenizerError(f"invalid pre-tokenisation pattern {pattern!r:.80}: "
-                                 f"{str(exc).splitlines()[0]}") from None
-        twin = gpt2.ASCII_TWINS.get(self.pattern)
-        self._split_ascii = re.compile(twin) if twin else None
+        self._pretokenizer = PreTokenizer(pattern)
+        self.pattern = self._pretokenizer.pattern          # the regex itself
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self._cache_size = cache_size
-        self._cache = _ChunkCache(self._ranks, cache_size)
-        self._special: dict[str, int] = {}
-        self._special_regex: dict[frozenset[str], regex.Pattern] = {}
+        self._cache = ChunkCache(self._ranks, cache_size)
+        self._special = SpecialTokens()
         if special_tokens is not None:
             self.add_special_tokens(special_tokens)
 
@@ -306,7 +185,6 @@ class BPETokenizer:
             self._special[name] = idx
             self._id_to_bytes[idx] = name.encode("utf-8")
             added[name] = idx
-        self._special_regex.clear()
         return added
 
     # -------------------------------------------------------------------- training
@@ -349,8 +227,8 @@ class BPETokenizer:
             made.setdefault(vocab[m.new], (vocab[m.left], vocab[m.right]))
         specials = sorted(self._special, key=self._special.__getitem__)
         self._set_ranks(ranks, list(made.values()))
-        self._cache = _ChunkCache(self._ranks, self._cache_size)
-        self._special = {}
+        self._cache = ChunkCache(self._ranks, self._cache_size)
+        self._special = SpecialTokens()
         self.add_special_tokens(specials)
         return self
 
@@ -359,11 +237,13 @@ class BPETokenizer:
         """Encode text with no special-token handling at all: `<|endoftext|>` in the
         text is just the characters `<`, `|`, ... (the fastest path)."""
         # One C-level pass: split, look each chunk up (misses run BPE), concatenate.
-        return list(chain.from_iterable(map(self._cache.__getitem__, self.split(text))))
+        return list(chain.from_iterable(map(self._cache.__getitem__,
+                                            self._pretokenizer.split(text))))
 
     def encode(self, text: str, *, allowed_special: SpecialSpec = (),
                disallowed_special: SpecialSpec = "all") -> list[int]:
-        """Encode text to token ids, following tiktoken's rule for special tokens.
+        """Encode text to token ids, following tiktoken's rule for special tokens (see
+        `numpyllm.tokenizers.special_tokens`):
 
         - `allowed_special`: special tokens whose text becomes the special token's id
           ("all" for every registered one);
@@ -379,62 +259,17 @@ class BPETokenizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"encode takes a str, got {type(text).__name__}")
-        allowed = self._special_set(allowed_special, "allowed_special")
-        if disallowed_special == "all":
-            disallowed = set(self._special) - allowed
-        else:
-            disallowed = self._special_set(disallowed_special, "disallowed_special")
-        if disallowed:
-            match = self._special_pattern(disallowed).search(text)
-            if match:
-                raise DisallowedSpecialTokenError(
-                    f"the text contains the special token {match.group()!r} at index "
-                    f"{match.start()}; pass allowed_special={{{match.group()!r}}} (or "
-                    f"'all') to encode it as a special token, or disallowed_special=() to "
-                    f"encode it as ordinary text")
-        if not allowed:
-            return self.encode_ordinary(text)
-        ids: list[int] = []
-        start = 0
-        for match in self._special_pattern(allowed).finditer(text):
-            ids += self.encode_ordinary(text[start:match.start()])
-            ids.append(self._special[match.group()])
-            start = match.end()
-        ids += self.encode_ordinary(text[start:])
-        return ids
-
-    def _special_set(self, spec: SpecialSpec, what: str) -> set[str]:
-        if spec == "all":
-            return set(self._special)
-        if isinstance(spec, str):
-            raise TypeError(f"{what} must be 'all' or a collection of special token "
-                            f"names, not the string {spec!r}")
-        names = set(spec)
-        unknown = names - set(self._special)
-        if unknown:
-            raise TokenizerError(f"{what} names unregistered special tokens "
-                                 f"{sorted(unknown)}; registered: {sorted(self._special)}")
-        return names
-
-    def _special_pattern(self, names: set[str]) -> regex.Pattern:
-        key = frozenset(names)
-        pat = self._special_regex.get(key)
-        if pat is None:
-            # Longest first, so a name that contains another is matched whole.
-            alternatives = sorted(names, key=lambda s: (-len(s), s))
-            pat = regex.compile("|".join(regex.escape(s) for s in alternatives))
-            self._special_regex[key] = pat
-        return pat
+        return self._special.encode(text, self.encode_ordinary, allowed_special,
+                                    disallowed_special)
 
     def split(self, text: str) -> list[str]:
-        """The pre-tokenised chunks of `text` (what BPE merges within).
+        """The pre-tokenised chunks of `text`, what BPE merges within (see
+        `numpyllm.tokenizers.pretokenize`).
 
         >>> BPETokenizer().split("Hello world, it's 2024!")
         ['Hello', ' world', ',', ' it', "'s", ' 2024', '!']
         """
-        if self._split_ascii is not None and text.isascii():
-            return self._split_ascii.findall(text)     # same chunks, faster engine
-        return self._split.findall(text)
+        return self._pretokenizer.split(text)
 
     # -------------------------------------------------------------------- decoding
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
@@ -469,45 +304,13 @@ class BPETokenizer:
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike) -> None:
-        """Write the tokenizer in numpyllm's versioned text format (see `load`)."""
-        name = gpt2.pattern_name(self.pattern)
-        lines = [f"{FORMAT_NAME} {FORMAT_VERSION}",
-                 "# numpyllm byte-level BPE tokenizer. Tokens are written in GPT-2's printable",
-                 "# byte alphabet (a space is Ġ, a newline Ċ); '<id> <token> <left> <right>'",
-                 "# means the token was made by merging <left> and <right>.",
-                 f"pattern {name}" if name else f"pattern-regex {json.dumps(self.pattern)}",
-                 f"tokens {len(self._ranks)}"]
-        to_text = gpt2.token_to_text
-        for token, idx in sorted(self._ranks.items(), key=lambda kv: kv[1]):
-            merge = self._merges.get(token)
-            if merge:
-                lines.append(f"{idx} {to_text(token)} {to_text(merge[0])} {to_text(merge[1])}")
-            else:
-                lines.append(f"{idx} {to_text(token)}")
-        lines.append(f"specials {len(self._special)}")
-        for sname, idx in sorted(self._special.items(), key=lambda kv: kv[1]):
-            lines.append(f"{idx} {json.dumps(sname, ensure_ascii=False)}")
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
+        """Write the tokenizer in numpyllm's versioned text format (`bpe_file.py`)."""
+        write_bpe_file(path, self.pattern, self._ranks, self._merges, self._special)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, trust_pattern: bool = False,
              **kwargs) -> "BPETokenizer":
-        """Read a file written by `save`. The format, version 1, is UTF-8 text:
-
-            numpyllm-bpe 1
-            # comment lines start with '#'
-            pattern gpt2                    (or: pattern-regex "<JSON string>")
-            tokens N                        then N lines: <id> <token> [<left> <right>]
-            specials M                      then M lines: <id> "<JSON string>"
-
-        Tokens are written in GPT-2's byte alphabet (`gpt2.token_to_text`). Ids and counts
-        are ASCII decimal integers. The N ordinary tokens have the ids 0..N-1, each once;
-        special tokens have distinct ids from N on, leaving at most 1,024 ids unused (see
-        `_files.MAX_UNUSED_IDS`), so a file cannot ask for a vocabulary larger than it
-        describes. A merge names two tokens listed before it.
+        """Read a file written by `save` (the format: `numpyllm.tokenizers.bpe_file`).
 
         A ``pattern-regex`` that is not one of the known patterns must pass
         `pattern_safety.check_pattern` (a regex from a file could otherwise take
@@ -517,113 +320,12 @@ class BPETokenizer:
         Any malformed, truncated or inconsistent file raises `VocabularyFileError` (a
         ValueError) naming the file, the line, the field and what was expected.
         """
-        path = os.fspath(path)
-        raw = _files.read_text(path).split("\n")
-        lines = [(n, line) for n, line in enumerate(raw, start=1)
-                 if line.strip() and not line.startswith("#")]
-        pos = 0
-
-        def fail(lineno: int, msg: str) -> VocabularyFileError:
-            return VocabularyFileError(f"{path}:{lineno}: {msg}")
-
-        def next_line(what: str) -> tuple[int, str]:
-            nonlocal pos
-            if pos >= len(lines):
-                raise VocabularyFileError(f"{path}: file ends early, expected {what}")
-            pos += 1
-            return lines[pos - 1]
-
-        def header(key: str) -> tuple[int, str]:
-            lineno, line = next_line(f"'{key} ...'")
-            word, _, value = line.partition(" ")
-            if word != key:
-                raise fail(lineno, f"expected '{key} ...', got {line[:60]!r}")
-            return lineno, value
-
-        lineno, line = next_line("a header")
-        magic, _, version = line.partition(" ")
-        if magic != FORMAT_NAME:
-            raise fail(lineno, f"not a {FORMAT_NAME} file (starts with {line[:40]!r})")
-        if version != str(FORMAT_VERSION):
-            raise fail(lineno, f"format version {version[:20]!r} is not supported (this "
-                               f"numpyllm reads version {FORMAT_VERSION})")
-        lineno, line = next_line("'pattern ...'")
-        word, _, value = line.partition(" ")
-        if word == "pattern":
-            if value not in gpt2.PATTERNS:
-                raise fail(lineno, f"unknown pattern name {value[:40]!r}; known: "
-                                   f"{sorted(gpt2.PATTERNS)}")
-            pattern = value
-        elif word == "pattern-regex":
-            pattern = _files.parse_json(value, f"{path}:{lineno}", "pattern-regex followed "
-                                        "by a JSON string")
-            if not isinstance(pattern, str) or not pattern:
-                raise fail(lineno, "pattern-regex must be followed by a JSON string")
-            if not trust_pattern:
-                try:
-                    pattern_safety.check_pattern(pattern)
-                except pattern_safety.UnsafePatternError as exc:
-                    raise fail(lineno, f"pattern-regex: refused: {exc}; load with "
-                                       "trust_pattern=True if you trust this file") from None
-                except ValueError as exc:
-                    raise fail(lineno, f"pattern-regex: expected a regular expression, but "
-                                       f"{exc}") from None
-        else:
-            raise fail(lineno, f"expected 'pattern ...', got {line[:60]!r}")
-
-        def count(key: str) -> int:
-            lineno, value = header(key)
-            return _files.parse_id(value, f"{path}:{lineno}", f"'{key}' to be followed by a count")
-
-        ranks: dict[bytes, int] = {}
-        merges: list[tuple[bytes, bytes]] = []
-        n_tokens = count("tokens")
-        seen_ids: set[int] = set()
-        for _ in range(n_tokens):
-            lineno, line = next_line("a token line")
-            fields = line.split(" ")
-            if len(fields) not in (2, 4):
-                raise fail(lineno, f"expected '<id> <token> [<left> <right>]', got {line[:60]!r}")
-            idx = _files.parse_id(fields[0], f"{path}:{lineno}", "a token id")
-            if idx in seen_ids:
-                raise fail(lineno, f"token id {idx} is given to two tokens: expected each of "
-                                   f"0..{n_tokens - 1} once")
-            if idx >= n_tokens:
-                raise fail(lineno, f"token id: expected each of 0..{n_tokens - 1} once (the "
-                                   f"file lists {n_tokens} tokens), got {idx}")
-            seen_ids.add(idx)
-            try:
-                parts = [gpt2.text_to_token(t) for t in fields[1:]]
-            except VocabularyFileError as exc:
-                raise fail(lineno, str(exc)) from None
-            if parts[0] in ranks:
-                raise fail(lineno, f"token {fields[1][:40]} appears twice")
-            if len(parts) == 3:
-                if parts[1] + parts[2] != parts[0] or parts[1] not in ranks or parts[2] not in ranks:
-                    raise fail(lineno, f"merge {fields[2][:40]} + {fields[3][:40]} does not "
-                                       f"make {fields[1][:40]} from earlier tokens")
-                merges.append((parts[1], parts[2]))
-            ranks[parts[0]] = idx
-        specials: dict[str, int] = {}
-        special_lines: dict[str, int] = {}
-        for _ in range(count("specials")):
-            lineno, line = next_line("a special token line")
-            idx_text, _, name = line.partition(" ")
-            idx = _files.parse_id(idx_text, f"{path}:{lineno}", "a special token id")
-            name = _files.parse_json(name, f"{path}:{lineno}", "'<id> \"<name>\"'")
-            if not isinstance(name, str) or not name:
-                raise fail(lineno, f"expected '<id> \"<name>\"', got {line[:60]!r}")
-            if name in specials:
-                raise fail(lineno, f"special token {name[:40]!r} appears twice")
-            specials[name], special_lines[name] = idx, lineno
-        _files.check_special_ids(specials, n_tokens, lambda name: f"{path}:{special_lines[name]}")
-        if pos != len(lines):
-            lineno, line = lines[pos]
-            raise fail(lineno, f"unexpected content after the special tokens: {line[:60]!r}")
+        file = read_bpe_file(path, trust_pattern=trust_pattern)
         try:
-            return cls(ranks, pattern=pattern, special_tokens=specials, merges=merges, **kwargs)
+            return cls(file.ranks, pattern=file.pattern, special_tokens=file.special_tokens,
+                       merges=file.merges, **kwargs)
         except TokenizerError as exc:
-            raise VocabularyFileError(f"{path}: {exc}") from None
+            raise VocabularyFileError(f"{os.fspath(path)}: {exc}") from None
 
     @classmethod
     def from_gpt2(cls, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike,
