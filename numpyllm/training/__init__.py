@@ -7,6 +7,7 @@ One concept per file:
                     classification
   data_parallel.py  the batch cut into slices, one thread each, gradients summed
   checkpoint.py     atomic, pickle-free checkpoints (safetensors + JSON) and their loader
+  manifest.py       what a checkpoint's manifest may say, checked before anything is read
   evaluate.py       a whole data set's loss, perplexity, accuracy; exact match
   log.py            CSVLogger, the events as rows of a CSV file
 """
