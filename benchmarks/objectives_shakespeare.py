@@ -1,0 +1,436 @@
+"""Every pretraining objective on character-level Tiny Shakespeare, and the encoder-decoder
+on a sequence task cut from it: what each learns in a few minutes on 2 cores.
+
+    python benchmarks/objectives_shakespeare.py --objective all
+    python benchmarks/objectives_shakespeare.py --objective clm|prefix_lm|mlm|span|seq2seq
+        [--data ../shared/data/tinyshakespeare.txt] [--steps N] [--seed 1337]
+
+Needs Tiny Shakespeare (`../shared/data/tinyshakespeare.txt` from the repository root, or
+--data); it exits with a message where the file is absent.
+
+The setup, the same for every objective: one character tokenizer for the whole text
+(65 characters, then the special tokens [PAD] [MASK] [BOS] [EOS] and three span
+sentinels), the first 90% of the characters for training and the last 10% for validation
+(nanoGPT's split), windows of 64 characters, nanoGPT's CPU optimisation recipe (AdamW,
+lr 1e-3 with 100 steps of warmup and cosine decay to 1e-4, betas 0.9/0.99, weight decay
+0.1, clipping 1.0), batch 12, dropout 0, pre-LN everywhere so that the objective, not the
+layer-norm placement, is what differs. The models are of one size, about 0.8-0.9M
+parameters:
+
+  clm, prefix_lm  GPT, 4 layers, 4 heads, 128 wide, context 64 (nanoGPT's CPU model)
+  mlm             the encoder-only model of the same shape, GELU, BERT's masked-LM head,
+                  sinusoidal positions (with learned ones, as initialised today, it
+                  stays near a bag of characters for the whole run: see `encoder`)
+  span, seq2seq   the encoder-decoder, 2 + 2 layers of 128 (4 heads, d_ff 512), one
+                  embedding shared by source, target and output: the same parameter
+                  budget as 4 decoder layers, half the depth on each side
+
+The four pretraining runs take the same number of steps (2,000) of the same batch (12
+windows of 64): each reads the same 1.5M training characters, about 1.5 passes over the
+training split. (A batch of 48 windows for 500 steps, the same characters in fewer
+steps, trained mlm and span worse.) What differs is how many of them it
+is asked to predict: about 64 targets a window for clm, 33 for prefix_lm, 9.6 for mlm
+(15% of 64) and 14 for span (10 characters, 3 sentinels and EOS).
+
+Every figure is computed on the whole validation split, deterministically (the random
+prefix lengths, masks and spans of the evaluation come from seed 0), with
+`numpyllm.training.evaluate`. Losses are cross-entropies in nats per predicted token.
+
+What is printed, per objective, and how the numbers relate:
+
+- **clm**: the loss over every validation character, each predicted once from the
+  characters before it in its window of 64 (`evaluate_tokens`; the figure of
+  `nanogpt_shakespeare.py`, about 1.9 after 2,000 steps). Also its loss on exactly the
+  targets the prefix LM is scored on (the same windows and prefix lengths, read
+  causally), so the two models can be compared on the same tokens.
+- **prefix_lm**: the loss on the tokens after the prefix (`evaluate_objective` with
+  `PrefixLM`): each row of 64 draws a prefix length P in [1, 63], the prefix is read both
+  ways, and the 64 - P + 1 tokens after it are predicted causally. These targets sit
+  later in their windows than the average character (more context before them), so
+  this figure is lower than clm's every-character loss even for the same model; compare
+  it with clm's loss on the same targets. The conditioning information is the same in
+  both (every token before the target): what the prefix LM adds is only that the prefix
+  tokens see each other both ways, and it pays for that by training on half the targets.
+  Also printed: the prefix-LM model read causally, on the same targets and on every
+  character.
+- **mlm**: the loss and the accuracy on the masked positions (15% of the characters,
+  80% of them shown as [MASK], 10% as a random character, 10% unchanged), predicted from
+  the whole window both ways (`evaluate_objective` with `MaskedLM`). A masked character
+  has context on both sides, so its loss is expected to be well below clm's; the
+  baselines printed beside it: the accuracy of always guessing the most frequent
+  character (the space), and the unigram loss on the same positions.
+- **span**: the loss over the decoder's target (the 10 dropped characters of a window,
+  in 3 spans, each after its sentinel, then EOS: 14 tokens; `evaluate_objective` with
+  `SpanCorruption`), and that loss split into the span characters and the sentinels
+  and EOS. The span characters' loss is the one to set beside mlm's: both predict hidden
+  characters from the visible ones on both sides, but span hides runs of about 3
+  characters and writes each run left to right, so the first character of a run has less
+  near context than an isolated masked character. The baselines: the unigram loss of
+  the span characters, and of the whole target (a unigram fitted on training targets).
+- **seq2seq**: the encoder-decoder (the span run's shape, fresh weights) learns to write
+  a snippet of Shakespeare backwards: source a run of 8-24 characters of the text (from
+  the training split for training, from the validation split for the 2,000 held-out
+  pairs), target the same characters reversed; 2,000 steps of 32 pairs (a batch of
+  about 530 target tokens, as many as 12 windows hold for clm). Printed: exact-match accuracy (greedy
+  decoding, the whole output right, `exact_match`), the teacher-forced token accuracy
+  and loss on the held-out pairs, and as baselines the exact match of returning the
+  source unreversed (palindromes) and the token accuracy of guessing the most frequent
+  character.
+
+The unigram baseline of a character is its frequency in the training split (add-one
+smoothed); its cross-entropy over the validation characters is about 3.3 nats, the loss
+of a model that has learnt which characters are common and nothing of context.
+
+Wall times depend on the machine's load; the script prints the load average (what
+`uptime` shows) before and after each run. The losses and accuracies do not depend on it,
+and are the same run after run on the same number of threads (NUMPYLLM_NUM_THREADS).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from numpyllm.autograd import no_grad
+from numpyllm.data import train_val_split
+from numpyllm.data.examples import Pairs
+from numpyllm.nn import (GPT, GPTConfig, Transformer, TransformerConfig,
+                         TransformerEncoderConfig, TransformerEncoderModel)
+from numpyllm.tokenizers import CharTokenizer
+from numpyllm.training import (CausalLM, MaskedLM, PrefixLM, Seq2Seq, SpanCorruption,
+                               TrainConfig, Trainer, evaluate_objective, evaluate_tokens,
+                               exact_match)
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+OBJECTIVES = ("clm", "prefix_lm", "mlm", "span", "seq2seq")
+CONTEXT = 64                     # characters a window
+EVAL_BATCH = 32                  # evaluation batches (the figures depend on it: the random
+EVAL_SEED = 0                    # draws of a batch are made per batch) and their seed
+SPECIALS = ["[PAD]", "[MASK]", "[BOS]", "[EOS]", "[S0]", "[S1]", "[S2]"]
+
+
+# ---------------------------------------------------------------------- the data
+class Corpus:
+    """The text, its tokenizer, the split, and the unigram baseline."""
+
+    def __init__(self, path: Path):
+        text = path.read_text(encoding="utf-8")
+        self.tok = tok = CharTokenizer.from_text(text, special_tokens=SPECIALS)
+        self.n_chars = len(tok.chars)
+        self.vocab_size = tok.vocab_size
+        ids = np.asarray(tok.encode(text), dtype=np.int64)
+        self.train, self.val = train_val_split(ids, 0.1)
+        sp = tok.special_tokens
+        self.pad, self.mask, self.bos, self.eos = (sp[s] for s in SPECIALS[:4])
+        self.sentinels = tuple(sp[s] for s in SPECIALS[4:])
+        # unigram over the characters of the training split (add-one smoothed)
+        counts = np.bincount(self.train, minlength=self.vocab_size)[:self.n_chars] + 1.0
+        self.char_logp = np.log(counts / counts.sum())          # [n_chars]
+        self.most_frequent = int(np.argmax(counts))
+
+    def unigram_loss(self, targets: np.ndarray) -> float:
+        """Mean -log p_train(c) over character targets."""
+        return float(-self.char_logp[targets].mean())
+
+
+def counted_targets(objective, data, batch_size=EVAL_BATCH, seed=EVAL_SEED) -> np.ndarray:
+    """The targets `evaluate_objective(..., batch_size, seed)` scores, in its order: the
+    same batches, drawn from the same generator."""
+    rng = np.random.default_rng(seed)
+    out = [b["y"][b["y"] != -100] for b in objective.batches(objective.dataset(data),
+                                                             batch_size, rng)]
+    return np.concatenate(out)
+
+
+class CausalOnPrefixTargets(PrefixLM):
+    """PrefixLM's targets (the same windows, prefix lengths and ignored positions) scored
+    by reading the window causally: no `prefix_lengths` reaches the model. The model's
+    loss on exactly the tokens a prefix LM is scored on."""
+
+    def loss(self, model, batch):
+        return model(batch["x"], targets=batch["y"])[1]
+
+
+# ---------------------------------------------------------------------- models
+def gpt(c: Corpus, seed: int) -> GPT:
+    return GPT(GPTConfig(vocab_size=c.vocab_size, block_size=CONTEXT, n_layer=4, n_head=4,
+                         n_embd=128, dropout=0.0, bias=False), rng=np.random.default_rng(seed))
+
+
+def encoder(c: Corpus, seed: int) -> TransformerEncoderModel:
+    # Sinusoidal positions, not BERT's learned ones: with learned positions this model
+    # stays a bag of characters for the whole run (masked-token loss 3.04 after 2,000
+    # steps, against 2.11 with sinusoidal ones; the learned table starts at std 0.02
+    # beside token embeddings scaled to unit size, see the issue note).
+    return TransformerEncoderModel(TransformerEncoderConfig(
+        vocab_size=c.vocab_size, d_model=128, n_head=4, n_layers=4, d_ff=512, dropout=0.0,
+        max_len=CONTEXT, norm="pre", activation="gelu", positions="sinusoidal",
+        mlm_head=True), rng=np.random.default_rng(seed))
+
+
+def encoder_decoder(c: Corpus, seed: int, max_len: int = CONTEXT) -> Transformer:
+    return Transformer(TransformerConfig(
+        c.vocab_size, c.vocab_size, d_model=128, n_head=4, n_encoder_layers=2,
+        n_decoder_layers=2, d_ff=512, dropout=0.0, max_len=max_len, norm="pre",
+        share_embeddings=True, pad_id=c.pad), rng=np.random.default_rng(seed))
+
+
+def shape_of(model) -> str:
+    cfg = model.config
+    if isinstance(model, GPT):
+        return (f"GPT {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, "
+                f"context {cfg.block_size}")
+    if isinstance(model, TransformerEncoderModel):
+        return (f"encoder {cfg.n_layers} layers, {cfg.n_head} heads, {cfg.d_model} wide, "
+                f"d_ff {cfg.d_ff}, context {cfg.max_len}, MLM head")
+    return (f"encoder-decoder {cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, "
+            f"{cfg.n_head} heads, {cfg.d_model} wide, d_ff {cfg.d_ff}, shared embeddings")
+
+
+def recipe(steps: int, seed: int, batch_size: int = 12, lr: float = 1e-3) -> TrainConfig:
+    """nanoGPT's CPU recipe, its schedule stretched over `steps`."""
+    return TrainConfig(batch_size=batch_size, max_iters=steps, learning_rate=lr,
+                       min_lr=lr / 10, warmup_iters=min(100, steps // 10),
+                       lr_decay_iters=steps, beta1=0.9, beta2=0.99, weight_decay=0.1,
+                       grad_clip=1.0, eval_interval=max(steps // 4, 1), eval_iters=20,
+                       seed=seed)
+
+
+# ---------------------------------------------------------------------- running
+def load() -> str:
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def train(name, model, train_data, val_data, objective, cfg) -> tuple[Trainer, float]:
+    """Train; print the 20-batch loss estimates as they come; the wall time."""
+    def report(event):
+        if event["kind"] == "eval":
+            val = f"  val {event['val_loss']:.4f}" if "val_loss" in event else ""
+            print(f"  step {event['step']:5d}  train {event['train_loss']:.4f}{val}  "
+                  f"({time.perf_counter() - start:6.1f} s)", flush=True)
+
+    print(f"[{name}] {shape_of(model)}: {model.num_parameters():,} parameters; "
+          f"{cfg.max_iters} steps of batch {cfg.batch_size}; load {load()}", flush=True)
+    trainer = Trainer(model, train_data, val_data, cfg, objective=objective,
+                      callbacks=[report])
+    start = time.perf_counter()
+    trainer.fit()
+    return trainer, time.perf_counter() - start
+
+
+def finish(name: str, rows: list, started: float, train_s: float) -> dict:
+    total = time.perf_counter() - started
+    for label, value in rows:
+        print(f"  {label:<58} {value}")
+    print(f"  wall time {total:.1f} s (training {train_s:.1f} s, evaluation "
+          f"{total - train_s:.1f} s); load {load()}\n", flush=True)
+    return {"objective": name, "rows": rows, "seconds": total}
+
+
+def run_clm(c: Corpus, steps: int, seed: int) -> dict:
+    started = time.perf_counter()
+    model = gpt(c, seed)
+    objective = CausalLM(CONTEXT)
+    _, train_s = train("clm", model, c.train, c.val, objective, recipe(steps, seed))
+    every = evaluate_tokens(model, c.val, batch_size=EVAL_BATCH)
+    same = evaluate_objective(model, CausalOnPrefixTargets(CONTEXT), c.val,
+                              batch_size=EVAL_BATCH, seed=EVAL_SEED)
+    prefix_targets = counted_targets(PrefixLM(CONTEXT), c.val)
+    rows = [("val loss, every character (evaluate_tokens)",
+             f"{every['loss']:.4f}  (ppl {every['perplexity']:.2f}, {every['tokens']:,} chars)"),
+            ("val loss on prefix_lm's targets, read causally",
+             f"{same['loss']:.4f}  ({same['count']:,} targets)"),
+            ("unigram baseline, every character", f"{c.unigram_loss(c.val[1:]):.4f}"),
+            ("unigram baseline, prefix_lm's targets", f"{c.unigram_loss(prefix_targets):.4f}")]
+    return finish("clm", rows, started, train_s)
+
+
+def run_prefix_lm(c: Corpus, steps: int, seed: int) -> dict:
+    started = time.perf_counter()
+    model = gpt(c, seed)
+    objective = PrefixLM(CONTEXT)
+    _, train_s = train("prefix_lm", model, c.train, c.val, objective, recipe(steps, seed))
+    score = evaluate_objective(model, objective, c.val, batch_size=EVAL_BATCH, seed=EVAL_SEED)
+    causal = evaluate_objective(model, CausalOnPrefixTargets(CONTEXT), c.val,
+                                batch_size=EVAL_BATCH, seed=EVAL_SEED)
+    every = evaluate_tokens(model, c.val, batch_size=EVAL_BATCH)
+    targets = counted_targets(objective, c.val)
+    rows = [("val loss after the prefix (prefix read both ways)",
+             f"{score['loss']:.4f}  (ppl {score['perplexity']:.2f}, {score['count']:,} targets)"),
+            ("the same targets, the model read causally", f"{causal['loss']:.4f}"),
+            ("every character, read causally (evaluate_tokens)", f"{every['loss']:.4f}"),
+            ("unigram baseline, the same targets", f"{c.unigram_loss(targets):.4f}")]
+    return finish("prefix_lm", rows, started, train_s)
+
+
+def mlm_breakdown(model, objective, c: Corpus) -> dict:
+    """Accuracy and loss on the masked positions by what the input showed there: [MASK],
+    a random character, or the character itself (which the model can copy), over the
+    batches `evaluate_objective` scores."""
+    rng = np.random.default_rng(EVAL_SEED)
+    sums = {k: [0, 0.0, 0] for k in ("[MASK]", "random", "unchanged")}   # right, nll, n
+    model.eval()
+    with no_grad():
+        for batch in objective.batches(objective.dataset(c.val), EVAL_BATCH, rng):
+            x, y = batch["x"], batch["y"]
+            logits = model(x)[0].data.astype(np.float64)                    # [B, T, V]
+            logits -= logits.max(axis=-1, keepdims=True)
+            logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+            counted = y != -100
+            safe = np.where(counted, y, 0)
+            nll = -np.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]   # [B, T]
+            right = logits.argmax(axis=-1) == y
+            kinds = {"[MASK]": x == c.mask, "unchanged": x == y}
+            kinds["random"] = ~kinds["[MASK]"] & ~kinds["unchanged"]
+            for k, where in kinds.items():
+                where = where & counted
+                sums[k][0] += int(right[where].sum())
+                sums[k][1] += float(nll[where].sum())
+                sums[k][2] += int(where.sum())
+    model.train()
+    return {k: (r / n, s / n, n) for k, (r, s, n) in sums.items()}
+
+
+def run_mlm(c: Corpus, steps: int, seed: int) -> dict:
+    started = time.perf_counter()
+    model = encoder(c, seed)
+    objective = MaskedLM(CONTEXT, mask_id=c.mask, vocab_size=c.vocab_size,
+                         special_ids=(c.pad, c.bos, c.eos) + c.sentinels)
+    _, train_s = train("mlm", model, c.train, c.val, objective, recipe(steps, seed))
+    score = evaluate_objective(model, objective, c.val, batch_size=EVAL_BATCH, seed=EVAL_SEED)
+    targets = counted_targets(objective, c.val)
+    rows = [("masked-token accuracy",
+             f"{score['accuracy']:.4f}  ({score['count']:,} masked characters)"),
+            ("masked-token loss", f"{score['loss']:.4f}  (ppl {score['perplexity']:.2f})"),
+            *((f"  shown as {kind}: accuracy, loss",
+               f"{acc:.4f}, {nll:.4f}  ({n:,})")
+              for kind, (acc, nll, n) in mlm_breakdown(model, objective, c).items()),
+            ("baseline accuracy: always the most frequent character "
+             f"({c.tok.decode([c.most_frequent])!r})",
+             f"{float(np.mean(targets == c.most_frequent)):.4f}"),
+            ("unigram baseline loss, the same positions", f"{c.unigram_loss(targets):.4f}")]
+    return finish("mlm", rows, started, train_s)
+
+
+def span_breakdown(model, objective, c: Corpus) -> dict:
+    """The span model's summed loss and count on the span characters and on the
+    sentinels + EOS separately, over the batches `evaluate_objective` scores."""
+    rng = np.random.default_rng(EVAL_SEED)
+    sums = {"chars": [0.0, 0], "markers": [0.0, 0]}
+    model.eval()
+    with no_grad():
+        for batch in objective.batches(objective.dataset(c.val), EVAL_BATCH, rng):
+            logits = model(batch["src"], batch["tgt_in"])[0].data.astype(np.float64)
+            logits -= logits.max(axis=-1, keepdims=True)
+            logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+            y = batch["y"]
+            nll = -np.take_along_axis(logp, y[..., None], axis=-1)[..., 0]     # [B, L]
+            is_char = y < c.n_chars
+            for key, where in (("chars", is_char), ("markers", ~is_char)):
+                sums[key][0] += float(nll[where].sum())
+                sums[key][1] += int(where.sum())
+    model.train()
+    return {k: s / n for k, (s, n) in sums.items()}
+
+
+def run_span(c: Corpus, steps: int, seed: int) -> dict:
+    started = time.perf_counter()
+    objective = SpanCorruption(CONTEXT, c.sentinels, eos_id=c.eos, bos_id=c.bos)
+    model = encoder_decoder(c, seed)
+    _, train_s = train("span", model, c.train, c.val, objective, recipe(steps, seed))
+    score = evaluate_objective(model, objective, c.val, batch_size=EVAL_BATCH, seed=EVAL_SEED)
+    parts = span_breakdown(model, objective, c)
+    targets = counted_targets(objective, c.val)
+    # the unigram of the whole target (characters, sentinels, EOS), fitted on the
+    # training split's targets
+    train_targets = counted_targets(objective, c.train[:200_000], seed=EVAL_SEED + 1)
+    freq = np.bincount(train_targets, minlength=c.vocab_size) + 1.0
+    logp = np.log(freq / freq.sum())
+    chars = targets[targets < c.n_chars]
+    rows = [("val loss, whole target (evaluate_objective)",
+             f"{score['loss']:.4f}  (ppl {score['perplexity']:.2f}, {score['count']:,} tokens)"),
+            ("  of which the span characters", f"{parts['chars']:.4f}  ({chars.size:,})"),
+            ("  of which the sentinels and EOS",
+             f"{parts['markers']:.4f}  ({targets.size - chars.size:,})"),
+            ("unigram baseline, whole target", f"{float(-logp[targets].mean()):.4f}"),
+            ("unigram baseline, the span characters", f"{c.unigram_loss(chars):.4f}")]
+    return finish("span", rows, started, train_s)
+
+
+def snippets(ids: np.ndarray, n: int, rng, lo: int = 8, hi: int = 24) -> list:
+    """`n` runs of lo..hi consecutive characters of `ids`, at random places."""
+    lengths = rng.integers(lo, hi + 1, size=n)
+    starts = rng.integers(0, len(ids) - hi, size=n)
+    return [ids[s:s + k] for s, k in zip(starts, lengths)]
+
+
+def run_seq2seq(c: Corpus, steps: int, seed: int, n_train: int = 100_000,
+                n_held_out: int = 2_000) -> dict:
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    held = snippets(c.val, n_held_out, np.random.default_rng(seed + 1))
+    seen = {s.tobytes() for s in held}
+    train_src = [s for s in snippets(c.train, n_train, rng) if s.tobytes() not in seen]
+    train_pairs = Pairs(train_src, [s[::-1] for s in train_src])
+    held_pairs = Pairs(held, [s[::-1] for s in held])
+    objective = Seq2Seq(c.pad, c.bos, c.eos)
+    model = encoder_decoder(c, seed, max_len=32)
+    print(f"  reversal of Shakespeare snippets of 8-24 characters: {len(train_pairs):,} "
+          f"training pairs (training split), {len(held_pairs):,} held out (validation split)")
+    _, train_s = train("seq2seq", model, train_pairs, held_pairs, objective,
+                       recipe(steps, seed, batch_size=32))
+    score = evaluate_objective(model, objective, held_pairs, batch_size=EVAL_BATCH,
+                               seed=EVAL_SEED)
+    match = exact_match(model, held_pairs, bos_id=c.bos, eos_id=c.eos, batch_size=250)
+    targets = np.concatenate(held_pairs.targets)
+    palindromes = float(np.mean([(s == s[::-1]).all() for s in held]))
+    rows = [("held-out exact match (greedy decoding)", f"{match:.4f}  ({len(held):,} pairs)"),
+            ("held-out token accuracy (teacher forcing, with EOS)",
+             f"{score['accuracy']:.4f}  ({score['count']:,} tokens)"),
+            ("held-out loss (teacher forcing)", f"{score['loss']:.4f}"),
+            ("baseline exact match: the source unreversed", f"{palindromes:.4f}"),
+            ("baseline token accuracy: the most frequent character",
+             f"{float(np.mean(targets == c.most_frequent)):.4f}")]
+    return finish("seq2seq", rows, started, train_s)
+
+
+RUNS = {"clm": run_clm, "prefix_lm": run_prefix_lm, "mlm": run_mlm, "span": run_span,
+        "seq2seq": run_seq2seq}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--objective", choices=OBJECTIVES + ("all",), default="all",
+                    help="which run; all: the five in turn (default)")
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="Tiny Shakespeare's path")
+    ap.add_argument("--steps", type=int, default=2000,
+                    help="optimizer steps of each run (default 2000; the schedule follows)")
+    ap.add_argument("--seed", type=int, default=1337,
+                    help="initialisation and training batches (the evaluation's are fixed)")
+    args = ap.parse_args(argv)
+    path = Path(args.data)
+    if not path.is_file():
+        sys.exit(f"{path} not found: this benchmark needs Tiny Shakespeare "
+                 "(../shared/data/tinyshakespeare.txt); pass its path with --data")
+    from numpyllm.runtime import keep_freed_memory
+    keep_freed_memory()              # as the numpyllm command line does
+    corpus = Corpus(path)
+    print(f"Tiny Shakespeare: {len(corpus.train):,} training / {len(corpus.val):,} "
+          f"validation characters, vocabulary {corpus.n_chars} characters + "
+          f"{len(SPECIALS)} special tokens; {os.cpu_count()} CPUs, load {load()}\n")
+    names = OBJECTIVES if args.objective == "all" else (args.objective,)
+    start = time.perf_counter()
+    for name in names:
+        RUNS[name](corpus, args.steps, args.seed)
+    if len(names) > 1:
+        print(f"all: {time.perf_counter() - start:.1f} s; load {load()}")
+
+
+if __name__ == "__main__":
+    main()
