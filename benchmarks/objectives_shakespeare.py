@@ -317,10 +317,12 @@ def run_mlm(c: Corpus, steps: int, seed: int) -> dict:
 
 
 def span_breakdown(model, objective, c: Corpus) -> dict:
-    """The span model's summed loss and count on the span characters and on the
-    sentinels + EOS separately, over the batches `evaluate_objective` scores."""
+    """The span model's mean loss on three kinds of target, over the batches
+    `evaluate_objective` scores: the first character of each span (after its sentinel:
+    only the encoder tells what it is), the later characters of a span (the decoder has
+    also written the characters before them), and the sentinels and EOS."""
     rng = np.random.default_rng(EVAL_SEED)
-    sums = {"chars": [0.0, 0], "markers": [0.0, 0]}
+    sums = {k: [0.0, 0] for k in ("first", "later", "markers")}
     model.eval()
     with no_grad():
         for batch in objective.batches(objective.dataset(c.val), EVAL_BATCH, rng):
@@ -330,11 +332,18 @@ def span_breakdown(model, objective, c: Corpus) -> dict:
             y = batch["y"]
             nll = -np.take_along_axis(logp, y[..., None], axis=-1)[..., 0]     # [B, L]
             is_char = y < c.n_chars
-            for key, where in (("chars", is_char), ("markers", ~is_char)):
+            after_sentinel = np.isin(batch["tgt_in"], c.sentinels)           # [B, L]
+            kinds = {"first": is_char & after_sentinel, "later": is_char & ~after_sentinel,
+                     "markers": ~is_char}
+            for key, where in kinds.items():
                 sums[key][0] += float(nll[where].sum())
                 sums[key][1] += int(where.sum())
     model.train()
-    return {k: s / n for k, (s, n) in sums.items()}
+    out = {k: (s / n, n) for k, (s, n) in sums.items()}
+    total = sums["first"][0] + sums["later"][0]
+    out["chars"] = (total / (sums["first"][1] + sums["later"][1]),
+                    sums["first"][1] + sums["later"][1])
+    return out
 
 
 def run_span(c: Corpus, steps: int, seed: int) -> dict:
@@ -353,9 +362,10 @@ def run_span(c: Corpus, steps: int, seed: int) -> dict:
     chars = targets[targets < c.n_chars]
     rows = [("val loss, whole target (evaluate_objective)",
              f"{score['loss']:.4f}  (ppl {score['perplexity']:.2f}, {score['count']:,} tokens)"),
-            ("  of which the span characters", f"{parts['chars']:.4f}  ({chars.size:,})"),
-            ("  of which the sentinels and EOS",
-             f"{parts['markers']:.4f}  ({targets.size - chars.size:,})"),
+            ("  of which the span characters", "{:.4f}  ({:,})".format(*parts["chars"])),
+            ("    the first of each span", "{:.4f}  ({:,})".format(*parts["first"])),
+            ("    the later ones", "{:.4f}  ({:,})".format(*parts["later"])),
+            ("  of which the sentinels and EOS", "{:.4f}  ({:,})".format(*parts["markers"])),
             ("unigram baseline, whole target", f"{float(-logp[targets].mean()):.4f}"),
             ("unigram baseline, the span characters", f"{c.unigram_loss(chars):.4f}")]
     return finish("span", rows, started, train_s)
