@@ -1,20 +1,20 @@
 """Every pretraining objective on character-level Tiny Shakespeare, and the encoder-decoder
-on a sequence task cut from it: what each learns in a few minutes on 2 cores.
+on a sequence task cut from it: what each learns in about a minute on 2 cores.
 
     python benchmarks/objectives_shakespeare.py --objective all
     python benchmarks/objectives_shakespeare.py --objective clm|prefix_lm|mlm|span|seq2seq
-        [--data ../shared/data/tinyshakespeare.txt] [--steps N] [--seed 1337]
+        [--data ../shared/data/tinyshakespeare.txt] [--steps 2000] [--seed 1337]
 
 Needs Tiny Shakespeare (`../shared/data/tinyshakespeare.txt` from the repository root, or
 --data); it exits with a message where the file is absent.
 
-The setup, the same for every objective: one character tokenizer for the whole text
+**The setup**, the same for every objective: one character tokenizer for the whole text
 (65 characters, then the special tokens [PAD] [MASK] [BOS] [EOS] and three span
 sentinels), the first 90% of the characters for training and the last 10% for validation
 (nanoGPT's split), windows of 64 characters, nanoGPT's CPU optimisation recipe (AdamW,
 lr 1e-3 with 100 steps of warmup and cosine decay to 1e-4, betas 0.9/0.99, weight decay
-0.1, clipping 1.0), batch 12, dropout 0, pre-LN everywhere so that the objective, not the
-layer-norm placement, is what differs. The models are of one size, about 0.8-0.9M
+0.1, clipping 1.0), batch 12, 2,000 steps, dropout 0, pre-LN everywhere so that the
+objective, not the layer-norm placement, is what differs. Models of one size, 0.80-0.94M
 parameters:
 
   clm, prefix_lm  GPT, 4 layers, 4 heads, 128 wide, context 64 (nanoGPT's CPU model)
@@ -22,68 +22,106 @@ parameters:
                   sinusoidal positions (with learned ones, as initialised today, it
                   stays near a bag of characters for the whole run: see `encoder`)
   span, seq2seq   the encoder-decoder, 2 + 2 layers of 128 (4 heads, d_ff 512), one
-                  embedding shared by source, target and output: the same parameter
-                  budget as 4 decoder layers, half the depth on each side
+                  embedding shared by source, target and output: about the parameters
+                  of 4 decoder layers, half the depth on each side
 
-The four pretraining runs take the same number of steps (2,000) of the same batch (12
-windows of 64): each reads the same 1.5M training characters, about 1.5 passes over the
-training split. (A batch of 48 windows for 500 steps, the same characters in fewer
-steps, trained mlm and span worse.) What differs is how many of them it
-is asked to predict: about 64 targets a window for clm, 33 for prefix_lm, 9.6 for mlm
-(15% of 64) and 14 for span (10 characters, 3 sentinels and EOS).
+The four pretraining runs take the same 2,000 steps of 12 windows of 64: each reads the
+same 1.5M training characters (about 1.5 passes over the training split). What differs
+is how many of them it is asked to predict, per window: 64 for clm, 32 on average for
+prefix_lm, 9.6 for mlm (15%), and for span 10 characters plus 3 sentinels and EOS. (Batches
+of 48 windows for 500 steps, the same characters in fewer steps, trained mlm and span
+worse.)
 
-Every figure is computed on the whole validation split, deterministically (the random
-prefix lengths, masks and spans of the evaluation come from seed 0), with
-`numpyllm.training.evaluate`. Losses are cross-entropies in nats per predicted token.
+**What is printed.** Every figure is computed on the whole validation split (111,540
+characters), deterministically: the evaluation's prefix lengths, masks and spans come
+from seed 0, so a figure is the same run after run (on the same number of threads,
+NUMPYLLM_NUM_THREADS). Losses are cross-entropies in nats per predicted token; beside
+each, a baseline computed on exactly the same targets: the unigram (each character's
+frequency in the training split, 3.35 on every character: a model that knows which
+characters are common and nothing of context) and the bigram (the character given the
+one before it, 2.48).
 
-What is printed, per objective, and how the numbers relate:
-
-- **clm**: the loss over every validation character, each predicted once from the
-  characters before it in its window of 64 (`evaluate_tokens`; the figure of
-  `nanogpt_shakespeare.py`, about 1.9 after 2,000 steps). Also its loss on exactly the
-  targets the prefix LM is scored on (the same windows and prefix lengths, read
-  causally), so the two models can be compared on the same tokens.
+- **clm**: the loss over every validation character, each predicted once from the ones
+  before it in its window of 64 (`evaluate_tokens`, as `nanogpt_shakespeare.py`), and its
+  loss on exactly the targets prefix_lm is scored on (the same windows and prefix
+  lengths, read causally).
 - **prefix_lm**: the loss on the tokens after the prefix (`evaluate_objective` with
-  `PrefixLM`): each row of 64 draws a prefix length P in [1, 63], the prefix is read both
-  ways, and the 64 - P + 1 tokens after it are predicted causally. These targets sit
-  later in their windows than the average character (more context before them), so
-  this figure is lower than clm's every-character loss even for the same model; compare
-  it with clm's loss on the same targets. The conditioning information is the same in
-  both (every token before the target): what the prefix LM adds is only that the prefix
-  tokens see each other both ways, and it pays for that by training on half the targets.
-  Also printed: the prefix-LM model read causally, on the same targets and on every
-  character.
-- **mlm**: the loss and the accuracy on the masked positions (15% of the characters,
-  80% of them shown as [MASK], 10% as a random character, 10% unchanged), predicted from
-  the whole window both ways (`evaluate_objective` with `MaskedLM`). A masked character
-  has context on both sides, so its loss is expected to be well below clm's; the
-  baselines printed beside it: the accuracy of always guessing the most frequent
-  character (the space), and the unigram loss on the same positions.
-- **span**: the loss over the decoder's target (the 10 dropped characters of a window,
-  in 3 spans, each after its sentinel, then EOS: 14 tokens; `evaluate_objective` with
-  `SpanCorruption`), and that loss split into the span characters and the sentinels
-  and EOS. The span characters' loss is the one to set beside mlm's: both predict hidden
-  characters from the visible ones on both sides, but span hides runs of about 3
-  characters and writes each run left to right, so the first character of a run has less
-  near context than an isolated masked character. The baselines: the unigram loss of
-  the span characters, and of the whole target (a unigram fitted on training targets).
+  `PrefixLM`: each window draws a prefix length P in [1, 63], the prefix is read both
+  ways, the 65 - P targets after it causally); the same targets with the model read
+  causally; every character read causally. These targets sit later in their windows
+  than the average character, with more context before them, so compare prefix_lm's
+  figure with clm's on the same targets, not with clm's every-character loss.
+- **mlm**: accuracy and loss on the masked positions (`evaluate_objective` with
+  `MaskedLM`: 15% of the characters, 80% of those shown as [MASK], 10% as a random
+  character, 10% unchanged), and both by what the input showed there: an unchanged
+  character can be copied, so the [MASK] row is the honest one. Baselines: the accuracy
+  of always answering the most frequent character (the space), the unigram loss.
+- **span**: the loss over the decoder's whole target (`evaluate_objective` with
+  `SpanCorruption`: per window of 64, 10 characters in 3 spans, each written after its
+  sentinel, then EOS), split into the span characters (the first of each span, which only
+  the encoder can tell, and the later ones, which also follow the characters the decoder
+  has written) and the sentinels and EOS. The markers are nearly free (the sentinels come
+  in order; only where a span ends is uncertain), so the whole-target figure flatters:
+  set the characters' figure beside mlm's. Baselines: the unigram of the whole target
+  (fitted on training targets), of the span characters, and the bigram of the later
+  characters.
 - **seq2seq**: the encoder-decoder (the span run's shape, fresh weights) learns to write
-  a snippet of Shakespeare backwards: source a run of 8-24 characters of the text (from
-  the training split for training, from the validation split for the 2,000 held-out
-  pairs), target the same characters reversed; 2,000 steps of 32 pairs (a batch of
-  about 530 target tokens, as many as 12 windows hold for clm). Printed: exact-match accuracy (greedy
-  decoding, the whole output right, `exact_match`), the teacher-forced token accuracy
-  and loss on the held-out pairs, and as baselines the exact match of returning the
-  source unreversed (palindromes) and the token accuracy of guessing the most frequent
-  character.
+  a snippet of Shakespeare backwards: source 8-24 consecutive characters of the text
+  (100,000 from the training split for training; 2,000 held out from the validation
+  split), target the same characters reversed; 2,000 steps of 32 pairs (about 530 target
+  tokens a batch, as many as 12 windows hold for clm). Printed: the exact-match accuracy
+  on the held-out pairs (greedy decoding, the whole output right, `exact_match`), the
+  teacher-forced token accuracy and loss (`evaluate_objective` with `Seq2Seq`), and as
+  baselines the exact match of returning the source unreversed (palindromes only) and
+  the token accuracy of always answering the most frequent character.
 
-The unigram baseline of a character is its frequency in the training split (add-one
-smoothed); its cross-entropy over the validation characters is about 3.3 nats, the loss
-of a model that has learnt which characters are common and nothing of context.
+**Figures** (seed 1337; `--objective all`: 298 s on 2 cores at load average 1.2-1.8,
+this run's own two threads included. The figures do not depend on the load; wall times
+do: about 3 minutes a run at load 4-5):
 
-Wall times depend on the machine's load; the script prints the load average (what
-`uptime` shows) before and after each run. The losses and accuracies do not depend on it,
-and are the same run after run on the same number of threads (NUMPYLLM_NUM_THREADS).
+  objective  metric (validation)                          2,000 steps  5,000 steps  baseline
+  clm        loss, every character                        1.907        1.678        3.347 unigram, 2.482 bigram
+             loss, prefix_lm's targets                    1.887        1.646        3.346 unigram
+  prefix_lm  loss after the prefix                        2.006        1.752        3.346 unigram
+             the same targets, read causally              2.003        1.747
+  mlm        masked-token accuracy                        0.410        0.533        0.152 (the space)
+             masked-token loss                            2.110        1.612        3.349 unigram
+             loss / accuracy where shown as [MASK]        2.234 / 0.362  1.708 / 0.498
+  span       loss, whole target                           2.095        2.010        3.39 unigram
+             loss, the span characters                    2.729        2.604        3.347 unigram
+               first of each span / later ones            2.986 / 2.619               later: 2.478 bigram
+  seq2seq    held-out exact match (2,000 reversals)       0.993                     0.000 (unreversed)
+             held-out token accuracy                      0.9995                    0.150 (the space)
+
+Wall times (training + evaluation) at 2,000 steps, load 1.2-1.8: clm 56 s, prefix_lm
+60 s, mlm 66 s, span 49 s, seq2seq 68 s. The 5,000-step column: `--steps 5000`, one
+objective at a time, 117-187 s each at load 1.6-2.9.
+
+**Reading them next to each other.** All the losses are nats per predicted character
+and share the unigram baseline (3.35): the distance below it is what each model took
+from context. They differ in which characters are predicted and what each may see.
+(1) The prefix LM conditions on exactly what the causal LM does (every character before
+the target); it only lets the prefix characters see each other both ways. On the same
+targets it scores 2.006 against clm's 1.887: the bidirectional prefix gains nothing here
+(the prefix model read causally scores 2.003), and training on half the targets costs
+0.12 nats at this budget (0.11 at 5,000 steps). (2) A masked character has context on
+both sides, more than any causal model gets, so mlm's loss should end lowest; at 2,000
+steps it is still above clm's (2.11 vs 1.91) because it has been trained on 15% of the
+positions (230k targets against clm's 1.5M); at 5,000 steps it has passed it (1.61 vs
+1.68) with 0.58M targets. (3) Span corruption is the slowest learner here: its characters
+score 2.73, the later ones of a span no better than a bigram count model, the first ones
+worse. The likely reason (an encoder-decoder trained the same way on a synthetic
+stream where every hidden character equals a neighbour stays near chance for 1,000
+steps, an encoder trained with masked LM on it does not): the decoder must learn to
+find each sentinel in the encoder's output before the encoder gains anything from
+putting the neighbouring characters there, a two-step dependency that masked LM does
+not have. Its whole-target loss (2.10) looks like mlm's only because
+4 of its 14 targets are nearly free sentinels and EOS. (4) The encoder-decoder itself
+learns fast when the task is an alignment: reversal of held-out Shakespeare snippets is
+99.3% exact after the same 2,000 steps, a figure on another scale from the losses
+above. Its 15 misses are 1-3 characters off, 12 of them inside speaker names of The
+Tempest (PROSPERO, SEBASTIAN, GONZALO), which the training split never contains: there
+the model's spelling habits win over copying.
 """
 from __future__ import annotations
 
@@ -131,10 +169,18 @@ class Corpus:
         counts = np.bincount(self.train, minlength=self.vocab_size)[:self.n_chars] + 1.0
         self.char_logp = np.log(counts / counts.sum())          # [n_chars]
         self.most_frequent = int(np.argmax(counts))
+        # bigram: the character given the one before it (add-one smoothed)
+        pairs = np.ones((self.n_chars, self.n_chars))
+        np.add.at(pairs, (self.train[:-1], self.train[1:]), 1.0)
+        self.bigram_logp = np.log(pairs / pairs.sum(axis=1, keepdims=True))   # [prev, next]
 
     def unigram_loss(self, targets: np.ndarray) -> float:
         """Mean -log p_train(c) over character targets."""
         return float(-self.char_logp[targets].mean())
+
+    def bigram_loss(self, before: np.ndarray, targets: np.ndarray) -> float:
+        """Mean -log p_train(c | the character before) over character targets."""
+        return float(-self.bigram_logp[before, targets].mean())
 
 
 def counted_targets(objective, data, batch_size=EVAL_BATCH, seed=EVAL_SEED) -> np.ndarray:
@@ -245,6 +291,8 @@ def run_clm(c: Corpus, steps: int, seed: int) -> dict:
             ("val loss on prefix_lm's targets, read causally",
              f"{same['loss']:.4f}  ({same['count']:,} targets)"),
             ("unigram baseline, every character", f"{c.unigram_loss(c.val[1:]):.4f}"),
+            ("bigram baseline (the character before), every character",
+             f"{c.bigram_loss(c.val[:-1], c.val[1:]):.4f}"),
             ("unigram baseline, prefix_lm's targets", f"{c.unigram_loss(prefix_targets):.4f}")]
     return finish("clm", rows, started, train_s)
 
@@ -322,7 +370,7 @@ def span_breakdown(model, objective, c: Corpus) -> dict:
     only the encoder tells what it is), the later characters of a span (the decoder has
     also written the characters before them), and the sentinels and EOS."""
     rng = np.random.default_rng(EVAL_SEED)
-    sums = {k: [0.0, 0] for k in ("first", "later", "markers")}
+    sums = {k: [0.0, 0] for k in ("first", "later", "markers", "later_bigram")}
     model.eval()
     with no_grad():
         for batch in objective.batches(objective.dataset(c.val), EVAL_BATCH, rng):
@@ -338,6 +386,9 @@ def span_breakdown(model, objective, c: Corpus) -> dict:
             for key, where in kinds.items():
                 sums[key][0] += float(nll[where].sum())
                 sums[key][1] += int(where.sum())
+            later = kinds["later"]                 # the character before is the input there
+            sums["later_bigram"][0] -= float(c.bigram_logp[batch["tgt_in"][later], y[later]].sum())
+            sums["later_bigram"][1] += int(later.sum())
     model.train()
     out = {k: (s / n, n) for k, (s, n) in sums.items()}
     total = sums["first"][0] + sums["later"][0]
@@ -367,7 +418,8 @@ def run_span(c: Corpus, steps: int, seed: int) -> dict:
             ("    the later ones", "{:.4f}  ({:,})".format(*parts["later"])),
             ("  of which the sentinels and EOS", "{:.4f}  ({:,})".format(*parts["markers"])),
             ("unigram baseline, whole target", f"{float(-logp[targets].mean()):.4f}"),
-            ("unigram baseline, the span characters", f"{c.unigram_loss(chars):.4f}")]
+            ("unigram baseline, the span characters", f"{c.unigram_loss(chars):.4f}"),
+            ("bigram baseline, the later ones", "{:.4f}".format(parts["later_bigram"][0]))]
     return finish("span", rows, started, train_s)
 
 
