@@ -75,7 +75,7 @@ one before it, 2.48).
   baselines the exact match of returning the source unreversed (palindromes only) and
   the token accuracy of always answering the most frequent character.
 
-**Figures** (seed 1337; `--objective all`: 298 s on 2 cores at load average 1.2-1.8,
+**Figures** (seed 1337; `--objective all`: 292 s on 2 cores at load average 1.3-1.9,
 this run's own two threads included. The figures do not depend on the load; wall times
 do: about 3 minutes a run at load 4-5):
 
@@ -93,8 +93,8 @@ do: about 3 minutes a run at load 4-5):
   seq2seq    held-out exact match (2,000 reversals)       0.993                     0.000 (unreversed)
              held-out token accuracy                      0.9995                    0.150 (the space)
 
-Wall times (training + evaluation) at 2,000 steps, load 1.2-1.8: clm 56 s, prefix_lm
-60 s, mlm 66 s, span 49 s, seq2seq 68 s. The 5,000-step column: `--steps 5000`, one
+Wall times (training + evaluation) at 2,000 steps, load 1.3-1.9: clm 56 s, prefix_lm
+58 s, mlm 63 s, span 48 s, seq2seq 67 s. The 5,000-step column: `--steps 5000`, one
 objective at a time, 117-187 s each at load 1.6-2.9.
 
 **Reading them next to each other.** All the losses are nats per predicted character
