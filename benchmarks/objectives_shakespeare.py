@@ -118,9 +118,9 @@ two-step dependency that masked LM does not have. Its whole-target loss (2.10) l
 like mlm's only because 4 of its 14 targets are nearly free sentinels and EOS. (4) The
 encoder-decoder itself learns fast when the task is an alignment: reversal of held-out
 Shakespeare snippets is 99.3% exact after the same 2,000 steps, a figure on another
-scale from the losses above. Its 15 misses are 1-3 characters off, 12 of them inside speaker names of The
-Tempest (PROSPERO, SEBASTIAN, GONZALO), which the training split never contains: there
-the model's spelling habits win over copying.
+scale from the losses above. Its 15 misses are 1-3 characters off, 12 of them inside
+speaker names of The Tempest (PROSPERO, SEBASTIAN, GONZALO), which the training split
+never contains: there the model's spelling habits win over copying.
 """
 from __future__ import annotations
 
