@@ -132,13 +132,18 @@ from pathlib import Path
 
 import numpy as np
 
-from numpyllm.autograd import no_grad
-from numpyllm.data import train_val_split
-from numpyllm.data.examples import Pairs
-from numpyllm.nn import (GPT, GPTConfig, Transformer, TransformerConfig,
+# Import the numpyllm of this checkout: run as a script, Python puts benchmarks/ first on
+# the path, not the repository root, and an editable install of another checkout would win.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpyllm  # noqa: E402
+from numpyllm.autograd import no_grad  # noqa: E402
+from numpyllm.data import train_val_split  # noqa: E402
+from numpyllm.data.examples import Pairs  # noqa: E402
+from numpyllm.nn import (GPT, GPTConfig, Transformer, TransformerConfig,  # noqa: E402
                          TransformerEncoderConfig, TransformerEncoderModel)
-from numpyllm.tokenizers import CharTokenizer
-from numpyllm.training import (CausalLM, MaskedLM, PrefixLM, Seq2Seq, SpanCorruption,
+from numpyllm.tokenizers import CharTokenizer  # noqa: E402
+from numpyllm.training import (CausalLM, MaskedLM, PrefixLM, Seq2Seq, SpanCorruption,  # noqa: E402
                                TrainConfig, Trainer, evaluate_objective, evaluate_tokens,
                                exact_match)
 
@@ -484,7 +489,8 @@ def main(argv=None) -> None:
     corpus = Corpus(path)
     print(f"Tiny Shakespeare: {len(corpus.train):,} training / {len(corpus.val):,} "
           f"validation characters, vocabulary {corpus.n_chars} characters + "
-          f"{len(SPECIALS)} special tokens; {os.cpu_count()} CPUs, load {load()}\n")
+          f"{len(SPECIALS)} special tokens; {os.cpu_count()} CPUs, load {load()}; numpyllm "
+          f"from {Path(numpyllm.__file__).parent}\n")
     names = OBJECTIVES if args.objective == "all" else (args.objective,)
     start = time.perf_counter()
     for name in names:
