@@ -75,7 +75,7 @@ one before it, 2.48).
   baselines the exact match of returning the source unreversed (palindromes only) and
   the token accuracy of always answering the most frequent character.
 
-**Figures** (seed 1337; `--objective all`: 292 s on 2 cores at load average 1.3-1.9,
+**Figures** (seed 1337; `--objective all`: 289 s on 2 cores at load average 1.2-1.9,
 this run's own two threads included. The figures do not depend on the load; wall times
 do: about 3 minutes a run at load 4-5):
 
@@ -89,13 +89,13 @@ do: about 3 minutes a run at load 4-5):
              loss / accuracy where shown [MASK]      2.234 / 0.362  1.708 / 0.498
   span       loss, whole target                      2.095          2.010          3.39 unigram
              loss, the span characters               2.729          2.604          3.35 unigram
-               first of each span / later ones       2.986 / 2.619                 later: 2.48 bi
+               first of each span / later ones       2.986 / 2.619  2.896 / 2.478  later: 2.48 bi
   seq2seq    held-out exact match (2,000 pairs)      0.993                         0.000 unreversed
              held-out token accuracy                 0.9995                        0.150 (space)
 
-Wall times (training + evaluation) at 2,000 steps, load 1.3-1.9: clm 56 s, prefix_lm
-58 s, mlm 63 s, span 48 s, seq2seq 67 s. The 5,000-step column: `--steps 5000`, one
-objective at a time, 117-187 s each at load 1.6-2.9.
+Wall times (training + evaluation) at 2,000 steps, load 1.2-1.9: clm 56 s, prefix_lm
+59 s, mlm 62 s, span 46 s, seq2seq 67 s. The 5,000-step column: `--steps 5000`, one
+objective at a time, 110-146 s each at load 1.8.
 
 **Reading them next to each other.** All the losses are nats per predicted character
 and share the unigram baseline (3.35): the distance below it is what each model took
@@ -111,7 +111,8 @@ positions (230k targets against clm's 1.5M); at 5,000 steps it has passed it (1.
 1.68) with 0.58M targets. (3) Span corruption is the slowest learner here, though it
 is trained on as many characters as mlm (10 a window): its characters score 2.73 against
 mlm's 2.23 where shown [MASK]; the later ones of a span (2.62) do worse than a bigram
-count model (2.48), the first ones (2.99) worse still. A likely reason, a reading rather
+count model (2.48), the first ones (2.99) worse still; at 5,000 steps the later ones
+have only reached the bigram's 2.48. A likely reason, a reading rather
 than a measurement: the decoder must learn to find each sentinel in the encoder's output
 before the encoder gains anything from putting the neighbouring characters there, a
 two-step dependency that masked LM does not have. Its whole-target loss (2.10) looks
