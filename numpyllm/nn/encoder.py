@@ -156,7 +156,10 @@ class TransformerEncoderModel(Module):
         self.config = cfg = config
         rng, dtype = as_generator(rng), np.dtype(cfg.dtype)
         embed = scaled_embedding(cfg.vocab_size, cfg.d_model, rng, dtype)
-        pos_embed = Embedding(cfg.max_len, cfg.d_model, rng=rng, dtype=dtype) \
+        # learned positions at the scale of the token embedding times √d_model (unit
+        # variance), as the sinusoidal table is: at Embedding's default std of 0.02 they
+        # were 50 times smaller and the model hardly learned to use them
+        pos_embed = Embedding(cfg.max_len, cfg.d_model, rng=rng, dtype=dtype, std=1.0) \
             if cfg.positions == "learned" else None
         self.encoder = Encoder(cfg, embed, cfg.n_layers, rng=rng, dtype=dtype,
                                pos_embed=pos_embed)

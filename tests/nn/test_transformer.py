@@ -459,3 +459,27 @@ def test_tiny_encoder_decoder_overfits_a_handful_of_sequences():
     assert losses[-1] < 0.05 * losses[0]
     model.eval()
     assert (logits_of(model, src, tgt_in).argmax(-1) == targets).all()
+
+
+def test_learned_positions_start_at_the_scale_of_the_tokens_and_get_used():
+    """The encoder adds learned positions to embeddings scaled by sqrt(d_model) (unit
+    variance): at Embedding's default std of 0.02 they were 50 times smaller, and a task
+    that needs positions (predict the token before each one) stayed near chance."""
+    from numpyllm.optim import AdamW
+    cfg = TransformerEncoderConfig(vocab_size=12, d_model=32, n_head=2, n_layers=1, d_ff=64,
+                                   dropout=0.0, max_len=12, positions="learned", norm="pre",
+                                   activation="gelu")
+    model = TransformerEncoderModel(cfg, rng=0)
+    tokens = model.encoder.embed.weight.data.std() * math.sqrt(32)
+    positions = model.encoder.pos_embed.weight.data.std()
+    assert 0.8 < positions / tokens < 1.25
+    rng = np.random.default_rng(0)
+    opt = AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    for _ in range(150):
+        x = rng.integers(0, 12, size=(16, 12))
+        y = np.concatenate([np.full((16, 1), -100), x[:, :-1]], axis=1)
+        _, loss = model(x, targets=y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert loss.item() < 0.2          # chance: ln 12 = 2.48
