@@ -21,6 +21,25 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_DATA = SHARED / "data"
 
 
+def _one_line_error(capsys, args, *fragments):
+    """`numpyllm ARGS` fails as a user error should: exit code 2 and one line on stderr,
+    ``numpyllm COMMAND: error: ...``, holding every fragment; no traceback."""
+    from numpyllm.cli import main
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"numpyllm {args[0]}: error:"), err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+@pytest.fixture
+def one_line_error():
+    """The check of a command-line user error (`_one_line_error`), for the CLI tests."""
+    return _one_line_error
+
+
 @pytest.fixture
 def shakespeare_path():
     path = SHARED_DATA / "tinyshakespeare.txt"

@@ -38,15 +38,6 @@ def run(capsys, *args):
     return captured.out
 
 
-def one_line_error(capsys, args, *fragments):
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert err.startswith(f"numpyllm {args[0]}: error:"), err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
-
 
 def recorded(out):
     ckpt = load_checkpoint(out / "ckpt")
@@ -75,7 +66,8 @@ def test_clm_is_the_default_and_unchanged(tmp_path, poem, capsys):
     assert printed.splitlines()[1].startswith("model: 1 layers, 2 heads, 16 wide, context 16")
 
 
-def test_prefix_lm_trains_a_gpt_then_evals_and_samples(tmp_path, poem, capsys, monkeypatch):
+def test_prefix_lm_trains_a_gpt_then_evals_and_samples(tmp_path, poem, capsys, monkeypatch,
+                                                       one_line_error):
     out = tmp_path / "run"
     printed = run(capsys, "train", "--objective", "prefix_lm", "--data", str(poem), "--out",
                   str(out), *SHORT, *TINY)
@@ -106,7 +98,8 @@ def test_prefix_lm_trains_a_gpt_then_evals_and_samples(tmp_path, poem, capsys, m
                    "--source does not apply", "decoder", "--prompt")
 
 
-def test_mlm_trains_an_encoder_then_evals_and_fills_in_masks(tmp_path, poem, capsys):
+def test_mlm_trains_an_encoder_then_evals_and_fills_in_masks(tmp_path, poem, capsys,
+                                                             one_line_error):
     out = tmp_path / "run"
     printed = run(capsys, "train", "--objective", "mlm", "--data", str(poem), "--out",
                   str(out), *SHORT, *TINY)
@@ -130,8 +123,8 @@ def test_mlm_trains_an_encoder_then_evals_and_fills_in_masks(tmp_path, poem, cap
                    "TransformerEncoderModel")
 
 
-def test_span_trains_an_encoder_decoder_then_evals_and_fills_in_sentinels(tmp_path, poem,
-                                                                          capsys):
+def test_span_trains_an_encoder_decoder_then_evals_and_fills_in_sentinels(
+        tmp_path, poem, capsys, one_line_error):
     out = tmp_path / "run"
     printed = run(capsys, "train", "--objective", "span", "--data", str(poem), "--out",
                   str(out), *SHORT, *TINY)
@@ -144,7 +137,8 @@ def test_span_trains_an_encoder_decoder_then_evals_and_fills_in_sentinels(tmp_pa
     config = load_checkpoint(out / "ckpt").model_config["config"]
     assert config["share_embeddings"] and config["pad_id"] == specials["<pad>"]
     line = metrics(run(capsys, "eval", "--ckpt", str(out / "ckpt"), "--split", "val"))
-    assert line.startswith("span,") and "hidden spans" in line and "loss" in line and "perplexity" in line
+    assert line.startswith("span,") and "hidden spans" in line
+    assert "loss" in line and "perplexity" in line
     assert run(capsys, "sample", "--ckpt", str(out / "ckpt"), "--source",
                "the quick <extra_id_0> fox").strip()
     one_line_error(capsys, ["sample", "--ckpt", str(out / "ckpt")], "encoder-decoder",
@@ -155,7 +149,8 @@ def test_span_trains_an_encoder_decoder_then_evals_and_fills_in_sentinels(tmp_pa
                             "the <extra_id_1> fox"], "<extra_id_1> is not one of this model's")
 
 
-def test_seq2seq_trains_on_pairs_then_evals_and_decodes_a_source(tmp_path, pairs, capsys):
+def test_seq2seq_trains_on_pairs_then_evals_and_decodes_a_source(tmp_path, pairs, capsys,
+                                                                 one_line_error):
     out = tmp_path / "run"
     printed = run(capsys, "train", "--objective", "seq2seq", "--data", str(pairs), "--out",
                   str(out), "--val_fraction", "0.25", *SHORT, *TINY)
@@ -184,7 +179,7 @@ def test_seq2seq_trains_on_pairs_then_evals_and_decodes_a_source(tmp_path, pairs
 
 
 # ---------------------------------------------------------------------- resume
-def test_an_mlm_run_resumes_exactly_where_it_stopped(tmp_path, poem, capsys):
+def test_an_mlm_run_resumes_exactly_where_it_stopped(tmp_path, poem, capsys, one_line_error):
     whole, halves = tmp_path / "whole", tmp_path / "halves"
     common = ["--eval_interval", "3", "--log_interval", "1", "--lr_decay_iters", "6", *TINY]
     run(capsys, "train", "--objective", "mlm", "--data", str(poem), "--out", str(whole),
@@ -205,7 +200,7 @@ def test_an_mlm_run_resumes_exactly_where_it_stopped(tmp_path, poem, capsys):
                             "--n_embd", "32"], "--n_embd 32 differs from the checkpoint's 16")
 
 
-def test_a_seq2seq_run_remembers_its_tsv_file(tmp_path, pairs, capsys):
+def test_a_seq2seq_run_remembers_its_tsv_file(tmp_path, pairs, capsys, one_line_error):
     out = tmp_path / "run"
     run(capsys, "train", "--objective", "seq2seq", "--data", str(pairs), "--out", str(out),
         *SHORT, *TINY)
@@ -219,7 +214,8 @@ def test_a_seq2seq_run_remembers_its_tsv_file(tmp_path, pairs, capsys):
 
 
 # ---------------------------------------------------------------------- one-line errors
-def test_options_that_do_not_fit_the_model_are_refused(tmp_path, poem, pairs, capsys):
+def test_options_that_do_not_fit_the_model_are_refused(tmp_path, poem, pairs, capsys,
+                                                       one_line_error):
     out = ["--out", str(tmp_path / "o"), *SHORT, *TINY]
     text = ["--data", str(poem), *out]
     one_line_error(capsys, ["train", "--objective", "mlm", "--positions", "rope", *text],
@@ -238,7 +234,8 @@ def test_options_that_do_not_fit_the_model_are_refused(tmp_path, poem, pairs, ca
     assert exc.value.code == 2
 
 
-def test_a_malformed_or_too_long_pairs_file_is_a_one_line_error(tmp_path, poem, capsys):
+def test_a_malformed_or_too_long_pairs_file_is_a_one_line_error(tmp_path, poem, capsys,
+                                                                one_line_error):
     out = ["--objective", "seq2seq", "--out", str(tmp_path / "o"), *SHORT, *TINY]
     bad = tmp_path / "bad.tsv"
     bad.write_text("abc\tcba\nno tab on this line\n", encoding="utf-8")
@@ -251,8 +248,8 @@ def test_a_malformed_or_too_long_pairs_file_is_a_one_line_error(tmp_path, poem, 
                    "pair 11, a target of 40 tokens", "--block_size 40 or more")
 
 
-def test_objective_settings_reach_the_objective_and_only_where_they_apply(tmp_path, poem,
-                                                                          pairs, capsys):
+def test_objective_settings_reach_the_objective_and_only_where_they_apply(
+        tmp_path, poem, pairs, capsys, one_line_error):
     out = tmp_path / "s2s"
     run(capsys, "train", "--objective", "seq2seq", "--data", str(pairs), "--out", str(out),
         "--label_smoothing", "0.1", *SHORT, *TINY)

@@ -27,15 +27,6 @@ def run(tmp_path, capsys):
     return data, out
 
 
-def one_line_error(capsys, args, *fragments):
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert err.startswith(f"numpyllm {args[0]}: error:"), err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
-
 
 def log_rows(out):
     return [(int(r["step"]), r["kind"], r["lr"]) for r in csv.DictReader(open(out / "log.csv"))]
@@ -62,7 +53,7 @@ def test_resume_and_eval_without_data_use_the_recorded_text(run, capsys):
     assert capsys.readouterr().out.split("(step")[0] == without.split("(step")[0]
 
 
-def test_a_moved_or_changed_text_is_named_with_the_data_to_pass(run, capsys):
+def test_a_moved_or_changed_text_is_named_with_the_data_to_pass(run, capsys, one_line_error):
     data, out = run
     moved = data.with_name("moved.txt")
     shutil.move(data, moved)
@@ -79,7 +70,7 @@ def test_a_moved_or_changed_text_is_named_with_the_data_to_pass(run, capsys):
     one_line_error(capsys, ["eval", "--ckpt", str(out / "ckpt")], "has changed since")
 
 
-def test_resuming_on_another_text_needs_allow_new_data(run, capsys):
+def test_resuming_on_another_text_needs_allow_new_data(run, capsys, one_line_error):
     data, out = run
     other = data.with_name("other.txt")
     other.write_text(POEM[::-1], encoding="utf-8")              # same characters, new order
@@ -98,7 +89,8 @@ def test_resuming_on_another_text_needs_allow_new_data(run, capsys):
                    "character '#'", "the checkpoint's tokenizer was built from another text")
 
 
-def test_a_checkpoint_without_a_record_falls_back_to_the_default_corpus(run, capsys):
+def test_a_checkpoint_without_a_record_falls_back_to_the_default_corpus(run, capsys,
+                                                                        one_line_error):
     """Checkpoints saved before the record existed: as before, the default corpus, and a
     plain error when it does not fit their tokenizer."""
     import json
@@ -131,7 +123,7 @@ def test_a_larger_max_iters_keeps_the_learning_rate_continuous(run, capsys):
     assert "note: the settings given move the learning rate at step 12" in capsys.readouterr().out
 
 
-def test_resume_refuses_what_cannot_be(run, capsys):
+def test_resume_refuses_what_cannot_be(run, capsys, one_line_error):
     data, out = run
     one_line_error(capsys, ["train", "--out", str(out), "--resume"], "at step 6",
                    "nothing to train", "larger --max_iters")
@@ -164,7 +156,7 @@ def test_crash_and_resume_leave_each_step_in_the_log_once(run, capsys, monkeypat
     assert [s for s, k in rows if k == "eval"] == [3, 6, 9, 12]
 
 
-def test_a_failed_run_leaves_no_header_only_log(tmp_path, capsys, monkeypatch):
+def test_a_failed_run_leaves_no_header_only_log(tmp_path, capsys, monkeypatch, one_line_error):
     data = tmp_path / "poem.txt"
     data.write_text(POEM, encoding="utf-8")
     out = tmp_path / "run"
@@ -184,7 +176,7 @@ def test_a_failed_run_leaves_no_header_only_log(tmp_path, capsys, monkeypatch):
 
 
 # ---------------------------------------------------------------------- --out
-def test_out_naming_a_file_is_a_one_line_error(tmp_path, capsys):
+def test_out_naming_a_file_is_a_one_line_error(tmp_path, capsys, one_line_error):
     data = tmp_path / "poem.txt"
     data.write_text(POEM, encoding="utf-8")
     one_line_error(capsys, ["train", "--data", str(data), "--out", str(data), *TINY],
