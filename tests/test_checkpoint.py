@@ -561,8 +561,8 @@ def test_a_custom_split_pattern_loads_only_when_trusted(tmp_path):
 
 # ------------------------------------------------------------------ every model type
 def _every_model():
-    from numpyllm.nn import (ClassifierConfig, SequenceClassifier, Transformer,
-                             TransformerConfig, TransformerEncoderConfig,
+    from numpyllm.nn import (ClassifierConfig, Llama, LlamaConfig, SequenceClassifier,
+                             Transformer, TransformerConfig, TransformerEncoderConfig,
                              TransformerEncoderModel)
     gpt_cfg = GPTConfig(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=8)
     enc_cfg = TransformerEncoderConfig(vocab_size=11, d_model=8, n_head=2, n_layers=2,
@@ -570,6 +570,10 @@ def _every_model():
     ids = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
     return {
         "GPT": (GPT(gpt_cfg, rng=1), lambda m: m(ids)[0]),
+        "Llama": (Llama(LlamaConfig(vocab_size=11, block_size=6, n_layer=2, n_head=4,
+                                    n_kv_head=2, n_embd=8, intermediate_size=12,
+                                    attention_bias=True, tie_weights=False), rng=1),
+                  lambda m: m(ids)[0]),
         "Transformer": (Transformer(TransformerConfig(11, 13, d_model=8, n_head=2,
                                                       n_encoder_layers=1, n_decoder_layers=2,
                                                       d_ff=12, pad_id=0), rng=1),
@@ -607,6 +611,9 @@ def test_every_model_type_round_trips(tmp_path, kind):
     ("SequenceClassifier", "backbone", "BERT", "model.config.backbone"),
     ("SequenceClassifier", "backbone_config", 7, "model.config.backbone_config"),
     ("GPT", "type", "Nope", "model.type"),
+    ("Llama", "intermediate_size", 10**9, "gate_proj.weight: expected shape"),
+    ("Llama", "n_kv_head", 1, "k_proj.weight: expected shape"),
+    ("Llama", "n_layer", 10**8, "layers"),
 ])
 def test_a_config_the_weights_do_not_fit_is_refused_before_building(tmp_path, kind, field,
                                                                     value, match):

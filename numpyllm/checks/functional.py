@@ -6,8 +6,8 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..functional import (cross_entropy, dropout, embedding, gelu, layer_norm, linear,
-                          log_softmax, padding_mask, prefix_lm_mask, relu,
-                          scaled_dot_product_attention, softmax)
+                          log_softmax, padding_mask, prefix_lm_mask, relu, rms_norm,
+                          scaled_dot_product_attention, silu_mul, softmax)
 from ..nn.positional import RotaryEmbedding, apply_rope
 from .case import Case, Check, leaf
 
@@ -41,9 +41,19 @@ def _dropout(rng):
     return Case(lambda x: dropout(x, 0.3, rng=np.random.default_rng(seed)), (leaf(rng, 4, 6),))
 
 
-def _apply_rope(rng):
-    cos, sin = RotaryEmbedding(4).cos_sin(5, offset=3, dtype=np.float64)
-    return Case(lambda x: apply_rope(x, cos, sin), (leaf(rng, 2, 2, 5, 4),))
+def _apply_rope(layout):
+    def build(rng):
+        cos, sin = RotaryEmbedding(4).cos_sin(5, offset=3, dtype=np.float64)
+        return Case(lambda x: apply_rope(x, cos, sin, layout), (leaf(rng, 2, 2, 5, 4),))
+    return build
+
+
+def _sdpa_grouped(rng):
+    """Grouped-query attention: 2 key/value heads, each shared by 3 query heads (broadcast
+    over the group axis; backward sums the group's key gradients)."""
+    q = leaf(rng, 2, 2, 3, 4, 3)                       # [B, n_kv, group, T, hs]
+    k, v = leaf(rng, 2, 2, 1, 4, 3), leaf(rng, 2, 2, 1, 4, 3)
+    return Case(lambda q, k, v: scaled_dot_product_attention(q, k, v, causal=True), (q, k, v))
 
 
 # --- scaled_dot_product_attention: each mask kind, a bias with a gradient, dropout, and
@@ -100,11 +110,17 @@ CHECKS = [
               "logits [2, 4, 7], 2 ignored"),
     _function("cross_entropy (none, smoothing)", _cross_entropy("none", 0.3),
               "logits [2, 4, 7], 2 ignored"),
+    _function("rms_norm", lambda rng: Case(rms_norm, (leaf(rng, 2, 3, 8), leaf(rng, 8))),
+              "x [2, 3, 8], w [8]"),
+    _function("silu_mul (SwiGLU)", lambda rng: Case(silu_mul, (leaf(rng, 3, 8), leaf(rng, 3, 8))),
+              "a, b [3, 8]"),
     _function("layer_norm", lambda rng: Case(layer_norm, (leaf(rng, 2, 3, 8), leaf(rng, 8),
                                                       leaf(rng, 8))), "x [2, 3, 8], w [8], b [8]"),
     _function("embedding", _embedding, "ids [2, 5] of 4, W [4, 3]"),
     _function("dropout", _dropout, "x [4, 6], p 0.3"),
-    _function("apply_rope", _apply_rope, "x [2,2,5,4], positions 3..7"),
+    _function("apply_rope", _apply_rope("interleaved"), "x [2,2,5,4], positions 3..7"),
+    _function("apply_rope (half)", _apply_rope("half"), "x [2,2,5,4], positions 3..7"),
+    _function("sdpa grouped-query", _sdpa_grouped, "q [2,2,3,4,3], k v [2,2,1,4,3]"),
     _function("sdpa causal, Tq < Tk", _sdpa_causal, "q [2,2,3,4], k v [2,2,5,4]"),
     _function("sdpa padding+prefix, bias", _sdpa_masks_bias, "qkv [2,2,4,3], bias [2,4,4]"),
     _function("sdpa dropout 0.2", _sdpa_dropout, "q, k, v [2, 2, 4, 3]"),

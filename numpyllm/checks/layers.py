@@ -6,6 +6,7 @@ import numpy as np
 
 from ..functional import padding_mask
 from ..nn import GELU, MLP, Dropout, Embedding, LayerNorm, Linear, MultiHeadAttention, ReLU
+from ..nn.llama import LlamaAttention, LlamaConfig, RMSNorm, SwiGLU
 from .case import Case, Check, leaf, module_case, perturb
 from .functional import _away_from_zero
 
@@ -69,6 +70,25 @@ def _mha_cross(**kwargs):
     return build
 
 
+def _rms_norm(rng):
+    layer = perturb(RMSNorm(6, dtype=np.float64), rng)
+    return module_case(layer, layer, leaf(rng, 2, 3, 6))
+
+
+def _swiglu(rng):
+    layer = perturb(SwiGLU(4, 10, rng=rng, dtype=np.float64), rng, std=0.5)
+    return module_case(layer, layer, leaf(rng, 2, 3, 4))
+
+
+def _llama_attention(**kwargs):
+    def build(rng):
+        cfg = LlamaConfig(vocab_size=5, block_size=8, n_layer=1, n_head=4, n_embd=8,
+                          intermediate_size=8, dtype="float64", **kwargs)
+        layer = perturb(LlamaAttention(cfg, rng=rng, dtype=np.float64), rng, std=0.5)
+        return module_case(layer, layer, leaf(rng, 2, 5, 8))
+    return build
+
+
 def _layer(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="layer")
 
@@ -92,4 +112,13 @@ CHECKS = [
     _layer("MHA blocked causal RoPE", _mha_self(causal=True, positions="rope", block_size=2),
            "x [2, 3, 8], blocks of 2"),
     _layer("MHA blocked cross", _mha_cross(block_size=2), "x [2,3,8], ctx [2,4,8], blk 2"),
+    _layer("RMSNorm", _rms_norm, "x [2, 3, 6]"),
+    _layer("SwiGLU", _swiglu, "x [2, 3, 4], hidden 10"),
+    _layer("LlamaAttention (GQA)", _llama_attention(n_kv_head=2), "x [2,5,8], 4 q / 2 kv heads"),
+    _layer("LlamaAttention (MQA, bias)", _llama_attention(n_kv_head=1, attention_bias=True),
+           "x [2,5,8], 4 q / 1 kv head"),
+    _layer("LlamaAttention (window 2)", _llama_attention(n_kv_head=2, sliding_window=2),
+           "x [2,5,8], sliding window 2"),
+    _layer("LlamaAttention (blocked)", _llama_attention(n_kv_head=2, attn_block_size=2),
+           "x [2,5,8], blocks of 2"),
 ]

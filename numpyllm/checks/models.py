@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.gpt import GPT, POSITIONS, GPTConfig
+from ..nn.llama import Llama, LlamaConfig
 from ..nn import (ClassifierConfig, SequenceClassifier, Transformer, TransformerConfig,
                   TransformerEncoderConfig, TransformerEncoderModel)
 from .case import Check, module_case, perturb
@@ -29,6 +30,19 @@ def _gpt(prefix=False, **kwargs):
         y = rng.integers(0, 11, size=(2, 5))
         y[1, 2] = -100                                    # an ignored target
         lengths = np.array([2, 3]) if prefix else None    # prefix decoder: both ways there
+        return module_case(model, lambda: model(x, targets=y, prefix_lengths=lengths)[1])
+    return build
+
+
+def _llama(prefix=False, **kwargs):
+    def build(rng):
+        cfg = LlamaConfig(vocab_size=11, block_size=5, n_layer=2, n_head=4, n_embd=8,
+                          intermediate_size=12, dtype="float64", **kwargs)
+        model = perturb(Llama(cfg, rng=rng), rng)
+        x = rng.integers(0, 11, size=(2, 5))
+        y = rng.integers(0, 11, size=(2, 5))
+        y[0, 1] = -100
+        lengths = np.array([2, 4]) if prefix else None
         return module_case(model, lambda: model(x, targets=y, prefix_lengths=lengths)[1])
     return build
 
@@ -90,6 +104,13 @@ CHECKS = [
     _model("GPT (prefix LM)", _gpt(prefix=True), _GPT_SHAPES + ", prefixes 2, 3"),
     _model("GPT (prefix LM, blocked)", _gpt(prefix=True, attn_block_size=2, positions="rope"),
            _GPT_SHAPES + ", prefixes 2, 3"),
+    _model("Llama (GQA, tied)", _llama(n_kv_head=2), "idx [2, 5], 2 layers, 4/2 heads"),
+    _model("Llama (MQA, untied)", _llama(n_kv_head=1, tie_weights=False), "idx [2, 5], 4/1 heads"),
+    _model("Llama (MHA, q/k/v bias)", _llama(n_kv_head=4, attention_bias=True),
+           "idx [2, 5], Qwen2-style"),
+    _model("Llama (sliding window 2)", _llama(n_kv_head=2, sliding_window=2),
+           "idx [2, 5], Mistral-style"),
+    _model("Llama (prefix LM)", _llama(prefix=True, n_kv_head=2), "idx [2, 5], prefixes 2, 4"),
     _model("Transformer (post-LN)", _seq2seq(norm="post"), "src [2,4], tgt [2,3], d 8"),
     _model("Transformer (pre-LN, gelu)", _seq2seq(norm="pre", activation="gelu"),
            "src [2,4], tgt [2,3], d 8"),

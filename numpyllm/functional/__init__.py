@@ -1,16 +1,16 @@
 """The math of the transformer as plain functions on Tensors (`numpyllm.functional`).
 
-Fused operations (softmax, log_softmax, cross_entropy, layer_norm, gelu, embedding,
-dropout, scaled_dot_product_attention) are single graph nodes with a hand-derived
-backward, written beside their forward: fewer Python calls, less memory, and the
-derivation where a student can read it. Each is gradient-checked and compared with its
+Fused operations (softmax, log_softmax, cross_entropy, layer_norm, rms_norm, gelu,
+silu_mul, embedding, dropout, scaled_dot_product_attention) are single graph nodes with a
+hand-derived backward, written beside their forward: fewer Python calls, less memory, and
+the derivation where a student can read it. Each is gradient-checked and compared with its
 composition from primitives in the tests.
 
 One concept per file:
   linear.py         linear (x @ W + b)
-  activations.py    softmax, log_softmax, gelu, relu
+  activations.py    softmax, log_softmax, gelu, relu, silu, silu_mul (SwiGLU's gate)
   loss.py           cross_entropy
-  normalization.py  layer_norm
+  normalization.py  layer_norm, rms_norm
   embedding.py      embedding (lookup with a scatter-add backward)
   dropout.py        dropout
   masks.py          causal, padding, prefix-LM and sliding-window attention masks
@@ -19,10 +19,10 @@ One concept per file:
 """
 # Each module adds its public names here as it lands.
 from .linear import linear
-from .activations import gelu, log_softmax, relu, softmax
+from .activations import gelu, log_softmax, relu, silu, silu_mul, softmax
 from .embedding import embedding
 from .loss import cross_entropy
-from .normalization import layer_norm
+from .normalization import layer_norm, rms_norm
 from .dropout import dropout
 from .masks import causal_mask, combine_masks, padding_mask, prefix_lm_mask, sliding_window_mask
 from .attention import scaled_dot_product_attention

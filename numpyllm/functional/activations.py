@@ -12,7 +12,7 @@ import numpy as np
 
 from ..autograd import Function, Tensor
 
-__all__ = ["softmax", "log_softmax", "gelu", "relu", "erf"]
+__all__ = ["softmax", "log_softmax", "gelu", "relu", "erf", "silu", "silu_mul"]
 
 
 # ----------------------------------------------------------------------------- softmax
@@ -303,3 +303,60 @@ def relu(x: Tensor) -> Tensor:
     [0.0, 0.0, 2.0]
     """
     return x.relu()
+
+
+class SiLUMul(Function):
+    # The SwiGLU gate (Shazeer 2020; LLaMA's feed-forward): y = silu(a) * b, one node.
+    #   silu(a) = a s,  s = sigmoid(a);   d silu/da = s (1 + a (1 - s))
+    #   dL/da = g b s (1 + a (1 - s)),    dL/db = g silu(a)
+    # Saved: a, b and s (three arrays; the product's temporaries are not kept).
+    @staticmethod
+    def forward(ctx, a, b):
+        s = np.negative(a)
+        np.exp(s, out=s)
+        s += 1.0
+        np.reciprocal(s, out=s)                             # sigmoid(a)
+        ctx.save_for_backward(a, b, s)
+        out = a * s                                         # silu(a)
+        out *= b
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, s = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        da = db = None
+        if need_b:
+            db = a * s
+            db *= g                                         # g silu(a)
+        if need_a:
+            da = 1.0 - s
+            da *= a
+            da += 1.0
+            da *= s                                         # silu'(a)
+            da *= b
+            da *= g
+        return da, db
+
+
+def silu_mul(a: Tensor, b: Tensor) -> Tensor:
+    """``silu(a) * b`` (``silu(a) = a * sigmoid(a)``), the gated unit of the SwiGLU
+    feed-forward (``down(silu(gate(x)) * up(x))``), as one node. `a` and `b` have one shape.
+
+    >>> np.round(silu_mul(Tensor([0.0, 1.0, -1.0]), Tensor([2.0, 2.0, 2.0])).data, 4).tolist()
+    [0.0, 1.4621, -0.5379]
+    """
+    sa = np.shape(a.data if isinstance(a, Tensor) else a)
+    sb = np.shape(b.data if isinstance(b, Tensor) else b)
+    if sa != sb:
+        raise ValueError(f"silu_mul: a and b must have one shape, got {sa} and {sb}")
+    return SiLUMul.apply(a, b)
+
+
+def silu(x: Tensor) -> Tensor:
+    """``x * sigmoid(x)`` (the swish), from the primitive ops.
+
+    >>> np.round(silu(Tensor([0.0, 1.0])).data, 4).tolist()
+    [0.0, 0.7311]
+    """
+    return x * x.sigmoid()

@@ -1,11 +1,12 @@
-"""Layer normalisation over the last axis, as one node with a hand-derived backward."""
+"""Layer normalisation and RMS normalisation over the last axis, each one node with a
+hand-derived backward."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..autograd import Function, Tensor
 
-__all__ = ["layer_norm"]
+__all__ = ["layer_norm", "rms_norm"]
 
 
 class LayerNorm(Function):
@@ -98,3 +99,64 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
                              f"last axis of x {shape}, got "
                              f"{np.shape(p.data if isinstance(p, Tensor) else p)}")
     return LayerNorm.apply(x, weight, bias, float(eps))
+
+
+class RMSNorm(Function):
+    # Root-mean-square normalisation (Zhang & Sennrich 2019; LLaMA), per row of C:
+    #   ms = mean(x^2),  r = 1 / sqrt(ms + eps),  y = x r w       (no mean, no bias)
+    # Backward, with h = g * w (the gradient reaching x r):
+    #   d(x_i r)/dx_j = r (delta_ij - x_i x_j r^2 / C)     (dr/dx_j = -r^3 x_j / C)
+    # so, with xhat = x r:   dx = r (h - xhat mean(h xhat)),   dw = sum of g xhat over rows.
+    # It is layer norm without the mean: the same derivation with mu = 0 and no bias.
+    # Saved: xhat [..., C] and r [..., 1] (and a reference to w).
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        C = x.shape[-1]
+        sq = np.multiply(x, x)                              # [..., C] scratch
+        ms = np.matmul(sq, np.ones(C, dtype=x.dtype))[..., None] / C    # [..., 1]
+        rstd = 1.0 / np.sqrt(ms + eps)                      # [..., 1]
+        xhat = x * rstd                                     # [..., C]
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(xhat, rstd, weight)
+        if weight is None:
+            return xhat
+        return np.multiply(xhat, weight, out=sq)
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, rstd, weight = ctx.saved
+        need_x, need_w = ctx.needs_input_grad[:2]
+        C = xhat.shape[-1]
+        dx = dw = None
+        gx = g * xhat if need_x or need_w else None          # [..., C]
+        if need_w:
+            dw = np.ones(gx.size // C, dtype=g.dtype) @ gx.reshape(-1, C)    # [C]
+        if need_x:
+            if weight is None:
+                h = g                                       # [..., C]
+                mean_hx = gx.sum(axis=-1, keepdims=True) / C
+            else:
+                h = g * weight
+                mean_hx = np.expand_dims(gx @ weight, -1) / C    # mean(g w xhat): one BLAS call
+            dx = h - xhat * mean_hx
+            dx *= rstd
+        return dx, dw, None
+
+
+def rms_norm(x: Tensor, weight: Tensor | None = None, eps: float = 1e-6) -> Tensor:
+    """Root-mean-square normalisation along the last axis, then scale by `weight` ([C],
+    optional), as one node: ``x / sqrt(mean(x^2) + eps) * weight`` (LLaMA's RMSNorm;
+    no centring, no bias).
+
+    >>> x = Tensor([[1.0, 2.0, 2.0]])                  # mean of squares 3
+    >>> np.round(rms_norm(x, eps=0.0).data, 4).tolist()
+    [[0.5774, 1.1547, 1.1547]]
+    """
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    if len(shape) == 0:
+        raise ValueError("rms_norm: x must have at least one axis (the features)")
+    if weight is not None and np.shape(weight.data if isinstance(weight, Tensor)
+                                       else weight) != shape[-1:]:
+        raise ValueError(f"rms_norm: weight must have shape {shape[-1:]} to match the last "
+                         f"axis of x {shape}")
+    return RMSNorm.apply(x, weight, float(eps))

@@ -8,6 +8,8 @@
   residual.py    the residual connection with its layer norm (pre-LN or post-LN)
   heads.py       output heads: tied LM head, BERT's MLM head, pooling for classifiers
   gpt.py         GPTConfig, GPT (decoder-only; prefix decoder with prefix_lengths)
+  llama.py       LlamaConfig, Llama (the LLaMA family: RMSNorm, SwiGLU, RoPE, grouped-query
+                 attention; Qwen2's q/k/v biases, Mistral's sliding window)
   stack.py       what the encoder and decoder stacks share (embedding, positions, checks)
   encoder.py     Encoder, TransformerEncoderConfig, TransformerEncoderModel (encoder-only)
   decoder.py     Decoder (causal self-attention + cross-attention)
@@ -26,6 +28,7 @@ from .positional import (ALiBi, RotaryEmbedding, SinusoidalPositions,  # noqa: F
 from .attention import MultiHeadAttention  # noqa: F401
 from .heads import MLMHead  # noqa: F401
 from .gpt import GPT, Block, GPTConfig  # noqa: F401
+from .llama import Llama, LlamaConfig  # noqa: F401
 from .encoder import (Encoder, EncoderLayer, TransformerEncoderConfig,  # noqa: F401
                       TransformerEncoderModel)
 from .decoder import Decoder, DecoderLayer  # noqa: F401

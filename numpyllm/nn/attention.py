@@ -75,7 +75,8 @@ class _HeadsAttention(Function):
             q = _heads(q_in, 1, n_head)[0]                # [B, nh, Tq, hs]
             k, v = _heads(kv_in, 2, n_head)               # each [B, nh, Tk, hs]
         if rope is not None:
-            q, k = rotate_pairs(q, *rope), rotate_pairs(k, *rope)
+            q, k = rotate_pairs(q, *rope[:2], layout=rope[2]), \
+                rotate_pairs(k, *rope[:2], layout=rope[2])
         B, nh, Tq, hs = q.shape
         y = np.empty((B, Tq, nh, hs), dtype=q.dtype)
         _, p, keep = attention_forward(q, k, v, scale=scale, bias=bias, allowed=allowed,
@@ -108,9 +109,9 @@ class _HeadsAttention(Function):
             out=(dq_out if rope is None else None, dk_out if rope is None else None, dv_out))
         if rope is not None:                              # back through the rotation
             if need_q:
-                rotate_pairs(dq, *rope, inverse=True, out=dq_out)
+                rotate_pairs(dq, *rope[:2], inverse=True, out=dq_out, layout=rope[2])
             if need_kv:
-                rotate_pairs(dk, *rope, inverse=True, out=dk_out)
+                rotate_pairs(dk, *rope[:2], inverse=True, out=dk_out, layout=rope[2])
         return (dq_in.reshape(B, Tq, nh * hs) if need_q_in else None,
                 dkv.reshape(B, Tk, n * nh * hs) if need_kv else None,
                 dbias)
@@ -248,7 +249,7 @@ class MultiHeadAttention(Module):
         allowed = combine_masks(allowed_mask(mask, causal, (B, self.n_head, Tq, Tk)),
                                 self._key_padding(key_padding_mask, B, Tk))
         bias = None if self.alibi is None else self.alibi.bias(Tq, Tk, dtype)
-        rope = None if self.rope is None else self.rope.cos_sin(Tq, 0, dtype)
+        rope = None if self.rope is None else (*self.rope.cos_sin(Tq, 0, dtype), self.rope.layout)
         sink = [] if return_weights else None
         options = dict(n_head=self.n_head, rope=rope, scale=1.0 / math.sqrt(self.head_size),
                        allowed=allowed, dropout_p=self.dropout if self.training else 0.0,
@@ -275,7 +276,8 @@ class MultiHeadAttention(Module):
             q, k, v = heads(self.c_attn(x), 3, Tq)
         if self.rope is not None:
             cos, sin = self.rope.cos_sin(Tq, 0, dtype)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            layout = self.rope.layout
+            q, k = apply_rope(q, cos, sin, layout), apply_rope(k, cos, sin, layout)
         bias = None if self.alibi is None else self.alibi.bias(Tq, Tk, dtype)
         y = scaled_dot_product_attention(
             q, k, v, mask=combine_masks(mask, self._key_padding(key_padding_mask, B, Tk)),
@@ -307,7 +309,9 @@ class MultiHeadAttention(Module):
             q, k, v = _heads(self.c_attn(x).data, 3, nh)          # each [B, nh, Tq, hs]
             if self.rope is not None:                              # slots start .. start+Tq-1
                 cos, sin = self.rope.cos_sin(Tq, cache.length, q.dtype)
-                q, k = rotate_pairs(q, cos, sin), rotate_pairs(k, cos, sin)
+                layout = self.rope.layout
+                q, k = rotate_pairs(q, cos, sin, layout=layout), rotate_pairs(k, cos, sin,
+                                                                               layout=layout)
             k, v = cache.append(k, v)                              # [B, nh, L + Tq, hs]
         Tk = k.shape[2]
         # one query attends every key up to itself: the causal mask is all True then

@@ -34,6 +34,7 @@ from ..autograd import Tensor
 from ..validation import ConfigDict, as_generator, check_fraction, positive_int
 from .encoder import TransformerEncoderConfig, TransformerEncoderModel
 from .gpt import GPT, GPTConfig
+from .llama import Llama, LlamaConfig
 from .heads import POOLINGS, pool
 from .layers import Dropout, Linear
 from .module import Module
@@ -43,6 +44,7 @@ __all__ = ["ClassifierConfig", "SequenceClassifier", "BACKBONES"]
 # backbone name -> (model class, config class, the poolings that make sense for it)
 BACKBONES = {
     "GPT": (GPT, GPTConfig, ("last", "mean")),
+    "Llama": (Llama, LlamaConfig, ("last", "mean")),
     "TransformerEncoderModel": (TransformerEncoderModel, TransformerEncoderConfig,
                                 ("first", "mean")),
 }
@@ -109,7 +111,7 @@ class SequenceClassifier(Module):
             if getattr(backbone, head, None) is not None:
                 setattr(backbone, head, None)
         self.backbone = backbone
-        width = bcfg.n_embd if config.backbone == "GPT" else bcfg.d_model
+        width = getattr(bcfg, "n_embd", None) or bcfg.d_model
         self.drop = Dropout(config.dropout, rng=rng)
         self.score = Linear(width, config.n_classes, rng=rng, dtype=np.dtype(bcfg.dtype))
 
@@ -130,7 +132,7 @@ class SequenceClassifier(Module):
     def features(self, ids, lengths=None) -> Tensor:
         """The pooled representation ``[B, C]`` the score layer reads."""
         ids, valid = self._valid(ids, lengths)
-        if self.config.backbone == "GPT":
+        if self.config.backbone in ("GPT", "Llama"):
             hidden = self.backbone.hidden_states(ids)               # [B, T, C], causal
         else:
             hidden = self.backbone.encode(ids, valid)               # [B, T, C]

@@ -81,24 +81,40 @@ class SinusoidalPositions(Module):
 
 
 # ------------------------------------------------------------------------- RoPE
+ROPE_LAYOUTS = ("interleaved", "half")
+
+
+def _pair_halves(a: np.ndarray, layout: str) -> tuple:
+    """The two members of every pair: ``(a[..., 2i], a[..., 2i+1])`` interleaved, or
+    ``(a[..., i], a[..., i + hs/2])`` half-split (views)."""
+    if layout == "interleaved":
+        return a[..., 0::2], a[..., 1::2]
+    h = a.shape[-1] // 2
+    return a[..., :h], a[..., h:]
+
+
 def rotate_pairs(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, *, inverse: bool = False,
-                 out: np.ndarray | None = None) -> np.ndarray:
-    """Rotate each pair ``(x[..., 2i], x[..., 2i+1])`` by the angle whose cosine and sine
-    are ``cos[..., i]``, ``sin[..., i]`` (broadcast against ``x[..., ::2]``); by minus
-    that angle when `inverse`. The array kernel behind `apply_rope`.
+                 out: np.ndarray | None = None, layout: str = "interleaved") -> np.ndarray:
+    """Rotate each pair of features by the angle whose cosine and sine are
+    ``cos[..., i]``, ``sin[..., i]`` (broadcast against one half of ``x``); by minus that
+    angle when `inverse`. The array kernel behind `apply_rope`. Pair i is
+    ``(x[2i], x[2i+1])`` with ``layout="interleaved"`` (the paper, GPT-J) or
+    ``(x[i], x[i + hs/2])`` with ``layout="half"`` (GPT-NeoX, Hugging Face's LLaMA:
+    ``x cos + rotate_half(x) sin``).
 
         [y0]   [cos  -sin] [x0]              inverse (the transpose):  [ cos  sin]
         [y1] = [sin   cos] [x1]                                        [-sin  cos]
     """
-    x0, x1 = x[..., 0::2], x[..., 1::2]
+    x0, x1 = _pair_halves(x, layout)
     if inverse:
         sin = -sin
     y0 = x0 * cos - x1 * sin
     y1 = x0 * sin + x1 * cos
     if out is None:
         out = np.empty(x.shape, dtype=y0.dtype)
-    out[..., 0::2] = y0
-    out[..., 1::2] = y1
+    o0, o1 = _pair_halves(out, layout)
+    o0[...] = y0
+    o1[...] = y1
     return out
 
 
@@ -106,24 +122,24 @@ class _ApplyRope(Function):
     # y = R(θ) x per pair, R orthogonal, so dL/dx = R(θ)ᵀ g = R(-θ) g: the inverse
     # rotation (the written-out "g·cos + rotate_halfᵀ(g·sin)" of the half-split form)
     @staticmethod
-    def forward(ctx, x, cos, sin):
-        ctx.cos, ctx.sin = cos, sin
-        return rotate_pairs(x, cos, sin)
+    def forward(ctx, x, cos, sin, layout):
+        ctx.cos, ctx.sin, ctx.layout = cos, sin, layout
+        return rotate_pairs(x, cos, sin, layout=layout)
 
     @staticmethod
     def backward(ctx, g):
-        return rotate_pairs(g, ctx.cos, ctx.sin, inverse=True), None, None
+        return rotate_pairs(g, ctx.cos, ctx.sin, inverse=True, layout=ctx.layout), None, None, None
 
 
-def apply_rope(x, cos, sin) -> Tensor:
+def apply_rope(x, cos, sin, layout: str = "interleaved") -> Tensor:
     """Rotary position embedding of `x` ``[..., T, hs]`` (typically q or k, ``[B, nh, T,
     hs]``), one fused node. `cos` and `sin` are ``[T, hs/2]`` from
     `RotaryEmbedding.cos_sin` (any shape that broadcasts to ``x[..., ::2]`` works).
 
-    Convention: the paper's **interleaved pairs** ``(x[2i], x[2i+1])`` are rotated by
-    ``pos · base^(-2i/hs)``. (GPT-NeoX and Hugging Face's LLaMA rotate the half-split
-    pairs ``(x[i], x[i + hs/2])`` instead; loading such weights needs the q and k
-    projection columns permuted.)
+    Convention: by default the paper's **interleaved pairs** ``(x[2i], x[2i+1])`` are
+    rotated by ``pos · base^(-2i/hs)``; ``layout="half"`` rotates the half-split pairs
+    ``(x[i], x[i + hs/2])`` by the same angles, as GPT-NeoX and Hugging Face's LLaMA do
+    (the two are the same rotation up to a fixed permutation of the head's features).
 
     >>> rope = RotaryEmbedding(2)
     >>> cos, sin = rope.cos_sin(2, dtype=np.float64)
@@ -138,7 +154,10 @@ def apply_rope(x, cos, sin) -> Tensor:
     if cos.shape != sin.shape or np.broadcast_shapes(cos.shape, half) != half:
         raise ValueError(f"apply_rope: cos {cos.shape} and sin {sin.shape} must be one shape "
                          f"that broadcasts to x[..., ::2] {half} (x is {xd.shape})")
-    return _ApplyRope.apply(x, cos.astype(xd.dtype, copy=False), sin.astype(xd.dtype, copy=False))
+    if layout not in ROPE_LAYOUTS:
+        raise ValueError(f"apply_rope: layout must be one of {ROPE_LAYOUTS}, got {layout!r}")
+    return _ApplyRope.apply(x, cos.astype(xd.dtype, copy=False), sin.astype(xd.dtype, copy=False),
+                            layout)
 
 
 class RotaryEmbedding(Module):
@@ -151,13 +170,16 @@ class RotaryEmbedding(Module):
     ((3, 2), dtype('float32'))
     """
 
-    def __init__(self, head_dim: int, base: float = 10000.0):
+    def __init__(self, head_dim: int, base: float = 10000.0, layout: str = "interleaved"):
         super().__init__()
         head_dim = _length("head_dim", head_dim, minimum=2)
         if head_dim % 2:
             raise ValueError(f"RotaryEmbedding: head_dim must be even (features rotate in "
                              f"pairs), got {head_dim}")
-        self.head_dim, self.base = head_dim, float(base)
+        if layout not in ROPE_LAYOUTS:
+            raise ValueError(f"RotaryEmbedding: layout must be one of {ROPE_LAYOUTS}, "
+                             f"got {layout!r}")
+        self.head_dim, self.base, self.layout = head_dim, float(base), layout
 
     def cos_sin(self, T: int, offset: int = 0, dtype=np.float32) -> tuple:
         """``(cos, sin)``, each ``[T, head_dim/2]``: angle ``pos · base^(-2i/head_dim)``."""
@@ -168,10 +190,10 @@ class RotaryEmbedding(Module):
     def forward(self, x, offset: int = 0) -> Tensor:
         """Rotate `x` ``[..., T, head_dim]`` whose rows are positions offset .. offset+T-1."""
         cos, sin = self.cos_sin(x.shape[-2], offset, x.dtype)
-        return apply_rope(x, cos, sin)
+        return apply_rope(x, cos, sin, self.layout)
 
     def extra_repr(self) -> str:
-        return f"head_dim={self.head_dim}, base={self.base:g}"
+        return f"head_dim={self.head_dim}, base={self.base:g}, layout={self.layout}"
 
 
 # ------------------------------------------------------------------------- ALiBi

@@ -399,8 +399,9 @@ def build_model(ckpt: Checkpoint, *, dtype: str | None = None):
     check_config_types(config_cls, config_dict, where, "model.config")
     if kind == "SequenceClassifier":
         backbone = config_dict.get("backbone")
-        if backbone not in ("GPT", "TransformerEncoderModel"):
-            raise _bad(where, "model.config.backbone", "'GPT' or 'TransformerEncoderModel'",
+        if backbone not in ("GPT", "Llama", "TransformerEncoderModel"):
+            raise _bad(where, "model.config.backbone",
+                       "'GPT', 'Llama' or 'TransformerEncoderModel'",
                        backbone)
         if not isinstance(config_dict.get("backbone_config"), dict):
             raise _bad(where, "model.config.backbone_config", "a JSON object",

@@ -255,9 +255,11 @@ def check_config_types(cls, config: dict, where, field: str = "model.config") ->
 def model_types() -> dict:
     """name -> (model class, config class): the models a checkpoint can rebuild. A fixed
     table: the name in a manifest is looked up here, never in a module."""
-    from ..nn import (GPT, ClassifierConfig, GPTConfig, SequenceClassifier, Transformer,
-                      TransformerConfig, TransformerEncoderConfig, TransformerEncoderModel)
-    return {"GPT": (GPT, GPTConfig), "Transformer": (Transformer, TransformerConfig),
+    from ..nn import (GPT, ClassifierConfig, GPTConfig, Llama, LlamaConfig, SequenceClassifier,
+                      Transformer, TransformerConfig, TransformerEncoderConfig,
+                      TransformerEncoderModel)
+    return {"GPT": (GPT, GPTConfig), "Llama": (Llama, LlamaConfig),
+            "Transformer": (Transformer, TransformerConfig),
             "TransformerEncoderModel": (TransformerEncoderModel, TransformerEncoderConfig),
             "SequenceClassifier": (SequenceClassifier, ClassifierConfig)}
 
@@ -274,6 +276,15 @@ def _anchors(kind: str, config, prefix: str = "") -> tuple[dict, dict]:
         if not config.tie_weights:
             shapes[f"{p}lm_head.weight"] = (C, V)
         return shapes, {f"{p}h": config.n_layer}
+    if kind == "Llama":
+        V, C, hs = config.vocab_size, config.n_embd, config.head_dim
+        shapes = {f"{p}embed_tokens.weight": (V, C),
+                  f"{p}layers.0.self_attn.q_proj.weight": (C, config.n_head * hs),
+                  f"{p}layers.0.self_attn.k_proj.weight": (C, config.n_kv_head * hs),
+                  f"{p}layers.0.mlp.gate_proj.weight": (C, config.intermediate_size)}
+        if not config.tie_weights:
+            shapes[f"{p}lm_head.weight"] = (C, V)
+        return shapes, {f"{p}layers": config.n_layer}
     if kind == "Transformer":
         d = config.d_model
         shapes = {f"{p}encoder.embed.weight": (config.src_vocab_size, d),
@@ -299,7 +310,7 @@ def _anchors(kind: str, config, prefix: str = "") -> tuple[dict, dict]:
         shapes, layers = _anchors(config.backbone, backbone, "backbone.")
         for head in ("lm_head.weight", "head.weight", "mlm_head.bias"):   # dropped: unused
             shapes.pop("backbone." + head, None)
-        width = backbone.n_embd if config.backbone == "GPT" else backbone.d_model
+        width = getattr(backbone, "n_embd", None) or backbone.d_model
         shapes["score.weight"] = (width, config.n_classes)
         return shapes, layers
     raise AssertionError(kind)

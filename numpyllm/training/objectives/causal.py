@@ -33,7 +33,7 @@ class CausalLM(WindowObjective):
     Data: a 1-D array of token ids."""
 
     name: ClassVar[str] = "clm"
-    models: ClassVar[tuple] = ("GPT",)
+    models: ClassVar[tuple] = ("GPT", "Llama")
 
     def make_batch(self, x, y, rng=None) -> Batch:
         return Batch({"x": x, "y": y}, np.count_nonzero(y != -100, axis=1), x.size)
