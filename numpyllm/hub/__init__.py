@@ -7,6 +7,7 @@
   hfconfig.py       config.json, read strictly
   architectures.py  the table of Hugging Face architectures: configs and tensor names
   gpt2.py           GPT2LMHeadModel <-> numpyllm's GPT
+  llama.py          LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM <-> Llama
   pretrained.py     load_pretrained / save_pretrained: Hugging Face model directories
   errors.py         PretrainedError, NotExpressible
 

@@ -1,7 +1,7 @@
 """The table of Hugging Face architectures numpyllm reads and writes, and what each one is.
 
 An `Architecture` is everything `numpyllm.hub.pretrained` needs to know about one
-Hugging Face model class (``GPT2LMHeadModel``, later ``LlamaForCausalLM`` ...), and nothing
+Hugging Face model class (``GPT2LMHeadModel``, ``LlamaForCausalLM`` ...), and nothing
 about files:
 
 - its **config**: config.json -> (numpyllm model class, numpyllm config), refusing what
@@ -25,7 +25,7 @@ The layouts differ in one systematic way: a PyTorch ``nn.Linear`` stores its wei
 `COPY`, an untied ``lm_head`` (an nn.Linear) with `TRANSPOSE`.
 
 >>> [a.name for a in architectures().values()]
-['GPT2LMHeadModel']
+['GPT2LMHeadModel', 'LlamaForCausalLM', 'Qwen2ForCausalLM', 'MistralForCausalLM']
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ __all__ = ["Architecture", "TensorMap", "Transform", "COPY", "TRANSPOSE", "MODUL
 
 # The modules of numpyllm.hub that define ARCHITECTURES: a fixed table, so a name read
 # from a config.json is only ever looked up here, never imported.
-MODULES = ("gpt2",)
+MODULES = ("gpt2", "llama")
 
 
 @dataclass(frozen=True)

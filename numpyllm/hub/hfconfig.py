@@ -60,7 +60,8 @@ def read_json_file(path, what: str, limit: int = MAX_JSON_BYTES):
         raise PretrainedError(f"{path}: expected a regular file ({what}), got a directory or "
                               "a special file")
     with open(path, "rb") as f:
-        raw = f.read(limit + 1)
+        # read(n) allocates n bytes first: ask for what the file holds, not the limit
+        raw = f.read(min(os.fstat(f.fileno()).st_size, limit) + 1)
     if len(raw) > limit:
         raise PretrainedError(f"{path}: more than {limit} bytes: too large for {what}")
     try:
@@ -97,7 +98,9 @@ class HFConfig:
 
     def int(self, key: str, default=MISSING, *, minimum: int = 1) -> int:
         """An integer >= `minimum` (and at most 2**40: a size, never a huge one)."""
-        value = self.get(key, default)
+        return self._int(key, self.get(key, default), minimum)
+
+    def _int(self, key: str, value, minimum: int) -> int:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self._bad(key, what, value)
@@ -108,7 +111,7 @@ class HFConfig:
     def optional_int(self, key: str, default=None, *, minimum: int = 1):
         """`int`, or None when the value is null or absent."""
         value = self.get(key, default)
-        return None if value is None else self.int(key, minimum=minimum)
+        return None if value is None else self._int(key, value, minimum)
 
     def number(self, key: str, default=MISSING, *, minimum: float = 0.0,
                below: float | None = None, positive: bool = False) -> float:

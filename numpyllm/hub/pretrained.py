@@ -289,6 +289,10 @@ def _special_ids(arch: Architecture, tokenizer, config: dict) -> None:
     for key, text in arch.special_tokens.items():
         if text in special and special[text] < config["vocab_size"]:
             config[key] = special[text]
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):   # a Hugging Face tokenizer's
+        value = getattr(tokenizer, key, None)
+        if isinstance(value, int) and 0 <= value < config["vocab_size"]:
+            config[key] = value
 
 
 def save_pretrained(model, tokenizer, directory, *, dtype: str | None = None,
