@@ -602,3 +602,77 @@ def test_fuzz_tiktoken_file(tiktoken_bytes, data):
         else:
             path.write_bytes(data.draw(mutated_bytes(path.read_bytes())))
         _load_all(path, (BPETokenizer.from_tiktoken, load_tokenizer), path.stat().st_size)
+
+
+# ------------------------------------------------------------------ Hugging Face directories
+@pytest.fixture(scope="module")
+def hf_templates(tmp_path_factory):
+    """Hugging Face directories numpyllm wrote: GPT-2 in one file, a Llama in shards, a
+    Qwen2 with a window stored in bfloat16."""
+    from numpyllm.hub import save_pretrained
+    from numpyllm.nn import Llama, LlamaConfig
+    small = dict(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=8)
+    models = {
+        "gpt2": (GPT(GPTConfig(**small), rng=0), {}),
+        "llama-sharded": (Llama(LlamaConfig(**small, n_kv_head=1, intermediate_size=12,
+                                            tie_weights=False), rng=0),
+                          {"max_shard_size": 700}),
+        "qwen2-bf16": (Llama(LlamaConfig(**small, n_kv_head=2, intermediate_size=12,
+                                         attention_bias=True,
+                                         sliding_window=3), rng=0), {"dtype": "bfloat16"}),
+    }
+    root = tmp_path_factory.mktemp("hf")
+    for name, (model, options) in models.items():
+        save_pretrained(model, None, root / name, **options)
+    return root
+
+
+def _damage_hf_directory(draw, root: Path) -> None:
+    files = sorted(p.name for p in root.iterdir())
+    name = draw(st.sampled_from(files))
+    path = root / name
+    kind = draw(st.sampled_from(["json", "json", "bytes", "header", "delete", "dir-for-file",
+                                 "pickle"]))
+    if kind == "json" and name.endswith(".json") and path.is_file():
+        doc = _json_file(path)
+        if doc is not None:
+            path.write_text(json.dumps(draw(mutated_json(doc, max_ops=4))))
+    elif kind == "bytes" and path.is_file():
+        path.write_bytes(draw(mutated_bytes(path.read_bytes())))
+    elif kind == "header" and name.endswith(".safetensors") and path.is_file():
+        raw = path.read_bytes()
+        n = struct.unpack("<Q", raw[:8])[0] if len(raw) >= 8 else 0
+        header = _json_file_bytes(raw[8:8 + n])
+        if header is not None:
+            header = json.dumps(draw(mutated_json(header))).encode()
+            path.write_bytes(struct.pack("<Q", len(header)) + header + raw[8 + n:])
+    elif kind == "delete" and path.is_file():
+        path.unlink()
+    elif kind == "dir-for-file" and path.is_file():
+        path.unlink()
+        path.mkdir()
+    elif kind == "pickle":
+        (root / "pytorch_model.bin").write_bytes(b"\x80\x04cos\nsystem\n(S'touch x'\ntR.")
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama-sharded", "qwen2-bf16"])
+@given(data=st.data())
+def test_fuzz_hugging_face_directory(hf_templates, kind, data):
+    """load_pretrained of a damaged directory: a model whose weights are all finite
+    numbers read from the files, or one PretrainedError naming the directory; peak
+    memory bounded by the files' size (a config claiming 2**40 layers or positions
+    allocates nothing)."""
+    from numpyllm.hub import PretrainedError, load_pretrained
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d) / kind
+        shutil.copytree(hf_templates / kind, root)
+        for _ in range(data.draw(st.integers(1, 2))):
+            _damage_hf_directory(data.draw, root)
+        size = tree_size(root)
+        # float32 stored as float64 is twice the bytes, bfloat16 four times
+        out = bounded(lambda: load_pretrained(root, "float64"), 4 * size, PretrainedError,
+                      root)
+        if out is not None:
+            model, tokenizer = out
+            assert tokenizer is None
+            assert sum(p.data.nbytes for p in model.parameters()) <= 4 * size
