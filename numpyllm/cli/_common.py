@@ -22,6 +22,21 @@ def load_model_and_tokenizer(path, purpose: str):
     return model, tokenizer, ckpt
 
 
+def load_pretrained_model(path, purpose: str, dtype: str = "float32"):
+    """``(model, tokenizer)`` from a Hugging Face model directory (`numpyllm.hub`), in eval
+    mode, or a one-line CLIError; `purpose` says what the tokenizer is needed for (None:
+    a directory without one is fine)."""
+    from ..hub import PretrainedError, load_pretrained
+    try:
+        model, tokenizer = load_pretrained(path, dtype)
+    except PretrainedError as exc:
+        raise CLIError(str(exc)) from None
+    if tokenizer is None and purpose is not None:
+        raise CLIError(f"{path} has no tokenizer numpyllm reads (tokenizer.json, or "
+                       f"vocab.json and merges.txt): cannot {purpose}")
+    return model, tokenizer
+
+
 def require_matplotlib() -> None:
     """A one-line CLIError when matplotlib (an optional extra) is not installed."""
     from ..plots import have_matplotlib

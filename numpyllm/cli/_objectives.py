@@ -181,6 +181,12 @@ def model_options(model_type: str, config: dict) -> dict:
     """A checkpoint's model config under the names of `numpyllm train`'s options."""
     if model_type == "GPT":
         return dict(config)
+    if model_type == "Llama":              # fine-tuned from a pretrained directory
+        return {"n_layer": config.get("n_layer"), "n_head": config.get("n_head"),
+                "n_embd": config.get("n_embd"), "block_size": config.get("block_size"),
+                "dropout": config.get("dropout"), "positions": "rope",
+                "dtype": config.get("dtype"), "bias": False,
+                "attn_block_size": config.get("attn_block_size")}
     if model_type == "TransformerEncoderModel":
         return {"n_layer": config.get("n_layers"), "n_head": config.get("n_head"),
                 "n_embd": config.get("d_model"), "block_size": config.get("max_len"),

@@ -1,4 +1,6 @@
-"""``numpyllm eval``: a checkpoint's metrics on a text (or, for seq2seq, a pairs file).
+"""``numpyllm eval``: a checkpoint's metrics on a text (or, for seq2seq, a pairs file);
+a pretrained Hugging Face directory's (``--model DIR --data FILE``) loss, perplexity and
+bits per byte.
 
 The objective the checkpoint was trained with (recorded in it) says what is scored:
 
@@ -32,7 +34,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="a checkpoint's loss, perplexity (and accuracy) "
                               "on a text", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint directory")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--ckpt", metavar="DIR", help="checkpoint directory")
+    where.add_argument("--model", metavar="DIR", help="a Hugging Face model directory (causal "
+                       "LM: loss and perplexity of --data, which it needs)")
     p.add_argument("--data", metavar="FILE", help="UTF-8 text, or source<TAB>target lines for "
                    "seq2seq (default: the file the checkpoint was trained on)")
     p.add_argument("--split", choices=["all", "train", "val"], default="all",
@@ -41,6 +46,9 @@ def register(subparsers) -> None:
                    help="the fraction --split val/train refers to (default: the training "
                    "run's, else 0.1)")
     p.add_argument("--batch_size", "--batch-size", type=int, default=32)
+    p.add_argument("--context", type=int, default=None, metavar="T",
+                   help="window length (default: the model's context; a pretrained model's "
+                   "may be thousands of tokens, slow on a CPU)")
     p.set_defaults(func=run)
 
 
@@ -51,6 +59,12 @@ def run(args) -> int:
     from . import _objectives as objectives
     from ._common import encode, load_model_and_tokenizer, read_text, recorded_text
 
+    if args.batch_size < 1:
+        raise CLIError(f"--batch_size must be >= 1, got {args.batch_size}")
+    if args.context is not None and args.context < 1:
+        raise CLIError(f"--context must be >= 1, got {args.context}")
+    if args.model is not None:
+        return _pretrained(args)
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode text for it")
     name, objective = objectives.objective_of(ckpt)
     recorded = ckpt.trainer_state.get("data")
@@ -66,8 +80,6 @@ def run(args) -> int:
         val_fraction = (recorded or {}).get("val_fraction", 0.1)
     if not 0 <= val_fraction < 1:
         raise CLIError(f"--val_fraction must be in [0, 1), got {val_fraction}")
-    if args.batch_size < 1:
-        raise CLIError(f"--batch_size must be >= 1, got {args.batch_size}")
     where = f"{source.label} [{args.split}]"
     start = time.perf_counter()
 
@@ -99,7 +111,8 @@ def run(args) -> int:
     if name == "clm":
         if len(ids) < 2:
             raise CLIError(f"{where} has {len(ids)} tokens: too few to score")
-        result = evaluate_tokens(model, ids, batch_size=args.batch_size)
+        result = evaluate_tokens(model, ids, batch_size=args.batch_size,
+                                 block_size=_context(args, model))
         print(f"{where}: {result['tokens']:,} tokens predicted, "
               f"loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f} "
               f"(step {ckpt.step}, {time.perf_counter() - start:.1f} s)")
@@ -116,4 +129,47 @@ def run(args) -> int:
     print(f"{where}: {name}, {result['count']:,} {what}, loss {result['loss']:.4f}, "
           f"perplexity {result['perplexity']:.3f}{accuracy} "
           f"(step {ckpt.step}, {time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _context(args, model) -> int:
+    """The evaluation window: --context, at most the model's context."""
+    from . import CLIError
+    limit = model.config.block_size
+    if args.context is not None and args.context > limit:
+        raise CLIError(f"--context {args.context} is longer than the model's context of {limit}")
+    return args.context or limit
+
+
+def _pretrained(args) -> int:
+    """A Hugging Face directory's loss and perplexity on --data (causal LM)."""
+    from ..data import train_val_split
+    from ..training import evaluate_tokens
+    from . import CLIError
+    from ._common import encode, load_pretrained_model, read_text
+    if args.data is None:
+        raise CLIError("--model: pass --data FILE with the text to score")
+    model, tokenizer = load_pretrained_model(args.model, "encode text for it")
+    source = read_text(args.data)
+    ids = encode(tokenizer, source)
+    if args.split != "all":
+        fraction = 0.1 if args.val_fraction is None else args.val_fraction
+        if not 0 <= fraction < 1:
+            raise CLIError(f"--val_fraction must be in [0, 1), got {fraction}")
+        train_ids, val_ids = train_val_split(ids, fraction)
+        ids = val_ids if args.split == "val" else train_ids
+    where = f"{source.label} [{args.split}]"
+    if len(ids) < 2:
+        raise CLIError(f"{where} has {len(ids)} tokens: too few to score")
+    T = _context(args, model)
+    start = time.perf_counter()
+    result = evaluate_tokens(model, ids, batch_size=args.batch_size, block_size=T)
+    # bits per byte: the total loss (nats) over the bytes of the predicted text, in bits,
+    # a figure that does not depend on the tokenizer
+    n_bytes = max(len(tokenizer.decode(ids[1:].tolist()).encode("utf-8")), 1)
+    bpb = result["loss"] * result["tokens"] / n_bytes / np.log(2)
+    print(f"{where}: {result['tokens']:,} tokens predicted in windows of {T}, "
+          f"loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f}, "
+          f"{bpb:.4f} bits per byte ({type(model).__name__} from {args.model}, "
+          f"{time.perf_counter() - start:.1f} s)")
     return 0

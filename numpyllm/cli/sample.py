@@ -1,9 +1,11 @@
-"""``numpyllm sample``: generate text with a trained checkpoint.
+"""``numpyllm sample``: generate text with a trained checkpoint or a pretrained model.
 
-A decoder (a GPT, trained with --objective clm or prefix_lm) continues a prompt:
+A decoder (a GPT or a Llama, trained with --objective clm or prefix_lm; or a Hugging
+Face directory of GPT-2, Llama, Qwen2 or Mistral given with --model) continues a prompt:
 
     numpyllm sample --ckpt out/ckpt --prompt "ROMEO:" --max-new-tokens 200 \\
         --temperature 0.8 --top-k 50 --top-p 0.95 --seed 1 --stream
+    numpyllm sample --model path/to/gpt2 --prompt "Hello, I'm a language model," --greedy
 
 It prints the prompt and its continuation. ``--stream`` prints the text as it is
 generated (whole characters only, also with a byte-level BPE tokenizer). Sampling
@@ -40,7 +42,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("sample", help="generate text from a checkpoint (or fill in "
                               "[MASK]s with an encoder)", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint directory")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--ckpt", metavar="DIR", help="checkpoint directory")
+    where.add_argument("--model", metavar="DIR", help="a Hugging Face model directory (GPT-2, "
+                       "Llama, Qwen2, Mistral: config.json, model.safetensors, tokenizer)")
     p.add_argument("--prompt", default=None, help="a decoder's text to continue (default: a "
                    "line break)")
     p.add_argument("--source", default=None, metavar="TEXT",
@@ -78,8 +83,9 @@ def register(subparsers) -> None:
 
 def _eos_id(tokenizer, name, default=None):
     specials = getattr(tokenizer, "special_tokens", None) or {}
-    if name is None:
-        return specials.get("<|endoftext|>", default)
+    if name is None:       # a Hugging Face tokenizer names its end token; ours spell it
+        declared = getattr(tokenizer, "eos_token_id", None)
+        return declared if declared is not None else specials.get("<|endoftext|>", default)
     try:
         return tokenizer.token_id(name)
     except (ValueError, KeyError):
@@ -94,12 +100,15 @@ def _refuse(args, flags: dict, what: str) -> None:
 
 
 def run(args) -> int:
-    from ._common import load_model_and_tokenizer
+    from ._common import load_model_and_tokenizer, load_pretrained_model
     if args.num_samples < 1:
         raise CLIError(f"--num-samples must be >= 1, got {args.num_samples}")
+    if args.model is not None:           # a pretrained decoder: no objective record, causal
+        model, tokenizer = load_pretrained_model(args.model, "encode a prompt for it")
+        return _continue(args, model, tokenizer, None)
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode a prompt for it")
     kind = type(model).__name__
-    if kind == "GPT":
+    if kind in ("GPT", "Llama"):
         return _continue(args, model, tokenizer, ckpt)
     if kind == "Transformer":
         return _translate(args, model, tokenizer, ckpt)
@@ -115,7 +124,7 @@ def _continue(args, model, tokenizer, ckpt) -> int:
     from . import _objectives as objectives
     _refuse(args, {"--source": args.source is not None, "--text": args.text is not None,
                    "--beam": args.beam is not None},
-            "this checkpoint is a decoder (GPT): it continues a --prompt")
+            f"this model is a decoder ({type(model).__name__}): it continues a --prompt")
     text = "\n" if args.prompt is None else args.prompt
     try:
         if getattr(tokenizer, "special_tokens", None) and hasattr(tokenizer, "add_special_tokens"):
@@ -135,7 +144,7 @@ def _continue(args, model, tokenizer, ckpt) -> int:
     options = dict(temperature=temperature, top_k=args.top_k, top_p=args.top_p,
                    greedy=args.greedy, rng=rng, stop=args.stop,
                    eos_id=_eos_id(tokenizer, args.eos), use_cache=args.use_cache)
-    if objectives.objective_of(ckpt)[0] == "prefix_lm":
+    if ckpt is not None and objectives.objective_of(ckpt)[0] == "prefix_lm":
         # a prefix decoder reads its prompt both ways, as in training (needs the cache)
         if args.use_cache:
             options["prefix"] = True

@@ -123,14 +123,17 @@ def register(subparsers) -> None:
                    help="with --resume: carry on training on a --data other than the "
                    "checkpoint's text (without it, that is an error)")
     p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
-    p.add_argument("--vocab_size", "--vocab-size", type=int, default=1024,
-                   help="vocabulary size for --tokenizer bpe")
+    p.add_argument("--vocab_size", "--vocab-size", type=int, default=None,
+                   help="vocabulary size for --tokenizer bpe (default 1024)")
     p.add_argument("--val_fraction", type=float, default=None,
                    help="last fraction held out (default: 0.1; with --resume the checkpoint's)")
     p.add_argument("--out", default="out", metavar="DIR", help="output directory (default: out)")
     p.add_argument("--config", metavar="FILE", help="JSON file of any of the options below")
     p.add_argument("--resume", action="store_true",
                    help="continue from DIR/ckpt with its settings (flags given override them)")
+    p.add_argument("--init-from", "--init_from", dest="init_from", metavar="DIR",
+                   help="fine-tune a pretrained Hugging Face directory (GPT-2, Llama, Qwen2, "
+                   "Mistral): its model and tokenizer; --block_size the training window")
     p.add_argument("--samples", type=int, default=2, help="samples to print at the end (span, "
                    "seq2seq: validation examples decoded)")
     p.add_argument("--sample_tokens", type=int, default=300, help="tokens per sample (a decoder's)")
@@ -191,7 +194,8 @@ def _build_tokenizer(args, text, specials=()):
     if args.tokenizer == "char":
         return CharTokenizer.from_text(text if isinstance(text, str) else "".join(text),
                                        special_tokens=list(specials))
-    return BPETokenizer(special_tokens=list(specials) or None).train(text, args.vocab_size)
+    return BPETokenizer(special_tokens=list(specials) or None).train(
+        text, 1024 if args.vocab_size is None else args.vocab_size)
 
 
 def _check_out(out: Path) -> None:
@@ -438,12 +442,21 @@ def run(args) -> int:
         raise CLIError(f"--val_fraction must be in [0, 1), got {val_fraction}")
     data_source = {**source.record, "val_fraction": val_fraction}
 
-    if ckpt is not None:
+    pretrained = None
+    if args.init_from is not None:
+        from ._init_from import init_from
+        args.vocab_size_given = args.vocab_size is not None
+        pretrained, tokenizer, block = init_from(args, opts, explicit, name,
+                                                 objectives.MODELS[name] == "GPT")
+    elif ckpt is not None:
         tokenizer = ckpt.tokenizer
         model_config = objectives.model_options(ckpt.model_config.get("type"),
                                                 ckpt.model_config.get("config", {}))
         _check_model_options(explicit, opts, model_config, ckpt.step)
         block = int(model_config.get("block_size", opts["block_size"]))
+        record = ckpt.trainer_state.get("objective") or {}
+        if isinstance(record.get("context_length"), int):   # windows shorter than the
+            block = record["context_length"]                # model's (--init-from runs)
     else:
         tokenizer = None                     # built from the data, below
         block = opts["block_size"]
@@ -501,7 +514,9 @@ def run(args) -> int:
         model = trainer.model
     else:
         objective = objectives.make_objective(name, tokenizer, block, settings)
-        if objectives.MODELS[name] == "GPT":
+        if pretrained is not None:
+            model = pretrained
+        elif objectives.MODELS[name] == "GPT":
             try:
                 model_cfg = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block,
                                       n_layer=opts["n_layer"], n_head=opts["n_head"],
@@ -525,9 +540,13 @@ def run(args) -> int:
                   f"steps of batch {train_cfg.batch_size} x {train_cfg.gradient_accumulation_steps}"
                   + (f" (resuming at step {trainer.step})" if ckpt is not None else ""))
     print(f"numpyllm train: {summary}")
-    if isinstance(model, GPT):
-        print(f"model: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context "
-              f"{c.block_size}, {steps_line}")
+    if isinstance(model, GPT) or type(model).__name__ == "Llama":
+        origin = f" from {args.init_from}" if pretrained is not None else ""
+        kind = "" if isinstance(model, GPT) and not origin else f"{type(model).__name__}{origin}, "
+        print(f"model: {kind}{c.n_layer} layers, {c.n_head} heads, {c.n_embd} "
+              f"wide, context {c.block_size}" + (f" (training windows of {block})"
+                                                 if block != c.block_size else "")
+              + f", {steps_line}")
     else:
         print(f"{objectives.describe_model(model)}, {steps_line}")
     if name != "clm":

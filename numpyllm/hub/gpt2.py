@@ -34,8 +34,8 @@ than 4 * n_embd; ``scale_attn_weights: false``; ``scale_attn_by_inverse_layer_id
 true``; ``add_cross_attention: true``; dropout rates that differ (unless
 ``load_pretrained(..., dropout=p)`` chooses one). ``reorder_and_upcast_attn`` only
 changes float16 arithmetic, and is accepted. Export refuses a numpyllm GPT without
-biases, with post-LN, or with positions other than learned (RoPE GPTs export as Llama,
-a later part of issue 14; sinusoidal and ALiBi have no Hugging Face GPT-2 form).
+biases, with post-LN, or with positions other than learned (a RoPE GPT is no Llama either: LayerNorm, GELU, biases;
+sinusoidal and ALiBi have no Hugging Face GPT-2 form).
 """
 from __future__ import annotations
 
@@ -98,8 +98,9 @@ def config_to_hf(model) -> dict:
     """The config.json of a numpyllm `GPT` as a ``GPT2LMHeadModel``, or `NotExpressible`."""
     c = model.config
     if c.positions != "learned":
-        hint = (" (a RoPE GPT will export as LlamaForCausalLM, which comes with the Llama "
-                "family in a later part of issue 14)" if c.positions == "rope" else "")
+        hint = (" (nor is a RoPE GPT a Llama: it has LayerNorm, a GELU MLP and biases; "
+                "for RoPE in a Hugging Face form, train numpyllm.nn.Llama)"
+                if c.positions == "rope" else "")
         raise NotExpressible(f"positions={c.positions!r}: GPT-2 learns its positions "
                              f"(wpe){hint}")
     if c.norm != "pre":
