@@ -43,11 +43,14 @@ MODELS = {
     "qwen2": lambda: llama(attention_bias=True),
     "qwen2-window": lambda: llama(attention_bias=True, sliding_window=3),
     "mistral": lambda: llama(sliding_window=3),
+    "gpt-neox-rope": lambda: gpt(positions="rope", tie_weights=False),
+    "gpt-neox-rope-tied-relu": lambda: gpt(positions="rope", activation="relu"),
 }
 ARCHITECTURE = {"gpt2": "GPT2LMHeadModel", "gpt2-untied-relu": "GPT2LMHeadModel",
                 "llama": "LlamaForCausalLM", "llama-tied-mqa": "LlamaForCausalLM",
                 "qwen2": "Qwen2ForCausalLM", "qwen2-window": "Qwen2ForCausalLM",
-                "mistral": "MistralForCausalLM"}
+                "mistral": "MistralForCausalLM", "gpt-neox-rope": "GPTNeoXForCausalLM",
+                "gpt-neox-rope-tied-relu": "GPTNeoXForCausalLM"}
 
 
 def logits(model, ids=IDS):
@@ -118,16 +121,21 @@ def test_any_shard_size_round_trips(kind, shard, dtype, tmp_path_factory):
 
 
 # ------------------------------------------------------------------ what cannot be saved
-@pytest.mark.parametrize("kw, fragment", [
-    (dict(positions="rope"), "positions='rope'"),
-    (dict(positions="alibi"), "positions='alibi'"),
-    (dict(positions="sinusoidal"), "positions='sinusoidal'"),
-    (dict(norm="post"), "norm='post'"),
-    (dict(bias=False), "bias=False"),
+@pytest.mark.parametrize("kw, gpt2, neox", [
+    (dict(positions="alibi"), "positions='alibi': GPT-2 learns its positions",
+     "positions='alibi': GPT-NeoX rotates"),
+    (dict(positions="sinusoidal"), "positions='sinusoidal'", "positions='sinusoidal'"),
+    (dict(norm="post"), "norm='post'", "positions='learned'"),
+    (dict(positions="rope", norm="post"), "positions='rope'", "norm='post'"),
+    (dict(bias=False), "bias=False", "positions='learned'"),
+    (dict(positions="rope", bias=False), "positions='rope'", "bias=False"),
 ])
-def test_a_gpt_that_gpt2_cannot_express_is_refused_saying_why(kw, fragment, tmp_path):
-    with pytest.raises(NotExpressible, match="GPT2LMHeadModel: .*" + fragment.replace("(", r"\(")):
+def test_a_gpt_no_architecture_expresses_is_refused_saying_why_for_each(kw, gpt2, neox,
+                                                                       tmp_path):
+    with pytest.raises(NotExpressible) as info:
         save_pretrained(gpt(**kw), None, tmp_path)
+    assert f"GPT2LMHeadModel: {gpt2}" in str(info.value)
+    assert f"GPTNeoXForCausalLM: {neox}" in str(info.value)
     assert list(tmp_path.iterdir()) == []                       # nothing half-written
 
 
@@ -254,6 +262,22 @@ def test_every_missing_unexpected_misshapen_and_integer_tensor_is_listed_at_once
                          "not floating-point (1): "
                          "model.layers.0.post_attention_layernorm.weight I32")
     assert "inv_freq" not in message
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(use_parallel_residual=True), "use_parallel_residual: True cannot be expressed"),
+    (dict(rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                           "partial_rotary_factor": 0.25}), "rotates every dimension"),
+    (dict(rope_parameters={"rope_type": "default", "rope_theta": 500.0}), "base 10000"),
+    (dict(hidden_act="gelu"), "hidden_act: numpyllm can express only"),
+    (dict(intermediate_size=40), "4 * hidden_size = 32"),
+    (dict(attention_bias=False), "biases in every Linear or in none"),
+])
+def test_gpt_neox_settings_a_rope_gpt_lacks_are_refused(tmp_path, changes, match):
+    save_pretrained(gpt(positions="rope"), None, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(config | changes))
+    load_error(tmp_path, match, NotExpressible)
 
 
 def test_a_tied_head_stored_twice_must_hold_the_embedding(tmp_path):

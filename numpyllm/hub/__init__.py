@@ -8,6 +8,7 @@
   architectures.py  the table of Hugging Face architectures: configs and tensor names
   gpt2.py           GPT2LMHeadModel <-> numpyllm's GPT
   llama.py          LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM <-> Llama
+  gpt_neox.py       GPTNeoXForCausalLM <-> numpyllm's GPT with RoPE
   pretrained.py     load_pretrained / save_pretrained: Hugging Face model directories
   errors.py         PretrainedError, NotExpressible
 

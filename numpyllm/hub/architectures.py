@@ -25,7 +25,7 @@ The layouts differ in one systematic way: a PyTorch ``nn.Linear`` stores its wei
 `COPY`, an untied ``lm_head`` (an nn.Linear) with `TRANSPOSE`.
 
 >>> [a.name for a in architectures().values()]
-['GPT2LMHeadModel', 'LlamaForCausalLM', 'Qwen2ForCausalLM', 'MistralForCausalLM']
+['GPT2LMHeadModel', 'LlamaForCausalLM', 'Qwen2ForCausalLM', 'MistralForCausalLM', 'GPTNeoXForCausalLM']
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ __all__ = ["Architecture", "TensorMap", "Transform", "COPY", "TRANSPOSE", "MODUL
 
 # The modules of numpyllm.hub that define ARCHITECTURES: a fixed table, so a name read
 # from a config.json is only ever looked up here, never imported.
-MODULES = ("gpt2", "llama")
+MODULES = ("gpt2", "llama", "gpt_neox")
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ than 4 * n_embd; ``scale_attn_weights: false``; ``scale_attn_by_inverse_layer_id
 true``; ``add_cross_attention: true``; dropout rates that differ (unless
 ``load_pretrained(..., dropout=p)`` chooses one). ``reorder_and_upcast_attn`` only
 changes float16 arithmetic, and is accepted. Export refuses a numpyllm GPT without
-biases, with post-LN, or with positions other than learned (a RoPE GPT is no Llama either: LayerNorm, GELU, biases;
-sinusoidal and ALiBi have no Hugging Face GPT-2 form).
+biases, with post-LN, or with positions other than learned (a RoPE GPT exports as GPT-NeoX, `gpt_neox.py`;
+sinusoidal and ALiBi have no Hugging Face form).
 """
 from __future__ import annotations
 
@@ -98,11 +98,8 @@ def config_to_hf(model) -> dict:
     """The config.json of a numpyllm `GPT` as a ``GPT2LMHeadModel``, or `NotExpressible`."""
     c = model.config
     if c.positions != "learned":
-        hint = (" (nor is a RoPE GPT a Llama: it has LayerNorm, a GELU MLP and biases; "
-                "for RoPE in a Hugging Face form, train numpyllm.nn.Llama)"
-                if c.positions == "rope" else "")
         raise NotExpressible(f"positions={c.positions!r}: GPT-2 learns its positions "
-                             f"(wpe){hint}")
+                             "(wpe)")
     if c.norm != "pre":
         raise NotExpressible(f"norm={c.norm!r}: GPT-2 normalises before each sub-layer "
                              "(pre-LN); GPT2Config cannot say post-LN")

@@ -39,6 +39,11 @@ HF_MODELS = {
         **SMALL, use_sliding_window=True, sliding_window=3, max_window_layers=0)),
     "mistral": lambda: transformers.MistralForCausalLM(transformers.MistralConfig(
         **SMALL, sliding_window=3)),
+    "gpt-neox": lambda: transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(
+        vocab_size=V, hidden_size=16, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=32, use_parallel_residual=False,
+        hidden_act="gelu_new", rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                "partial_rotary_factor": 1.0})),
 }
 IDS = np.random.default_rng(1).integers(0, V, size=(2, 11))    # 11 > the window of 3
 
@@ -67,6 +72,8 @@ def same_weights(ours, theirs):
     """Every parameter of ours equals transformers' tensor of the same role exactly
     (nn.Linear's [out, in] transposed to ours [in, out]; GPT-2's Conv1D is [in, out])."""
     state = {k: v.float().numpy() for k, v in theirs.state_dict().items()}
+    if type(theirs).__name__ == "GPTNeoXForCausalLM":
+        return same_neox_weights(ours, state)
     gpt2 = isinstance(ours, GPT)
     for name, p in ours.named_parameters():
         if gpt2:
@@ -76,6 +83,46 @@ def same_weights(ours, theirs):
             key = name if name == "lm_head.weight" else "model." + name
             expected = state[key] if name == "embed_tokens.weight" or p.data.ndim == 1 \
                 else state[key].T
+        np.testing.assert_array_equal(p.data, expected, err_msg=name)
+
+
+NEOX = {"wte.weight": "gpt_neox.embed_in.weight", "ln_f": "gpt_neox.final_layer_norm",
+        "ln_1": "input_layernorm", "ln_2": "post_attention_layernorm",
+        "attn.c_proj": "attention.dense", "mlp.c_fc": "mlp.dense_h_to_4h",
+        "mlp.c_proj": "mlp.dense_4h_to_h", "lm_head.weight": "embed_out.weight"}
+
+
+def same_neox_weights(ours, state):
+    """A RoPE GPT against GPT-NeoX: names renamed, Linears transposed; the fused q/k/v
+    rows of GPT-NeoX are head-major ([n_head, 3, hs]) and its rotary pairs are (j, j+hs/2)
+    where ours are (2j, 2j+1): so its q_h row j+hs/2·b is our q_h feature 2j+b."""
+    C, nh = ours.config.n_embd, ours.config.n_head
+    hs = C // nh
+    for name, p in ours.named_parameters():
+        if name == "lm_head.weight":    # embed_out.weight in the file, lm_head in memory
+            key = "lm_head.weight" if "lm_head.weight" in state else "embed_out.weight"
+        elif name in NEOX:
+            key = NEOX[name]
+        elif name.startswith("ln_f"):
+            key = NEOX["ln_f"] + name[4:]
+        else:
+            layer, rest = name.split(".")[1], ".".join(name.split(".")[2:])
+            module, kind = rest.rsplit(".", 1)
+            key = (f"gpt_neox.layers.{layer}.attention.query_key_value.{kind}"
+                   if module == "attn.c_attn" else
+                   f"gpt_neox.layers.{layer}.{NEOX[module]}.{kind}")
+        theirs = state[key]
+        if "c_attn" in name:
+            theirs = theirs.reshape(nh, 3, hs, *theirs.shape[1:])
+            ours_ = p.data.T.reshape(3, nh, hs, *theirs.shape[3:])   # [3, nh, hs, (C)]
+            for h in range(nh):
+                for part in range(3):
+                    for j in range(hs):
+                        row = j if part == 2 else (j // 2 + (j % 2) * (hs // 2))
+                        np.testing.assert_array_equal(ours_[part, h, j], theirs[h, part, row],
+                                                      err_msg=f"{name} {part} {h} {j}")
+            continue
+        expected = theirs.T if theirs.ndim == 2 and name != "wte.weight" else theirs
         np.testing.assert_array_equal(p.data, expected, err_msg=name)
 
 
@@ -127,10 +174,15 @@ OURS = {
     "mistral": lambda: Llama(LlamaConfig(vocab_size=V, block_size=32, n_layer=2, n_head=4,
                                          n_kv_head=2, n_embd=16, intermediate_size=24,
                                          sliding_window=3), rng=0),
+    "gpt-rope": lambda: GPT(GPTConfig(vocab_size=V, block_size=32, n_layer=2, n_head=4,
+                                      n_embd=16, positions="rope", tie_weights=False), rng=0),
+    "gpt-rope-tied": lambda: GPT(GPTConfig(vocab_size=V, block_size=32, n_layer=2, n_head=2,
+                                           n_embd=16, positions="rope"), rng=0),
 }
 EXPECTED_CLASS = {"gpt2": "GPT2LMHeadModel", "gpt2-untied-relu": "GPT2LMHeadModel",
                   "llama": "LlamaForCausalLM", "llama-tied": "LlamaForCausalLM",
-                  "qwen2-window": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}
+                  "qwen2-window": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM",
+                  "gpt-rope": "GPTNeoXForCausalLM", "gpt-rope-tied": "GPTNeoXForCausalLM"}
 
 
 def ours_model(kind):
