@@ -18,7 +18,8 @@ tokenizer_config.json, or chat_template.jinja), which `render_chat_template` ren
 A template comes with a downloaded model, so it is untrusted code: it runs in Jinja's
 ``ImmutableSandboxedEnvironment``, where ``{{ ''.__class__ }}`` and the like raise
 `ChatTemplateError` (a `TokenizerError`) instead of reaching Python's internals, and
-lists and dicts cannot be changed.
+lists and dicts cannot be changed. (One difference from `transformers`: there an unsafe
+attribute renders as an empty string; here it is an error at once.)
 
 jinja2 is optional (``pip install numpyllm[chat]``), imported only when a template is
 rendered; `import numpyllm` never imports it.
@@ -66,8 +67,15 @@ def _compile(template: str):
     def strftime_now(fmt):
         return datetime.now().strftime(fmt)
 
-    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    class Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+        # Jinja's sandbox turns an unsafe attribute into an undefined value that raises
+        # only when used further, so {{ ''.__class__ }} prints ''. A template that even
+        # tries is refused here at once (transformers renders the '').
+        def unsafe_undefined(self, obj, attribute):
+            raise jinja2.sandbox.SecurityError(
+                f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
+    env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now

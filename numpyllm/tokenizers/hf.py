@@ -103,11 +103,13 @@ class HFTokenizer:
         for name in (bos_token, eos_token, unk_token, pad_token):
             if name is not None:
                 self.token_to_id(name)          # each must name a token
+        post_processor = post_processor or PostProcessor([], [])
         if add_bos_token is not None or add_eos_token is not None:
-            post_processor = PostProcessor(
-                [self.bos_token_id] if add_bos_token and bos_token is not None else [],
-                [self.eos_token_id] if add_eos_token and eos_token is not None else [])
-        self.post_processor = post_processor or PostProcessor([], [])
+            prefix = [self.bos_token_id] if add_bos_token and bos_token is not None else []
+            suffix = [self.eos_token_id] if add_eos_token and eos_token is not None else []
+            if (prefix, suffix) != (post_processor.prefix, post_processor.suffix):
+                post_processor = PostProcessor(prefix, suffix)
+        self.post_processor = post_processor
         maps_bytes = pre_tokenizer is not None and pre_tokenizer.maps_bytes
         self._words = _WordCache(model, maps_bytes)
         self._sp_words = (not maps_bytes and METASPACE in model.vocab
