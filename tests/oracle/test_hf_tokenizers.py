@@ -211,6 +211,18 @@ def test_special_tokens_as_text_equal_encode_special_tokens(name, text):
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
+@settings(max_examples=40)
+@given(data=st.data())
+def test_decoding_any_ids_equals_tokenizers(name, data):
+    # Ids no encoding gives: byte tokens that are not UTF-8, "▁" first, specials anywhere.
+    _, ref, ours = family(name)
+    ids = data.draw(st.lists(st.integers(0, ours.vocab_size - 1), max_size=12))
+    for skip in (False, True):
+        assert ours.decode(ids, skip_special_tokens=skip) == ref.decode(
+            ids, skip_special_tokens=skip), (ids, skip)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_fixed_texts(name):
     _, ref, ours = family(name)
     for text in ["", " ", "  ", "\n", "<s>", "<s>hello", "hello<s>", " <s> x </s> ", SP,
@@ -290,6 +302,19 @@ def test_numpyllm_bpe_saved_loads_to_the_same_ids(pattern, tmp_path):
         assert tf.decode(expected) == tok.decode(expected)
 
 
+def test_a_token_no_merge_reaches_keeps_its_id(tmp_path):
+    # "abcd" is a token, but merging its bytes stops at [a, bc, d]: numpyllm (as tiktoken)
+    # takes a chunk that is a token whole, so the export must set ignore_merges.
+    ranks = {bytes([b]): b for b in range(256)} | {b"bc": 256, b"ab": 257, b"cd": 258,
+                                                   b"abcd": 259}
+    tok = BPETokenizer(ranks)
+    assert tok.encode("abcd") == [259] and tok.encode("abcde")[:3] == [97, 256, 100]
+    save_hf_tokenizer(tok, tmp_path)
+    tk, tf = _loaded_elsewhere(tmp_path)
+    for text in ["abcd", "abcde", " abcd"]:
+        assert tk.encode(text).ids == tf(text)["input_ids"] == tok.encode(text)
+
+
 @settings(max_examples=40)
 @given(text=texts)
 def test_numpyllm_bpe_saved_on_generated_text(text):
@@ -329,7 +354,10 @@ MESSAGES = [{"role": "system", "content": "You are helpful."},
     "{% else %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"), (
     "{%- for m in messages %}\n  {%- if loop.first %}{{ m | tojson }}{% endif %}\n"
     "  {{- m.role | upper }}: {{ m.content }}\n{%- endfor %}\n"
-    "{%- if add_generation_prompt %}ASSISTANT:{% endif %}")])
+    "{%- if add_generation_prompt %}ASSISTANT:{% endif %}"), (
+    "{% for m in messages %}\n    {% if m.role == 'user' %}\n<user>{{ m.content }}\n"
+    "    {% else %}\n<{{ m.role }}>{{ m.content }}\n    {% endif %}\n{% endfor %}\n"
+    "{% if add_generation_prompt %}\n<assistant>\n{% endif %}")])
 @pytest.mark.parametrize("add_generation_prompt", [False, True])
 def test_chat_template_renders_as_transformers(template, add_generation_prompt, tmp_path):
     d, _, _ = family("qwen2")
