@@ -39,7 +39,7 @@ from typing import Iterable, Mapping
 import regex
 
 from .added_tokens import AddedToken, AddedTokens
-from .errors import DisallowedSpecialTokenError, TokenizerError, UnknownTokenIdError
+from .errors import TokenizerError, UnknownTokenIdError
 from .hf_pipeline import (METASPACE, Decoder, Normalizer, PostProcessor, PreTokenizer,
                           byte_level_decode, byte_level_encode)
 from .sentencepiece_bpe import SentencePieceBPE
@@ -194,22 +194,8 @@ class HFTokenizer:
         if not isinstance(text, str):
             raise TypeError(f"encode takes a str, got {type(text).__name__}")
         specials = self.added.specials
-        if disallowed_special == "all" and (allowed_special == () or allowed_special == "all"):
-            allowed = set(specials) if allowed_special == "all" else set()
-            disallowed = set(specials) - allowed
-        else:
-            allowed = specials.names(allowed_special, "allowed_special")
-            disallowed = (set(specials) - allowed if disallowed_special == "all"
-                          else specials.names(disallowed_special, "disallowed_special"))
-        if disallowed:
-            match = specials.finder(disallowed).search(text)
-            if match:
-                raise DisallowedSpecialTokenError(
-                    f"the text contains the special token {match.group()!r} at index "
-                    f"{match.start()}; pass allowed_special={{{match.group()!r}}} (or 'all') to "
-                    f"encode it as a special token, or disallowed_special=() to encode it as "
-                    f"ordinary text")
-        skip = set(specials) - allowed
+        allowed = specials.allowed(text, allowed_special, disallowed_special)
+        skip = set(specials).difference(allowed)
         ids: list[int] = []
         added, normalize = self.added, self.normalizer
         for token, start, end in added.find(text, added.raw, skip):
