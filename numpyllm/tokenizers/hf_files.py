@@ -267,12 +267,12 @@ def read_hf_directory(directory) -> HFTokenizer:
         idx = _files.parse_id(key, where, "an id as the key")
         _files.expect(obj, "object", where)
         name = _token(_files.get_field(obj, "content", "string", where), f"{where}.content")
-        token = AddedToken(name, idx, special=_files.get_field(obj, "special", "boolean",
-                                                               where, False),
+        special = _files.get_field(obj, "special", "boolean", where, False)
+        token = AddedToken(name, idx, special=special,
                            **{k: _files.get_field(obj, k, "boolean", where, False)
                               for k in ("lstrip", "rstrip", "single_word")},
                            normalized=_files.get_field(obj, "normalized", "boolean", where,
-                                                       True))
+                                                       not special))
         clash = next((t for t in added if t.content == name), None)
         if clash is not None:
             if clash.id != idx:

@@ -136,7 +136,43 @@ def _sentencepiece(split_words: bool, string_merges: bool, metaspace: bool):
                  "add_bos_token": True, "add_eos_token": False}
 
 
+def smollm2_style():
+    # trained without Digits, so that merges of digits exist for Digits to keep apart
+    tok = _train_byte_level(pre_tokenizers.ByteLevel(add_prefix_space=False),
+                            ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    return tok, {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>"}
+
+
+def split_behaviours():
+    """Every Split behaviour, invert, contiguous Digits and a prefix space, in one chain."""
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"[,;]"), behavior="removed"),
+        pre_tokenizers.Split("-", behavior="merged_with_previous"),
+        pre_tokenizers.Split(Regex(r"\s+"), behavior="merged_with_next"),
+        pre_tokenizers.Split(Regex(r"[a-z]+"), behavior="merged_with_next", invert=True),
+        pre_tokenizers.Split(Regex(r"[.!?]"), behavior="contiguous"),
+        pre_tokenizers.Digits(individual_digits=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=False)])
+    tok = _train_byte_level(pre, ["<|endoftext|>"])
+    return tok, {"eos_token": "<|endoftext|>"}
+
+
+def metaspace_always_split():
+    # the vocabulary whose merges cross "▁", so that the split matters
+    tok, config = _sentencepiece(False, False, True)
+    d = json.loads(tok.to_str())
+    d["pre_tokenizer"] = {"type": "Metaspace", "replacement": SP, "prepend_scheme": "always",
+                          "split": True}
+    d["decoder"]["prepend_scheme"] = "always"
+    return Tokenizer.from_str(json.dumps(d)), config
+
+
 FAMILIES = {
+    "smollm2": smollm2_style, "split-behaviours": split_behaviours,
+    "metaspace-always-split": metaspace_always_split,
     "gpt2": gpt2_style, "qwen2": qwen2_style, "llama3": llama3_style,
     "llama2": lambda: _sentencepiece(True, True, False),
     "llama2-crossing-merges": lambda: _sentencepiece(False, False, False),
