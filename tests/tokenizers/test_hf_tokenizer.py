@@ -350,3 +350,47 @@ def test_docstring_examples(name):
     module = importlib.import_module(f"numpyllm.tokenizers.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and (result.attempted > 0 or name == "hf_files")
+
+
+# ---------------------------------------------------------------------------------- fuzz
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node[:6]):
+            yield from _leaves(v, path + (i,))
+    yield path
+
+
+_PATHS = [p for p in _leaves(llama_json()) if p]
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats(allow_nan=False,
+                                                                          allow_infinity=False)
+    | st.text(max_size=6) | st.sampled_from(["BPE", "Sequence", "ByteLevel", SP, "<s>", "l o"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["type", "id", "content", "vocab", "merges", "pattern"]) | st.text(max_size=4),
+        inner, max_size=3), max_leaves=6)
+
+
+def _loads_or_one_line_error(d):
+    try:
+        tok = load_hf_tokenizer(d)
+    except VocabularyFileError as exc:
+        assert "\n" not in str(exc) and str(d) in str(exc), str(exc)
+        return
+    tok.decode(tok.encode("Hi lower lé <s>", allowed_special="all"))
+
+
+@given(path=st.sampled_from(_PATHS), value=_JSON_VALUES)
+def test_fuzz_a_field_of_tokenizer_json(tmp_path_factory, path, value):
+    d = tmp_path_factory.mktemp("fuzz")
+    _loads_or_one_line_error(write(d, _mutate([(path, value)]), CONFIG))
+
+
+@given(cut=st.integers(0, len(json.dumps(llama_json())) - 1))
+def test_fuzz_truncated_tokenizer_json(tmp_path_factory, cut):
+    d = tmp_path_factory.mktemp("cut")
+    write(d, json.dumps(llama_json())[:cut], CONFIG)
+    with pytest.raises(VocabularyFileError, match="tokenizer.json"):
+        load_hf_tokenizer(d)
