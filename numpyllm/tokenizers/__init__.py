@@ -5,6 +5,9 @@
 - `BPETokenizer`: byte-level BPE as in GPT-2 and tiktoken; trainable, and loadable from
   GPT-2's published files (`BPETokenizer.from_gpt2`) or tiktoken rank files.
 - `load_tokenizer(path)`: open any tokenizer file this package writes or reads.
+- `load_hf_tokenizer(directory)`, `save_hf_tokenizer(tokenizer, directory)`: Hugging Face
+  tokenizer directories (`tokenizer.json`, GPT-2's `vocab.json` + `merges.txt`, the
+  special tokens and chat template of `tokenizer_config.json`), as `HFTokenizer`.
 
     >>> from numpyllm.tokenizers import CharTokenizer
     >>> tok = CharTokenizer.from_text("hello")
@@ -22,6 +25,12 @@ One concept per file:
   bpe_file.py        numpyllm's BPE file format, written and read strictly
   gpt2.py            GPT-2's and tiktoken's files, the split patterns, well-known specials
   pattern_safety.py  which split patterns a file may carry (no exponential backtracking)
+  hf.py              HFTokenizer: a Hugging Face tokenizer, load_hf_tokenizer, save_hf_tokenizer
+  hf_files.py        tokenizer.json, vocab.json + merges.txt, tokenizer_config.json, read strictly
+  hf_pipeline.py     tokenizer.json's normalizers, pre-tokenizers, decoders, post-processors
+  sentencepiece_bpe.py  Hugging Face's BPE model: ranked merges, byte fallback, unknown token
+  added_tokens.py    tokens cut out of the text before BPE (special or not, with their flags)
+  chat_template.py   a conversation rendered by a Jinja chat template, in the sandbox
   _files.py          the strict-reading helpers every file reader shares
   errors.py          the exceptions (all ValueErrors)
   __init__.py        load_tokenizer
@@ -34,12 +43,14 @@ from . import gpt2
 from .bpe import BPETokenizer
 from .char import CharTokenizer
 from .errors import (DisallowedSpecialTokenError, TokenizerError, UnknownCharacterError,
-                     UnknownTokenIdError, VocabularyFileError)
+                     UnknownTokenIdError, UnsupportedTokenizerError, VocabularyFileError)
+from .hf import HFTokenizer, load_hf_tokenizer, save_hf_tokenizer
 from .trainer import Merge, learn_merges
 
-__all__ = ["BPETokenizer", "CharTokenizer", "load_tokenizer", "gpt2", "learn_merges",
-           "Merge", "TokenizerError", "VocabularyFileError", "UnknownTokenIdError",
-           "UnknownCharacterError", "DisallowedSpecialTokenError"]
+__all__ = ["BPETokenizer", "CharTokenizer", "HFTokenizer", "load_tokenizer",
+           "load_hf_tokenizer", "save_hf_tokenizer", "gpt2", "learn_merges",
+           "Merge", "TokenizerError", "VocabularyFileError", "UnsupportedTokenizerError",
+           "UnknownTokenIdError", "UnknownCharacterError", "DisallowedSpecialTokenError"]
 
 
 def load_tokenizer(path: str | os.PathLike, *, pattern: str = "gpt2",

@@ -12,7 +12,8 @@ from typing import Callable
 from .. import _json
 from .errors import VocabularyFileError
 
-__all__ = ["read_text", "parse_json", "parse_id", "check_special_ids", "MAX_UNUSED_IDS"]
+__all__ = ["read_text", "parse_json", "parse_id", "check_special_ids", "MAX_UNUSED_IDS",
+           "expect", "get_field", "REQUIRED"]
 
 # Special tokens may sit above the ordinary ones with unused ids between (tiktoken's
 # cl100k leaves 16, o200k 19), but a file must not name id 99999999999 and so ask for
@@ -26,10 +27,13 @@ def _show(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def read_text(path: str | os.PathLike) -> str:
-    """The file's text, which must be UTF-8."""
+def read_text(path: str | os.PathLike, max_bytes: int | None = None) -> str:
+    """The file's text, which must be UTF-8 (and at most `max_bytes` long, if given)."""
     with open(path, "rb") as f:
-        raw = f.read()
+        raw = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise VocabularyFileError(f"{os.fspath(path)}: larger than {max_bytes:,} bytes, the "
+                                  f"most a tokenizer file may be")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -74,3 +78,37 @@ def check_special_ids(specials: dict, n_ordinary: int, where: Callable[[str], st
                                       f"id of its own, got {idx}, already taken by "
                                       f"{_show(seen[idx])}")
         seen[idx] = name
+
+
+# ------------------------------------------------------- fields of a parsed JSON document
+# JSON kinds by name, as a message says them; bool is not an integer here.
+_KINDS = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
+}
+REQUIRED = object()
+
+
+def expect(value, kinds: str, where: str):
+    """`value` if it is one of `kinds` ("string", "integer|null", ...), else a
+    `VocabularyFileError` naming `where` (file and field) and what was expected."""
+    names = kinds.split("|")
+    if not any(_KINDS[k](value) for k in names):
+        raise VocabularyFileError(f"{where}: expected {' or '.join(names)}, got {_show(value)}")
+    return value
+
+
+def get_field(obj: dict, key: str, kinds: str, where: str, default=REQUIRED):
+    """``obj[key]`` checked by `expect`; a missing key is `default`, or an error naming
+    ``where.key`` when the field is required."""
+    if key not in obj:
+        if default is REQUIRED:
+            raise VocabularyFileError(
+                f"{where}.{key}: missing (expected {' or '.join(kinds.split('|'))})")
+        return default
+    return expect(obj[key], kinds, f"{where}.{key}")

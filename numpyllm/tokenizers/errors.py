@@ -14,8 +14,8 @@ keeps working; catch the narrower class when you want to tell the cases apart.
 """
 from __future__ import annotations
 
-__all__ = ["TokenizerError", "VocabularyFileError", "UnknownTokenIdError",
-           "UnknownCharacterError", "DisallowedSpecialTokenError"]
+__all__ = ["TokenizerError", "VocabularyFileError", "UnsupportedTokenizerError",
+           "UnknownTokenIdError", "UnknownCharacterError", "DisallowedSpecialTokenError"]
 
 
 class TokenizerError(ValueError):
@@ -41,3 +41,9 @@ class DisallowedSpecialTokenError(TokenizerError):
     accident, so it is an error unless the caller says either "encode it as the special
     token" (`allowed_special`) or "it is ordinary text" (`disallowed_special=()`).
     """
+
+
+class UnsupportedTokenizerError(VocabularyFileError):
+    """A well-formed tokenizer file asks for a component or an option numpyllm does not
+    implement (a WordPiece model, a Lowercase normalizer ...). Refused, never ignored:
+    ignoring it would give other ids than the library that wrote the file."""

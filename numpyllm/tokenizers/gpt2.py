@@ -28,6 +28,7 @@ from .errors import VocabularyFileError
 
 __all__ = [
     "GPT2_PATTERN", "GPT2_ORIGINAL_PATTERN", "CL100K_PATTERN", "O200K_PATTERN", "PATTERNS",
+    "QWEN2_PATTERN", "LLAMA3_PATTERN", "HF_PATTERNS",
     "ASCII_TWINS",
     "resolve_pattern", "pattern_name",
     "ENDOFTEXT", "BOS", "EOS", "PAD", "UNK", "SYSTEM", "USER", "ASSISTANT",
@@ -76,6 +77,16 @@ ASCII_TWINS: Mapping[str, str] = {
                      rf"""| ?[^{_WS}A-Za-z0-9]+[\r\n]*|[{_WS}]+\Z|[{_WS}]*[\r\n]|[{_WS}]+(?![^{_WS}])"""
                      rf"""|[{_WS}]+"""),
 }
+
+# The split regexes of Hugging Face byte-level tokenizers that write their own (a Split
+# pre-tokenizer before a ByteLevel one without a regex), exactly as their tokenizer.json
+# spells them: Qwen2 and Qwen2.5 (digits one by one), Llama 3 (digits in threes). Read
+# from a file, they are trusted as the patterns above are (`pattern_safety.KNOWN_PATTERNS`).
+QWEN2_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
+                 r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
+LLAMA3_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"""
+                  r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
+HF_PATTERNS: Mapping[str, str] = {"qwen2": QWEN2_PATTERN, "llama3": LLAMA3_PATTERN}
 
 PATTERNS: Mapping[str, str] = {
     "gpt2": GPT2_PATTERN,

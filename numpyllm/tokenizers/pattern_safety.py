@@ -6,7 +6,8 @@ backtracks: a pattern such as ``(a|a)*b`` or ``(\\s+)+$`` takes time exponential
 length of the text it splits (ReDoS), and ``\\s*\\s*\\s*x`` takes cubic time. Loading a
 file must not hand such a program to the engine, so `BPETokenizer.load` accepts:
 
-- the known patterns (`gpt2.PATTERNS` and GPT-2's original), by name or exact text;
+- the known patterns (`gpt2.PATTERNS`, GPT-2's original, and the Qwen2 and Llama 3
+  patterns of `gpt2.HF_PATTERNS`), by name or exact text;
 - any other pattern only if `check_pattern` accepts it, or if the caller vouches for
   the file with ``BPETokenizer.load(path, trust_pattern=True)``.
 
@@ -57,7 +58,8 @@ MAX_WAYS = 1000          # per character of text: the constant c of c * n
 MAX_COUNT = 1000         # the largest count a {m,n} quantifier may name
 MAX_NESTING = 32         # groups inside groups
 
-KNOWN_PATTERNS = frozenset(gpt2.PATTERNS.values()) | {gpt2.GPT2_ORIGINAL_PATTERN}
+KNOWN_PATTERNS = (frozenset(gpt2.PATTERNS.values()) | {gpt2.GPT2_ORIGINAL_PATTERN}
+                  | frozenset(gpt2.HF_PATTERNS.values()))
 
 _ESCAPE_LETTERS = set("dDwWsSbBAZzntrfvaGmMX")   # classes, anchors and control characters
 _FLAGS = set("aimsu")

@@ -75,12 +75,10 @@ class SpecialTokens(dict):
             self._regexes[key] = pat
         return pat
 
-    def encode(self, text: str, encode_ordinary: Callable[[str], list[int]],
-               allowed_special: SpecialSpec = (),
-               disallowed_special: SpecialSpec = "all") -> list[int]:
-        """The ids of `text`: each allowed name becomes its id, every piece between them
-        goes through `encode_ordinary`; a disallowed name anywhere raises
-        `DisallowedSpecialTokenError` before anything is encoded."""
+    def allowed(self, text: str, allowed_special: SpecialSpec = (),
+                disallowed_special: SpecialSpec = "all"):
+        """The names `allowed_special` allows (a collection), after checking that `text`
+        spells none of the disallowed ones: `DisallowedSpecialTokenError` if it does."""
         if disallowed_special == "all" and (allowed_special == () or allowed_special == "all"):
             # The two usual calls, made once per line or document of a corpus: nothing
             # allowed and every name refused, or every name allowed. Resolving the sets
@@ -100,6 +98,15 @@ class SpecialTokens(dict):
                     f"{match.start()}; pass allowed_special={{{match.group()!r}}} (or "
                     f"'all') to encode it as a special token, or disallowed_special=() to "
                     f"encode it as ordinary text")
+        return allowed
+
+    def encode(self, text: str, encode_ordinary: Callable[[str], list[int]],
+               allowed_special: SpecialSpec = (),
+               disallowed_special: SpecialSpec = "all") -> list[int]:
+        """The ids of `text`: each allowed name becomes its id, every piece between them
+        goes through `encode_ordinary`; a disallowed name anywhere raises
+        `DisallowedSpecialTokenError` before anything is encoded."""
+        allowed = self.allowed(text, allowed_special, disallowed_special)
         if not allowed:
             return encode_ordinary(text)
         ids: list[int] = []
