@@ -27,8 +27,6 @@ logits; a model no architecture of the table can express is refused, saying why.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -36,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..nn.layers import uninitialized_weights
 from ..validation import DTYPES
 from .architectures import Architecture, for_config, for_model
 from .errors import NotExpressible, PretrainedError
@@ -174,7 +173,9 @@ def _fill(model, table: list, stored: dict, weights: WeightFiles, where: Path) -
             region[...] = row.transform.to_ours(temporary)
         filled[row.ours] += region.size
     unfilled = [n for n, p in params.items() if filled[n] != p.data.size]
-    assert not unfilled, f"the architecture's table fills these parameters wrongly: {unfilled}"
+    if unfilled:     # the model was allocated uninitialized: nothing may be left unread
+        raise RuntimeError(f"numpyllm bug: the {where} architecture table fills these "
+                           f"parameters wrongly: {unfilled}")
 
 
 def _check_aliases(arch: Architecture, config, stored: dict, weights: WeightFiles,
@@ -226,60 +227,37 @@ def load_pretrained(directory, dtype: str = "float32", *, dropout: float | None 
         _check_layers(arch, config, stored, directory)
         table = arch.tensors(config)
         _check_tensors(table, stored, weights, arch, config, directory)
-        model = model_cls(config, rng=np.random.default_rng(0))
+        with uninitialized_weights():        # every weight is about to be overwritten
+            model = model_cls(config, rng=np.random.default_rng(0))
         _fill(model, table, stored, weights, directory)
         _check_aliases(arch, config, stored, weights, directory)
     model.eval()
     return model, load_tokenizer(directory, arch)
 
 
-# ------------------------------------------------------------------ tokenizer (a hook)
-# HOOK (issue 14, tokenizers): `numpyllm.tokenizers.hf` (load_hf_tokenizer(dir),
-# save_hf_tokenizer(tok, dir)) is being written on another branch. When it is present,
-# both directions go through it. Until then, loading reads GPT-2's vocab.json and
-# merges.txt, which are GPT-2's encoder.json and vocab.bpe under other names, with
-# BPETokenizer.from_gpt2, and saving a tokenizer is refused with a message. Remove the
-# fallback once numpyllm.tokenizers.hf is on main.
+# ------------------------------------------------------------------ tokenizer
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                     "tokenizer.model")
 
 
-def _hf_tokenizers():
-    """numpyllm.tokenizers.hf, or None while it is not there."""
-    name = __package__.rsplit(".", 1)[0] + ".tokenizers.hf"
-    return importlib.import_module(name) if importlib.util.find_spec(name) else None
-
-
 def load_tokenizer(directory, arch: Architecture):
-    """The directory's tokenizer, or None when it has none (or none numpyllm reads yet)."""
+    """The directory's tokenizer (`numpyllm.tokenizers.load_hf_tokenizer`: tokenizer.json,
+    or vocab.json and merges.txt), or None when it has neither. A SentencePiece
+    ``tokenizer.model`` alone (a protobuf, not read) leaves it None, with a warning."""
+    from ..tokenizers import TokenizerError, load_hf_tokenizer
     directory = Path(directory)
-    present = [f for f in _TOKENIZER_FILES if (directory / f).is_file()]
-    if not present:
+    if not ((directory / "tokenizer.json").is_file()
+            or ((directory / "vocab.json").is_file() and (directory / "merges.txt").is_file())):
+        present = [f for f in _TOKENIZER_FILES if (directory / f).is_file()]
+        if present:
+            log.warning("%s: no tokenizer.json (nor vocab.json and merges.txt): the tokenizer "
+                        "files %s are not read; the model loads without a tokenizer",
+                        directory, ", ".join(present))
         return None
-    from ..tokenizers import TokenizerError
-    module = _hf_tokenizers()
     try:
-        if module is not None:
-            return module.load_hf_tokenizer(directory)
-        vocab, merges = directory / "vocab.json", directory / "merges.txt"
-        if arch.model_type == "gpt2" and vocab.is_file() and merges.is_file():
-            from ..tokenizers import BPETokenizer
-            return BPETokenizer.from_gpt2(vocab, merges)
+        return load_hf_tokenizer(directory)
     except TokenizerError as exc:
         raise PretrainedError(str(exc)) from None
-    log.warning("%s: tokenizer files %s not loaded: reading them needs numpyllm.tokenizers.hf",
-                directory, ", ".join(present))
-    return None
-
-
-def _tokenizer_saver():
-    module = _hf_tokenizers()
-    if module is None:
-        raise PretrainedError(
-            "save_pretrained: writing a tokenizer in Hugging Face's format needs "
-            "numpyllm.tokenizers.hf, which is not in this numpyllm yet (issue 14); pass "
-            "tokenizer=None to save the model alone")
-    return module.save_hf_tokenizer
 
 
 # ------------------------------------------------------------------ saving
@@ -316,7 +294,12 @@ def save_pretrained(model, tokenizer, directory, *, dtype: str | None = None,
         raise ValueError(f"save_pretrained: dtype must be one of {tuple(_SAVE_DTYPES)}, got "
                          f"{dtype!r}")
     code = _SAVE_DTYPES[dtype]
-    save_tokenizer = _tokenizer_saver() if tokenizer is not None else None
+    if tokenizer is not None:
+        from ..tokenizers import save_hf_tokenizer
+        if type(tokenizer).__name__ not in ("HFTokenizer", "BPETokenizer"):
+            raise NotExpressible(f"a {type(tokenizer).__name__} has no Hugging Face form "
+                                 "(tokenizer.json holds byte-level or SentencePiece-style "
+                                 "BPE): pass tokenizer=None to save the model alone")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     params = dict(model.named_parameters())
@@ -334,6 +317,6 @@ def save_pretrained(model, tokenizer, directory, *, dtype: str | None = None,
     tmp = directory / f".tmp-{os.getpid()}-{CONFIG}"
     tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, directory / CONFIG)
-    if save_tokenizer is not None:
-        save_tokenizer(tokenizer, directory)
+    if tokenizer is not None:
+        save_hf_tokenizer(tokenizer, directory)
     return directory

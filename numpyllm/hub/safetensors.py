@@ -301,6 +301,9 @@ class SafetensorsFile:
     @staticmethod
     def _copy(source: np.ndarray, out: np.ndarray, code: str) -> None:
         if code == "BF16":
+            if out.dtype == np.float32:            # decoded straight into place
+                bfloat16_to_float32(source, out=out)
+                return
             source = bfloat16_to_float32(source)
         np.copyto(out, source, casting="same_kind")
 

@@ -19,6 +19,9 @@ models always pass one.
 """
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import numpy as np
 
 from .. import functional as F
@@ -26,11 +29,33 @@ from ..autograd import Tensor
 from ..validation import as_generator, positive_int
 from .module import Module, Parameter
 
-__all__ = ["Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "MLP", "FeedForward"]
+__all__ = ["Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "MLP", "FeedForward",
+           "uninitialized_weights"]
+
+
+_init = threading.local()             # .skip: inside `uninitialized_weights` (this thread)
+
+
+@contextmanager
+def uninitialized_weights():
+    """Inside this block, `Linear` and `Embedding` weights are allocated but not drawn
+    (``np.empty``): for a loader that overwrites every weight at once
+    (`numpyllm.hub.load_pretrained`). Drawing GPT-2 small's 124M numbers in float64 and
+    casting them takes seconds; copying the file's takes a fraction of one. Biases and
+    norms (zeros, ones) are set as usual; the random generator is left untouched."""
+    before = getattr(_init, "skip", False)
+    _init.skip = True
+    try:
+        yield
+    finally:
+        _init.skip = before
 
 
 def _normal(rng: np.random.Generator, shape: tuple, std: float, dtype) -> Parameter:
-    """A Parameter drawn from N(0, std²) in float64, then cast to `dtype`."""
+    """A Parameter drawn from N(0, std²) in float64, then cast to `dtype` (allocated only,
+    inside `uninitialized_weights`)."""
+    if getattr(_init, "skip", False):
+        return Parameter.empty(shape, dtype)
     return Parameter(rng.normal(0.0, std, shape), dtype=dtype)
 
 

@@ -56,6 +56,14 @@ class Parameter(Tensor):
                             "(pass dtype=np.float32 or np.float64)")
         super().__init__(data, requires_grad=True)
 
+    @classmethod
+    def empty(cls, shape: tuple, dtype) -> "Parameter":
+        """A Parameter of `shape` whose values are whatever the memory held (a loader
+        fills it next): allocated, never written, so its pages cost nothing until then."""
+        param = cls.__new__(cls)
+        Tensor.__init__(param, np.empty(shape, dtype=np.dtype(dtype)), requires_grad=True)
+        return param
+
     def __repr__(self) -> str:
         body = np.array2string(self.data, prefix="Parameter(", separator=", ")
         return f"Parameter({body}, dtype={self.dtype})"

@@ -246,3 +246,20 @@ def test_every_layer_keeps_float32_and_is_a_module():
             assert p.dtype == np.float32 and p.grad.dtype == np.float32
     assert x.grad.dtype == np.float32
     assert Embedding(4, 4, rng=rng)(np.array([1, 2])).dtype == np.float32
+
+
+def test_uninitialized_weights_allocates_without_drawing_and_ends_with_the_block():
+    from numpyllm.nn.layers import uninitialized_weights
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    with uninitialized_weights():
+        layer = Linear(3, 4, rng=rng, dtype=np.float32)
+        emb = Embedding(5, 2, rng=rng, dtype=np.float64)
+    assert rng.bit_generator.state == state                 # nothing drawn
+    assert layer.weight.shape == (3, 4) and layer.weight.dtype == np.float32
+    assert emb.weight.shape == (5, 2) and layer.weight.requires_grad
+    np.testing.assert_array_equal(layer.bias.data, 0)         # zeros are still zeros
+    drawn = Linear(3, 4, rng=np.random.default_rng(0), dtype=np.float32)
+    assert rng.bit_generator.state == state and drawn.weight.data.std() > 0
+    np.testing.assert_array_equal(
+        drawn.weight.data, Linear(3, 4, rng=np.random.default_rng(0), dtype=np.float32).weight.data)
