@@ -629,3 +629,24 @@ def test_a_config_the_weights_do_not_fit_is_refused_before_building(tmp_path, ki
     (step_dir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match=match):
         load_model(tmp_path)
+
+
+def test_a_hugging_face_tokenizer_is_kept_as_its_two_files(tmp_path):
+    """A model fine-tuned from a Hugging Face directory keeps its tokenizer as that
+    directory has it (tokenizer.json, tokenizer_config.json), both in the manifest."""
+    from numpyllm.tokenizers import BPETokenizer, HFTokenizer
+    text = "the quick brown fox jumps over the lazy dog " * 20
+    tok = HFTokenizer.from_bpe(BPETokenizer(special_tokens=["<|endoftext|>"]).train(text, 280))
+    save_checkpoint(tmp_path, step=3, model=tiny_model(vocab_size=tok.vocab_size), tokenizer=tok)
+    step = tmp_path / "step-000003"
+    assert sorted(p.name for p in step.iterdir()) == ["manifest.json", "model.safetensors",
+                                                      "tokenizer.json", "tokenizer_config.json"]
+    back = load_checkpoint(tmp_path).tokenizer
+    assert type(back) is HFTokenizer
+    assert back.encode(text + "<|endoftext|>", allowed_special="all") == \
+        tok.encode(text + "<|endoftext|>", allowed_special="all")
+    manifest = json.loads((step / "manifest.json").read_text())
+    del manifest["files"]["tokenizer_config.json"]
+    (step / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="an entry for 'tokenizer_config.json'"):
+        load_checkpoint(tmp_path)

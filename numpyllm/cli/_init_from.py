@@ -23,8 +23,6 @@ def init_from(args, opts: dict, explicit: set, objective: str, decoder: bool):
     tokenizer, and the training window."""
     from ..hub import PretrainedError, load_pretrained
     where = f"--init-from {args.init_from}"
-    if args.resume:
-        raise CLIError(f"{where}: --resume continues the run's own checkpoint; drop one of them")
     if not decoder:
         raise CLIError(f"{where}: --objective {objective} trains an encoder or an "
                        "encoder-decoder; a pretrained directory holds a decoder: use clm or "

@@ -62,7 +62,7 @@ def objective_of(ckpt):
     record = (ckpt.trainer_state or {}).get("objective")
     if record is None:
         block = ckpt.model_config.get("config", {}).get("block_size")
-        if ckpt.model_config.get("type") != "GPT":
+        if ckpt.model_config.get("type") not in ("GPT", "Llama"):     # decoders: causal
             raise CLIError(f"{ckpt.path}: a {ckpt.model_config.get('type')} checkpoint that "
                            "records no training objective: cannot tell how to score it")
         return "clm", CausalLM(int(block))

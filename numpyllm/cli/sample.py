@@ -6,6 +6,10 @@ Face directory of GPT-2, Llama, Qwen2 or Mistral given with --model) continues a
     numpyllm sample --ckpt out/ckpt --prompt "ROMEO:" --max-new-tokens 200 \\
         --temperature 0.8 --top-k 50 --top-p 0.95 --seed 1 --stream
     numpyllm sample --model path/to/gpt2 --prompt "Hello, I'm a language model," --greedy
+    numpyllm sample --model path/to/SmolLM2-135M-Instruct --chat --prompt "What is 2+2?"
+
+``--chat`` renders the prompt as a user's message (after an optional ``--system``
+message) with the directory's chat template, and prints only the reply.
 
 It prints the prompt and its continuation. ``--stream`` prints the text as it is
 generated (whole characters only, also with a byte-level BPE tokenizer). Sampling
@@ -48,6 +52,11 @@ def register(subparsers) -> None:
                        "Llama, Qwen2, Mistral: config.json, model.safetensors, tokenizer)")
     p.add_argument("--prompt", default=None, help="a decoder's text to continue (default: a "
                    "line break)")
+    p.add_argument("--chat", action="store_true", help="send --prompt as a user's message "
+                   "through the tokenizer's chat template (a Hugging Face directory's) and "
+                   "print only the reply")
+    p.add_argument("--system", default=None, metavar="TEXT",
+                   help="with --chat: a system message before the user's")
     p.add_argument("--source", default=None, metavar="TEXT",
                    help="an encoder-decoder's input (required for one)")
     p.add_argument("--text", default=None, help="an encoder's (mlm) text, with [MASK] where "
@@ -126,8 +135,12 @@ def _continue(args, model, tokenizer, ckpt) -> int:
                    "--beam": args.beam is not None},
             f"this model is a decoder ({type(model).__name__}): it continues a --prompt")
     text = "\n" if args.prompt is None else args.prompt
+    if args.system is not None and not args.chat:
+        raise CLIError("--system is a chat message: add --chat")
     try:
-        if getattr(tokenizer, "special_tokens", None) and hasattr(tokenizer, "add_special_tokens"):
+        if args.chat:
+            prompt, text = _chat_prompt(args, tokenizer), ""     # print the reply only
+        elif getattr(tokenizer, "special_tokens", None) and hasattr(tokenizer, "add_special_tokens"):
             prompt = tokenizer.encode(text, allowed_special="all")   # the user's own text
         else:
             prompt = tokenizer.encode(text)
@@ -166,6 +179,20 @@ def _continue(args, model, tokenizer, ckpt) -> int:
         else:
             print(text + "".join(pieces))
     return 0
+
+
+def _chat_prompt(args, tokenizer) -> list:
+    """The ids of --prompt as a user's message (after --system's), rendered by the
+    tokenizer's chat template with the assistant's turn opened."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise CLIError("--chat: this tokenizer has no chat template (a Hugging Face "
+                       "directory declares one in tokenizer_config.json)")
+    if args.prompt is None:
+        raise CLIError("--chat: pass the user's message as --prompt")
+    messages = ([{"role": "system", "content": args.system}] if args.system is not None
+                else []) + [{"role": "user", "content": args.prompt}]
+    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                              tokenize=True))
 
 
 # ---------------------------------------------------------------------- encoder-decoders

@@ -380,6 +380,9 @@ def run(args) -> int:
 
     out = Path(args.out)
     _check_out(out)
+    if args.init_from is not None and args.resume:
+        raise CLIError(f"--init-from {args.init_from}: --resume continues the run's own "
+                       "checkpoint; drop one of them")
     ckpt_dir = out / "ckpt"
     ckpt = None
     if args.resume:
@@ -611,7 +614,7 @@ def run(args) -> int:
         from ..plots import plot_loss_csv
         png = plot_loss_csv(out / "log.csv", out / "loss.png")
         print(f"loss curve: {png}" if png else "loss curve: skipped (pip install matplotlib)")
-    if isinstance(model, GPT):
+    if isinstance(model, GPT) or type(model).__name__ == "Llama":        # a decoder
         _print_samples(model, tokenizer, args, opts["seed"])
     else:
         held_out = val_data is not None

@@ -59,7 +59,7 @@ import numpy as np
 
 from .. import _json
 from ..hub.safetensors import SafetensorsError, load_file, save_file
-from .manifest import (FORMAT, VERSION, CheckpointError, _bad, _show,
+from .manifest import (FORMAT, HF_TOKENIZER_FILES, VERSION, CheckpointError, _bad, _show,
                        check_config_types, check_manifest, check_optimizer_arrays, check_sizes,
                        model_types)
 
@@ -172,12 +172,17 @@ def save_checkpoint(directory, *, step: int, model, model_type: str | None = Non
             files["optimizer.safetensors"] = None
             manifest["optimizer"] = {"type": type(optimizer).__name__, **meta}
         if tokenizer is not None:
-            tok_name = "tokenizer.json" if type(tokenizer).__name__ == "CharTokenizer" else "tokenizer.bpe"
-            tokenizer.save(tmp / tok_name)
-            with open(tmp / tok_name, "rb+") as f:
-                os.fsync(f.fileno())
-            files[tok_name] = None
-            manifest["tokenizer"] = {"type": type(tokenizer).__name__, "file": tok_name}
+            kind = type(tokenizer).__name__
+            if kind == "HFTokenizer":      # tokenizer.json + tokenizer_config.json, as HF's
+                written = _save_hf_tokenizer(tokenizer, tmp)
+            else:
+                written = ["tokenizer.json" if kind == "CharTokenizer" else "tokenizer.bpe"]
+                tokenizer.save(tmp / written[0])
+            for tok_name in written:
+                with open(tmp / tok_name, "rb+") as f:
+                    os.fsync(f.fileno())
+                files[tok_name] = None
+            manifest["tokenizer"] = {"type": kind, "file": written[0]}
         manifest["files"] = {f: {"bytes": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)}
                              for f in files}
         _write_json(tmp / "manifest.json", manifest)   # last: a dir without it is incomplete
@@ -205,6 +210,17 @@ def save_checkpoint(directory, *, step: int, model, model_type: str | None = Non
     shutil.rmtree(aside, ignore_errors=True)
     _prune(directory, keep, current=name)
     return directory / name
+
+
+def _save_hf_tokenizer(tokenizer, step_dir: Path) -> list:
+    """Write a Hugging Face tokenizer's two files into the step directory (its save also
+    writes GPT-2's vocab.json and merges.txt, which tokenizer.json repeats: left out)."""
+    side = step_dir / ".tokenizer"
+    tokenizer.save(side)
+    for name in HF_TOKENIZER_FILES:
+        os.replace(side / name, step_dir / name)
+    shutil.rmtree(side)
+    return list(HF_TOKENIZER_FILES)
 
 
 def _alive(pid: int) -> bool:
@@ -369,7 +385,11 @@ def load_checkpoint(path, *, verify: bool = True, trust_pattern: bool = False) -
         from ..tokenizers import TokenizerError, load_tokenizer
         file = step_dir / manifest["tokenizer"]["file"]
         try:
-            tokenizer = load_tokenizer(file, trust_pattern=trust_pattern)
+            if manifest["tokenizer"]["type"] == "HFTokenizer":   # the two files beside it
+                from ..tokenizers.hf import load_hf_tokenizer
+                tokenizer = load_hf_tokenizer(step_dir)
+            else:
+                tokenizer = load_tokenizer(file, trust_pattern=trust_pattern)
         except TokenizerError as exc:
             raise CheckpointError(str(exc)) from None
         if type(tokenizer).__name__ != manifest["tokenizer"]["type"]:

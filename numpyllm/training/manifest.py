@@ -29,7 +29,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # A file of the checkpoint: a plain name in the step directory, never a path.
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _OPTIMIZERS = ("SGD", "Adam", "AdamW")
-_TOKENIZERS = ("CharTokenizer", "BPETokenizer")
+_TOKENIZERS = ("CharTokenizer", "BPETokenizer", "HFTokenizer")
+# a Hugging Face tokenizer is two files, as in a model directory (read together)
+HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 _RNG_TYPES = ("PCG64", "PCG64DXSM")    # the generators whose state is plain ints (JSON)
 
 
@@ -223,7 +225,12 @@ def check_manifest(manifest, where) -> dict:
                 or not isinstance(tok.get("file"), str)):
             raise _bad(where, "tokenizer", f"null or {{'type': one of {list(_TOKENIZERS)}, "
                        "'file': name}", tok)
-        needed.append(tok["file"])
+        if tok["type"] == "HFTokenizer":
+            if tok["file"] != HF_TOKENIZER_FILES[0]:
+                raise _bad(where, "tokenizer.file", repr(HF_TOKENIZER_FILES[0]), tok["file"])
+            needed += HF_TOKENIZER_FILES
+        else:
+            needed.append(tok["file"])
     for name in needed:
         if name not in files:
             raise _bad(where, "files", f"an entry for {name!r}", sorted(files))
