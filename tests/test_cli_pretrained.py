@@ -170,3 +170,34 @@ def test_errors_are_one_line(directory, text_file, tmp_path, capsys, one_line_er
                    "positions='alibi': GPT-2 learns its positions",
                    "positions='alibi': GPT-NeoX rotates")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_sample_chat_renders_the_template_and_prints_the_reply(tmp_path, capsys,
+                                                              one_line_error):
+    pytest.importorskip("jinja2")
+    from numpyllm.tokenizers import HFTokenizer
+    tok = HFTokenizer.from_bpe(BPETokenizer(special_tokens=["<|im_start|>", "<|im_end|>"])
+                               .train(TEXT, 300))
+    tok.chat_template, tok.eos_token = CHATML, "<|im_end|>"
+    save_pretrained(make("llama", tok.vocab_size), tok, tmp_path)
+    model, tok = load_pretrained(tmp_path)
+    assert tok.chat_template == CHATML and tok.eos_token_id is not None
+    out = run(capsys, "sample", "--model", tmp_path, "--chat", "--system", "Be brief.",
+              "--prompt", "Speak!", "--greedy", "--max-new-tokens", "10")
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Speak!"}]
+    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    assert tok.decode(prompt).endswith("<|im_start|>assistant\n")
+    ids = generate(model, np.array(prompt), 10, greedy=True, eos_id=tok.eos_token_id)
+    reply = [int(i) for i in ids[len(prompt):] if i != tok.eos_token_id]
+    assert out == tok.decode(reply) + "\n"
+    one_line_error(capsys, ["sample", "--model", str(tmp_path), "--system", "x", "--prompt",
+                            "y"], "--system is a chat message: add --chat")
+
+
+def test_sample_chat_without_a_template_is_a_one_line_error(directory, capsys, one_line_error):
+    one_line_error(capsys, ["sample", "--model", str(directory), "--chat", "--prompt", "hi"],
+                   "this tokenizer has no chat template")
