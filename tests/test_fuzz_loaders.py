@@ -325,12 +325,7 @@ def _damage_checkpoint(draw, root: Path, outside: Path) -> None:
         if kind == "file-resigned" and name != "manifest.json":
             _resign(step_dir, name)
     elif kind == "header-resigned" and regular and name.endswith(".safetensors"):
-        raw = path.read_bytes()
-        n = struct.unpack("<Q", raw[:8])[0] if len(raw) >= 8 else 0
-        header = _json_file_bytes(raw[8:8 + n])
-        if header is not None:
-            header = json.dumps(draw(mutated_json(header))).encode()
-            path.write_bytes(struct.pack("<Q", len(header)) + header + raw[8 + n:])
+        if _mutate_header(draw, path):
             _resign(step_dir, name)
     elif kind == "latest" and not (root / "latest").is_symlink():
         content = draw(st.sampled_from([s.encode("utf-8", "surrogatepass") for s in HOSTILE_STRINGS])
@@ -359,6 +354,19 @@ def _damage_checkpoint(draw, root: Path, outside: Path) -> None:
             (outside / "pointer").write_text("step-000001\n")
             (root / "latest").unlink()
             (root / "latest").symlink_to(outside / "pointer")
+
+
+def _mutate_header(draw, path: Path) -> bool:
+    """Mutate the JSON header of the safetensors file at `path`, keeping its data bytes;
+    False when the header is not JSON (an earlier damage)."""
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0] if len(raw) >= 8 else 0
+    header = _json_file_bytes(raw[8:8 + n])
+    if header is None:
+        return False
+    header = json.dumps(draw(mutated_json(header))).encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header + raw[8 + n:])
+    return True
 
 
 def _json_file_bytes(raw: bytes):
@@ -640,12 +648,7 @@ def _damage_hf_directory(draw, root: Path) -> None:
     elif kind == "bytes" and path.is_file():
         path.write_bytes(draw(mutated_bytes(path.read_bytes())))
     elif kind == "header" and name.endswith(".safetensors") and path.is_file():
-        raw = path.read_bytes()
-        n = struct.unpack("<Q", raw[:8])[0] if len(raw) >= 8 else 0
-        header = _json_file_bytes(raw[8:8 + n])
-        if header is not None:
-            header = json.dumps(draw(mutated_json(header))).encode()
-            path.write_bytes(struct.pack("<Q", len(header)) + header + raw[8 + n:])
+        _mutate_header(draw, path)
     elif kind == "delete" and path.is_file():
         path.unlink()
     elif kind == "dir-for-file" and path.is_file():
