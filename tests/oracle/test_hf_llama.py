@@ -27,55 +27,17 @@ ARCHS = {
 }
 
 
-def _float64_rope(rotary, theta, head_dim):
-    """Replace a Hugging Face rotary embedding's forward by its float64 equivalent (its
-    inverse frequencies too are computed in float32)."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
-
-    def forward(x, position_ids):
-        freqs = position_ids[..., None].double() * inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
-    rotary.forward = forward
-
-
-def _float64_rms_norms(model):
-    """Hugging Face's RMSNorm casts its input to float32 (for half-precision models);
-    in a float64 model that rounds. The same formula, in the input's dtype."""
-    for module in model.modules():
-        if type(module).__name__.endswith("RMSNorm"):
-            def forward(x, module=module):
-                variance = x.pow(2).mean(-1, keepdim=True)
-                return module.weight * (x * torch.rsqrt(variance + module.variance_epsilon))
-            module.forward = forward
-
-
-@pytest.fixture(autouse=True)
-def float64_softmax(monkeypatch):
-    """Hugging Face's eager attention takes its softmax in float32 (for half-precision
-    models); for float64 models the same function with the softmax in the input's dtype."""
-    import importlib
+@pytest.fixture
+def pair(hf_float64):
+    """``pair(arch, n_kv=2, tie=False, dtype="float64")``: (Hugging Face model, our
+    model) with the same random weights; in float64, transformers' float32 steps are
+    made float64 (tests/oracle/conftest.py)."""
     for arch in ARCHS:
-        module = importlib.import_module(f"transformers.models.{arch}.modeling_{arch}")
-        original = module.eager_attention_forward
-
-        def eager(mod, query, key, value, attention_mask, scaling, dropout=0.0, *,
-                  _repeat=module.repeat_kv, _original=original, **kwargs):
-            if query.dtype != torch.float64:
-                return _original(mod, query, key, value, attention_mask, scaling, dropout,
-                                 **kwargs)
-            k = _repeat(key, mod.num_key_value_groups)
-            v = _repeat(value, mod.num_key_value_groups)
-            w = torch.matmul(query, k.transpose(2, 3)) * scaling
-            if attention_mask is not None:
-                w = w + attention_mask
-            w = torch.nn.functional.softmax(w, dim=-1)
-            return torch.matmul(w, v).transpose(1, 2).contiguous(), w
-        monkeypatch.setattr(module, "eager_attention_forward", eager)
+        hf_float64.softmax(arch)
+    return lambda *args, **kw: _pair(hf_float64, *args, **kw)
 
 
-def pair(arch, n_kv=2, tie=False, dtype="float64"):
-    """(Hugging Face model, our model) with the same random weights."""
+def _pair(hf_float64, arch, n_kv=2, tie=False, dtype="float64"):
     config_cls, model_cls, extra = ARCHS[arch]
     hf_cfg = config_cls(vocab_size=23, hidden_size=16, intermediate_size=24,
                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=n_kv,
@@ -88,8 +50,8 @@ def pair(arch, n_kv=2, tie=False, dtype="float64"):
             p.add_(0.3 * torch.randn_like(p))
     hf.generation_config.eos_token_id = None         # generate the full length, as ours
     if dtype == "float64":
-        _float64_rope(hf.model.rotary_emb, 500.0, 4)
-        _float64_rms_norms(hf)
+        hf_float64.rope(hf.model.rotary_emb, 500.0, 4)
+        hf_float64.rms_norms(hf)
     ours = Llama(LlamaConfig(vocab_size=23, block_size=32, n_layer=2, n_head=4, n_kv_head=n_kv,
                              n_embd=16, intermediate_size=24, rope_theta=500.0,
                              rms_norm_eps=1e-6, attention_bias=arch == "qwen2",
@@ -106,7 +68,7 @@ def pair(arch, n_kv=2, tie=False, dtype="float64"):
 @pytest.mark.parametrize("arch, n_kv, tie", [("llama", 2, False), ("llama", 1, True),
                                              ("llama", 4, False), ("qwen2", 2, False),
                                              ("mistral", 2, False)])
-def test_logits_loss_and_every_gradient_match(arch, n_kv, tie):
+def test_logits_loss_and_every_gradient_match(pair, arch, n_kv, tie):
     hf, ours, theirs = pair(arch, n_kv, tie)
     rng = np.random.default_rng(1)
     ids = rng.integers(0, 23, size=(3, 9))                 # 9 > the sliding window of 3
@@ -127,7 +89,7 @@ def test_logits_loss_and_every_gradient_match(arch, n_kv, tie):
 
 
 @pytest.mark.parametrize("arch", ["llama", "mistral"])
-def test_every_cached_step_matches_and_greedy_tokens_agree(arch):
+def test_every_cached_step_matches_and_greedy_tokens_agree(pair, arch):
     hf, ours, _ = pair(arch)
     prompt = np.array([[3, 1, 4, 1, 5]])
     cache = ours.new_cache()
@@ -149,7 +111,7 @@ def test_every_cached_step_matches_and_greedy_tokens_agree(arch):
                                   hf_tokens[0].numpy())
 
 
-def test_a_left_padded_batch_matches_each_prompt_alone_and_hugging_face():
+def test_a_left_padded_batch_matches_each_prompt_alone_and_hugging_face(pair):
     hf, ours, _ = pair("llama")
     prompts = [np.array([3, 1, 4, 1, 5, 9]), np.array([2, 7])]
     batch = generate(ours, prompts, 8, greedy=True)
@@ -161,7 +123,7 @@ def test_a_left_padded_batch_matches_each_prompt_alone_and_hugging_face():
         np.testing.assert_array_equal(out, theirs[0].numpy())
 
 
-def test_float32_matches_to_about_1e_5():
+def test_float32_matches_to_about_1e_5(pair):
     hf, ours, _ = pair("qwen2", dtype="float32")
     ids = np.random.default_rng(2).integers(0, 23, size=(2, 8))
     with no_grad():

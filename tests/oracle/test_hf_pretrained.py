@@ -28,9 +28,9 @@ SMALL = dict(vocab_size=V, hidden_size=16, intermediate_size=24, num_hidden_laye
              rope_theta=500.0, rms_norm_eps=1e-6)
 HF_MODELS = {
     "gpt2": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=V, n_positions=32, n_embd=16, n_layer=2, n_head=4)),
+        vocab_size=V, n_positions=64, n_embd=16, n_layer=2, n_head=4)),
     "gpt2-untied": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=V, n_positions=32, n_embd=16, n_layer=2, n_head=4,
+        vocab_size=V, n_positions=64, n_embd=16, n_layer=2, n_head=4,
         tie_word_embeddings=False, activation_function="relu")),
     "llama": lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(**SMALL)),
     "llama-tied-mqa": lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(
@@ -213,3 +213,33 @@ def test_a_directory_numpyllm_wrote_loads_into_transformers(kind, dtype, shard, 
     same_weights(ours, theirs)
     np.testing.assert_allclose(hf_logits(theirs.float().eval()), our_logits(ours),
                                rtol=1e-4, atol=2e-5)
+
+
+ROTARY = {"llama": ("llama", 500.0), "llama-tied-mqa": ("llama", 500.0),
+          "qwen2": ("qwen2", 500.0), "mistral": ("mistral", 500.0),
+          "gpt-neox": ("gpt_neox", 10000.0)}
+
+
+@pytest.mark.parametrize("kind", HF_MODELS)
+def test_float64_directories_give_the_same_logits_to_1e_10_and_30_greedy_tokens(
+        kind, tmp_path, hf_float64):
+    """A float64 directory transformers wrote, loaded by numpyllm: the logits of full
+    sequences to 1e-10 against transformers in float64 (its float32 steps made float64,
+    tests/oracle/conftest.py), and 30 greedy tokens identical."""
+    theirs = hf_model(kind, torch.float64)
+    theirs.save_pretrained(tmp_path)
+    ours, _ = load_pretrained(tmp_path, "float64")
+    if kind in ROTARY:
+        arch, theta = ROTARY[kind]
+        hf_float64.softmax(arch)
+        base = theirs.gpt_neox if arch == "gpt_neox" else theirs.model
+        hf_float64.rope(base.rotary_emb, theta, 4)
+        hf_float64.rms_norms(theirs)
+    with torch.no_grad():
+        expected = theirs(torch.as_tensor(IDS)).logits.numpy()
+    np.testing.assert_allclose(our_logits(ours), expected, rtol=1e-10, atol=1e-10)
+    prompt = np.array([3, 1, 4, 1, 5])
+    tokens = theirs.generate(torch.as_tensor(prompt[None]), max_new_tokens=30, do_sample=False,
+                             attention_mask=torch.ones(1, 5, dtype=torch.long),
+                             pad_token_id=0)[0].numpy()
+    np.testing.assert_array_equal(generate(ours, prompt, 30, greedy=True), tokens)
