@@ -98,6 +98,7 @@ def test_train_init_from_trains_in_windows_shorter_than_the_context(directory, t
                "--eval_interval", "3", "--eval_iters", "1", "--samples", "0", "--no_plot",
                "--quiet")
     assert "context 32 (training windows of 8)" in text
+    assert "learning rate: 1.00e-04 at step 0, cosine decay to 1.00e-05" in text  # gentler
     _, _, ckpt = load_model(tmp_path / "run" / "ckpt")
     assert ckpt.trainer_state["objective"]["context_length"] == 8
 

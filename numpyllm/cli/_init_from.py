@@ -6,13 +6,17 @@ The model (GPT-2, Llama, Qwen2, Mistral) and its tokenizer are the directory's
 --vocab_size) are refused rather than silently ignored. --block_size is the length of the
 training windows, at most the model's context (default: the smaller of the two, as the
 model's context of 1,024 or 8,192 tokens is slow to train on a CPU); --dropout replaces
-the file's rates; --dtype is the dtype the weights are converted to. The run is a decoder's:
+the file's rates; --dtype is the dtype the weights are converted to. The learning rate
+defaults to 1e-4 decaying to 1e-5 (a pretrained model's rate: from-scratch's 1e-3 would
+undo much of what it knows). The run is a decoder's:
 --objective clm (default) or prefix_lm. Its checkpoints are numpyllm checkpoints
 (``numpyllm convert --ckpt OUT/ckpt --to DIR`` writes a Hugging Face directory back).
 """
 from __future__ import annotations
 
 from . import CLIError
+
+FINE_TUNE_DEFAULTS = {"learning_rate": 1e-4, "min_lr": 1e-5}
 
 # model options that describe the model's shape: the directory's, never a flag's
 SHAPE_OPTIONS = ("n_layer", "n_head", "n_embd", "positions", "bias", "attn_block_size")
@@ -46,5 +50,10 @@ def init_from(args, opts: dict, explicit: set, objective: str, decoder: bool):
     if block > context:
         raise CLIError(f"{where}: --block_size {block} is longer than the model's context "
                        f"of {context}")
+    # a pretrained model is fine-tuned gently: a rate of 1e-3 (from-scratch's default)
+    # undoes much of what it knows within a few steps
+    for name, value in FINE_TUNE_DEFAULTS.items():
+        if name not in explicit:
+            opts[name] = value
     model.train()
     return model, tokenizer, block
