@@ -305,6 +305,23 @@ def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-a))`` in one new array."""
+    s = np.negative(a)
+    np.exp(s, out=s)
+    s += 1.0
+    return np.reciprocal(s, out=s)
+
+
+def silu_mul_(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``silu(a) * b`` on arrays, written over `a` (inference: nothing is kept for a
+    backward, and no buffer beyond the sigmoid's). The same operations in the same order
+    as `silu_mul`'s node, so the same bits."""
+    a *= _sigmoid(a)                                        # silu(a)
+    a *= b
+    return a
+
+
 class SiLUMul(Function):
     # The SwiGLU gate (Shazeer 2020; LLaMA's feed-forward): y = silu(a) * b, one node.
     #   silu(a) = a s,  s = sigmoid(a);   d silu/da = s (1 + a (1 - s))
@@ -312,10 +329,7 @@ class SiLUMul(Function):
     # Saved: a, b and s (three arrays; the product's temporaries are not kept).
     @staticmethod
     def forward(ctx, a, b):
-        s = np.negative(a)
-        np.exp(s, out=s)
-        s += 1.0
-        np.reciprocal(s, out=s)                             # sigmoid(a)
+        s = _sigmoid(a)
         ctx.save_for_backward(a, b, s)
         out = a * s                                         # silu(a)
         out *= b

@@ -111,16 +111,11 @@ class RMSNorm(Function):
     # Saved: xhat [..., C] and r [..., 1] (and a reference to w).
     @staticmethod
     def forward(ctx, x, weight, eps):
-        C = x.shape[-1]
-        sq = np.multiply(x, x)                              # [..., C] scratch
-        ms = np.matmul(sq, np.ones(C, dtype=x.dtype))[..., None] / C    # [..., 1]
-        rstd = 1.0 / np.sqrt(ms + eps)                      # [..., 1]
-        xhat = x * rstd                                     # [..., C]
-        if any(ctx.needs_input_grad):
-            ctx.save_for_backward(xhat, rstd, weight)
-        if weight is None:
-            return xhat
-        return np.multiply(xhat, weight, out=sq)
+        if not any(ctx.needs_input_grad):
+            return rms_norm_forward(x, weight, eps)
+        xhat, rstd = _rms_normalize(x, eps)
+        ctx.save_for_backward(xhat, rstd, weight)
+        return xhat if weight is None else xhat * weight
 
     @staticmethod
     def backward(ctx, g):
@@ -141,6 +136,26 @@ class RMSNorm(Function):
             dx = h - xhat * mean_hx
             dx *= rstd
         return dx, dw, None
+
+
+def _rms_normalize(x: np.ndarray, eps: float) -> tuple:
+    """``(xhat, rstd)``: ``x · rstd`` [..., C] and ``rstd = 1 / sqrt(mean(x²) + eps)``
+    [..., 1], in x's dtype."""
+    C = x.shape[-1]
+    sq = np.multiply(x, x)                                  # [..., C]
+    ms = np.matmul(sq, np.ones(C, dtype=x.dtype))[..., None] / C    # [..., 1]: one BLAS call
+    rstd = 1.0 / np.sqrt(ms + eps)                          # [..., 1]
+    return np.multiply(x, rstd, out=sq), rstd               # xhat written over x²
+
+
+def rms_norm_forward(x: np.ndarray, weight: np.ndarray | None, eps: float) -> np.ndarray:
+    """The forward math on arrays, keeping nothing for backward (inference, and the
+    node's forward when no gradient is wanted): ``x / sqrt(mean(x²) + eps) * weight``.
+    One buffer of x's shape is allocated, the result."""
+    y, _ = _rms_normalize(x, eps)
+    if weight is not None:
+        y *= weight
+    return y
 
 
 def rms_norm(x: Tensor, weight: Tensor | None = None, eps: float = 1e-6) -> Tensor:

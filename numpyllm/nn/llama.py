@@ -30,6 +30,15 @@ Parameter names are Hugging Face's without the ``model.`` prefix (``embed_tokens
 weights are stored ``[in, out]`` as all of numpyllm's are (Hugging Face's Linear stores
 ``[out, in]``: loading transposes).
 
+Decoding with the KV cache (`Llama.forward_cached`, what `numpyllm.generate` calls) is
+the same math on NumPy arrays, without Tensors: nothing there is differentiated, and a
+step of one token is 7 matrix-vector products a layer and little else, so the
+bookkeeping of a graph node per operation shows (about 40 µs a layer). RMSNorm and the
+SwiGLU gate call the array kernels their graph nodes use (`infer`); RoPE's angles and
+the attention mask are computed once per step for all layers; one new token's query
+heads attend as ``[B, n_kv_head, group, hs]`` rows against their shared key/value
+head; the head multiplies the last position only (``last_only``).
+
 >>> import numpy as np
 >>> cfg = LlamaConfig(vocab_size=11, block_size=8, n_layer=1, n_head=4, n_kv_head=2,
 ...                   n_embd=8, intermediate_size=16)
@@ -46,8 +55,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import functional as F
-from ..autograd import Tensor, no_grad
+from ..autograd import Tensor
+from ..functional.activations import silu_mul_
 from ..functional.attention import attention_forward
+from ..functional.normalization import rms_norm_forward
 from ..validation import (DTYPES, ConfigDict, as_generator, check_choice, check_fraction,
                           check_positive_fields, check_positive_number, positive_int)
 from .heads import output_logits
@@ -124,6 +135,16 @@ class LlamaConfig(ConfigDict):
         return "rope"
 
 
+def _project(x: np.ndarray, layer: Linear) -> np.ndarray:
+    """``x @ W (+ b)`` on arrays: a `Linear` layer's math for inference, as one 2-D
+    matrix product over the leading axes. [..., in] -> [..., out]"""
+    w = layer.weight.data
+    y = x.reshape(-1, w.shape[0]) @ w                                # [N, out]
+    if layer.bias is not None:
+        y += layer.bias.data
+    return y.reshape(*x.shape[:-1], w.shape[1])
+
+
 class RMSNorm(Module):
     """``x / sqrt(mean(x²) + eps) * weight`` over the last axis; ``weight`` starts at ones.
     One fused node: `numpyllm.functional.rms_norm`."""
@@ -135,6 +156,10 @@ class RMSNorm(Module):
 
     def forward(self, x):
         return F.rms_norm(x, self.weight, eps=self.eps)
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """`forward` on an array, for inference (no graph)."""
+        return rms_norm_forward(x, self.weight.data, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.n}, eps={self.eps:g}, dtype={self.weight.dtype}"
@@ -154,6 +179,12 @@ class SwiGLU(Module):
 
     def forward(self, x):
         return self.dropout(self.down_proj(F.silu_mul(self.gate_proj(x), self.up_proj(x))))
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """`forward` on an array, for inference (no graph, no dropout): three matrix
+        products and the gate written in place."""
+        gate = _project(x, self.gate_proj)                           # [..., I]
+        return _project(silu_mul_(gate, _project(x, self.up_proj)), self.down_proj)
 
 
 class LlamaAttention(Module):
@@ -210,35 +241,54 @@ class LlamaAttention(Module):
         y = y.reshape(B, nh, T, hs).transpose(0, 2, 1, 3).reshape(B, T, nh * hs)
         return self.resid_dropout(self.o_proj(y))
 
-    def forward_cached(self, x: Tensor, cache, key_padding_mask=None,
-                       causal: bool = True) -> Tensor:
-        """`forward` for the new tokens `x` ``[B, Tq, C]`` after ``cache.length`` cached
-        ones (a `LayerKVCache` holding the n_kv_head heads), which it extends; inference
-        only. `key_padding_mask` bool ``[B, L + Tq]``; ``causal=False``: the new tokens
-        see each other both ways (a prefix's prefill)."""
-        B, Tq, _ = x.shape
-        nh, nkv, hs, g = self.n_head, self.n_kv_head, self.head_dim, self.group
-        q = self.q_proj(x).data.reshape(B, Tq, nh, hs).transpose(0, 2, 1, 3)
-        k = self.k_proj(x).data.reshape(B, Tq, nkv, hs).transpose(0, 2, 1, 3)
-        v = self.v_proj(x).data.reshape(B, Tq, nkv, hs).transpose(0, 2, 1, 3)
-        cos, sin = self.rope.cos_sin(Tq, cache.length, q.dtype)   # slots L .. L+Tq-1
-        q = rotate_pairs(q, cos, sin, layout="half")
-        k = rotate_pairs(k, cos, sin, layout="half")
-        k, v = cache.append(k, v)                                 # [B, nkv, L + Tq, hs]
-        Tk = k.shape[2]
+    def cached_mask(self, Tq: int, Tk: int, valid, causal: bool = True):
+        """Which keys each new query may see in `forward_cached`: bool ``[B or 1, Tq, Tk]``
+        (True = may attend), or None for all. The causal rule (bottom-right aligned: the
+        queries come after the cached keys), narrowed to the sliding window, and the key
+        padding mask `valid` (bool ``[B, Tk]``, True at real tokens). The same for every
+        layer: the model computes it once per forward pass."""
         allowed = None
         if causal and Tq > 1:
             allowed = F.causal_mask(Tq, Tk)                       # [Tq, Tk]
         if self.sliding_window is not None and self.sliding_window < Tk:
             allowed = F.sliding_window_mask(Tq, self.sliding_window, Tk)
-        if key_padding_mask is not None:
-            kpm = np.asarray(key_padding_mask, dtype=bool)[:, None, None, None, :]  # [B,1,1,1,Tk]
+        if valid is not None:
+            kpm = np.asarray(valid, dtype=bool)[:, None, :]       # [B, 1, Tk]
             allowed = kpm if allowed is None else (allowed & kpm)
-        y = np.empty((B, Tq, nkv, g, hs), dtype=q.dtype)
-        attention_forward(q.reshape(B, nkv, g, Tq, hs), k[:, :, None], v[:, :, None],
-                          scale=1.0 / math.sqrt(hs), allowed=allowed,
-                          out=y.transpose(0, 2, 3, 1, 4))         # [B, nkv, g, Tq, hs] view
-        return self.resid_dropout(self.o_proj(Tensor(y.reshape(B, Tq, nh * hs))))
+        return None if allowed is None else allowed.reshape((-1,) + allowed.shape[-2:])
+
+    def forward_cached(self, x: np.ndarray, cache, cos: np.ndarray, sin: np.ndarray,
+                       allowed=None) -> np.ndarray:
+        """`forward` for the new tokens `x` ``[B, Tq, C]`` (an array) after ``cache.length``
+        cached ones (a `LayerKVCache` holding the n_kv_head heads), which it extends;
+        inference on arrays, no graph. `cos`, `sin` ``[Tq, hs/2]``: RoPE's angles at slots
+        L .. L+Tq-1; `allowed`: `cached_mask`. Returns ``o_proj``'s output ``[B, Tq, C]``.
+
+        One new token (decoding, Tq = 1): the `group` query heads that share a key/value
+        head are the `group` query rows of one attention against that head's keys,
+        ``[B, nkv, g, hs] @ [B, nkv, hs, L]``: a matrix product per key/value head, no
+        key or value repeated or broadcast. Several (a prefill): the queries are laid out
+        ``[B, nkv, g, Tq, hs]`` against keys ``[B, nkv, 1, Tk, hs]``, as in `forward`."""
+        B, Tq, _ = x.shape
+        nh, nkv, hs, g = self.n_head, self.n_kv_head, self.head_dim, self.group
+        q = _project(x, self.q_proj).reshape(B, Tq, nh, hs).transpose(0, 2, 1, 3)
+        k = _project(x, self.k_proj).reshape(B, Tq, nkv, hs).transpose(0, 2, 1, 3)
+        v = _project(x, self.v_proj).reshape(B, Tq, nkv, hs).transpose(0, 2, 1, 3)
+        q = rotate_pairs(q, cos, sin, layout="half")              # [B, nh, Tq, hs]
+        k = rotate_pairs(k, cos, sin, layout="half")              # [B, nkv, Tq, hs]
+        k, v = cache.append(k, v)                                 # [B, nkv, L + Tq, hs]
+        scale = 1.0 / math.sqrt(hs)
+        y = np.empty((B, Tq, nkv, g, hs), dtype=q.dtype)          # = [B, Tq, nh·hs]
+        if Tq == 1:
+            attention_forward(q.reshape(B, nkv, g, hs), k, v, scale=scale,
+                              allowed=None if allowed is None else allowed[:, None],
+                              out=y.reshape(B, nkv, g, hs))       # mask [B, 1, 1, Tk]
+        else:
+            attention_forward(q.reshape(B, nkv, g, Tq, hs), k[:, :, None], v[:, :, None],
+                              scale=scale,
+                              allowed=None if allowed is None else allowed[:, None, None],
+                              out=y.transpose(0, 2, 3, 1, 4))     # [B, nkv, g, Tq, hs] view
+        return _project(y.reshape(B, Tq, nh * hs), self.o_proj)
 
     def extra_repr(self) -> str:
         return (f"n_head={self.n_head}, n_kv_head={self.n_kv_head}, head_dim={self.head_dim}"
@@ -264,11 +314,14 @@ class LlamaLayer(ResidualLayer):
         x = self.residual(x, self.input_layernorm, lambda h: self.self_attn(h, prefix_mask))
         return self.residual(x, self.post_attention_layernorm, self.mlp)
 
-    def forward_cached(self, x: Tensor, cache, key_padding_mask=None,
-                       causal: bool = True) -> Tensor:
-        x = self.residual(x, self.input_layernorm, lambda h: self.self_attn.forward_cached(
-            h, cache, key_padding_mask, causal))
-        return self.residual(x, self.post_attention_layernorm, self.mlp)
+    def forward_cached(self, x: np.ndarray, cache, cos: np.ndarray, sin: np.ndarray,
+                       allowed=None) -> np.ndarray:
+        """`forward` on an array for the new tokens, reading and extending `cache` (see
+        `LlamaAttention.forward_cached`); the residual stream `x` is updated in place."""
+        x += self.self_attn.forward_cached(self.input_layernorm.infer(x), cache, cos, sin,
+                                           allowed)
+        x += self.mlp.infer(self.post_attention_layernorm.infer(x))
+        return x
 
 
 class Llama(Module):
@@ -382,14 +435,21 @@ class Llama(Module):
         if prefix and self.config.sliding_window is not None:
             raise ValueError("Llama.forward_cached: a prefix with a sliding window is not "
                              "supported")
-        with no_grad():
-            _, valid = cache.step(B, T, key_padding_mask)              # valid: [B, L+T] or None
-            x = self.drop(self.embed_tokens(idx))                      # [B, T, C]
-            for layer, layer_cache in zip(self.layers, cache.layers):
-                x = layer.forward_cached(x, layer_cache, valid, causal=not prefix)
-            if last_only:
-                x = x[:, -1:]                                          # [B, 1, C]
-            return self.head(self.norm(x))
+        L = cache.length
+        _, valid = cache.step(B, T, key_padding_mask)                  # valid: [B, L+T] or None
+        attn = self.layers[0].self_attn                                # (all layers alike)
+        allowed = attn.cached_mask(T, L + T, valid, causal=not prefix)  # [B or 1, T, L+T]
+        x = self.embed_tokens.weight.data[idx]                         # [B, T, C], a copy
+        cos, sin = attn.rope.cos_sin(T, L, x.dtype)                    # slots L .. L+T-1
+        for layer, layer_cache in zip(self.layers, cache.layers):
+            x = layer.forward_cached(x, layer_cache, cos, sin, allowed)
+        if last_only:
+            x = x[:, -1:]                                              # [B, 1, C]
+        x = self.norm.infer(x)
+        if self.lm_head is None:                                       # tied: x Eᵀ
+            w = self.embed_tokens.weight.data                          # [V, C]
+            return Tensor((x.reshape(-1, w.shape[1]) @ w.T).reshape(*x.shape[:-1], -1))
+        return Tensor(_project(x, self.lm_head))                       # [B, T, V]
 
     def extra_repr(self) -> str:
         c = self.config

@@ -153,6 +153,32 @@ def test_cache_equals_recompute(kw):
     assert cache.layers[0].k.shape[1] == model.config.n_kv_head      # only the kv heads
 
 
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 2e-5)])
+def test_the_array_inference_path_equals_the_full_forward(dtype, tol):
+    """forward_cached runs on arrays (no graph) with a path of its own for one new token
+    (the query heads of a group as the rows of one attention): with grouped-query
+    attention, q/k/v biases and a sliding window at once, a left-padded batch's prefill
+    and every decoding step equal the full forward of each row alone."""
+    model = tiny(n_kv_head=2, attention_bias=True, sliding_window=3, dtype=dtype)
+    assert all(np.abs(model.layers[0].self_attn.q_proj.bias.data) > 0)
+    rng = np.random.default_rng(7)
+    rows = [rng.integers(0, 13, size=12), rng.integers(0, 13, size=9)]   # 3 pads before row 1
+    prompt = np.zeros((2, 6), dtype=np.int64)
+    prompt[0], prompt[1, 3:] = rows[0][:6], rows[1][:3]
+    valid = np.ones((2, 6), dtype=bool)
+    valid[1, :3] = False
+    cache = model.new_cache(2)                                  # it grows
+    steps = [model.forward_cached(prompt, cache, key_padding_mask=valid).data]
+    for t in range(6):
+        steps.append(model.forward_cached(np.array([[rows[0][6 + t]], [rows[1][3 + t]]]),
+                                          cache).data)
+    got = np.concatenate(steps, axis=1)                         # [2, 12, V]
+    for row, alone in ((0, rows[0]), (1, rows[1])):
+        want = logits(model, alone[None])[0]
+        np.testing.assert_allclose(got[row, 12 - len(alone):], want, rtol=tol, atol=tol)
+    assert got.dtype == np.dtype(dtype)
+
+
 def test_left_padded_generation_gives_each_prompt_what_it_gets_alone():
     model = tiny(sliding_window=4)
     prompts = [np.array([3, 1, 4, 1, 5, 9]), np.array([2, 7]), np.array([8])]
