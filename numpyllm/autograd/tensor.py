@@ -101,6 +101,19 @@ class Tensor:
         graph's saved buffers are freed afterwards unless ``retain_graph=True``."""
         engine.backward(self, grad, retain_graph=retain_graph)
 
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Set whether this leaf gets a gradient (False freezes a Parameter: backward
+        then skips the products that would compute it); returns self."""
+        if self._ctx is not None:
+            raise ValueError("requires_grad_ applies to leaf tensors (parameters, inputs); "
+                             "this one is the result of an operation")
+        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}")
+        self.requires_grad = bool(requires_grad)
+        if not requires_grad:
+            self.grad = None
+        return self
+
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (``.grad`` becomes None)."""
         self.grad = None

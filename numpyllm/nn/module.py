@@ -37,7 +37,8 @@ __all__ = ["Parameter", "Module", "ModuleList"]
 
 
 class Parameter(Tensor):
-    """A leaf Tensor that always requires grad: a weight of a Module.
+    """A leaf Tensor that requires grad (unless frozen with `requires_grad_(False)`): a
+    weight of a Module.
 
     `data` is copied (into `dtype` when given), so the Parameter owns its array: the
     optimizers update that array in place, and must not write into the caller's.
@@ -151,9 +152,29 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def num_parameters(self) -> int:
-        """The number of scalars in all Parameters (a shared one counted once)."""
-        return sum(p.size for p in self.parameters())
+    def num_parameters(self, trainable: bool = False) -> int:
+        """The number of scalars in all Parameters (a shared one counted once); with
+        ``trainable=True`` only in those that require grad (not frozen)."""
+        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Freeze (False) or unfreeze every Parameter of this module and those under it;
+        returns self. A frozen Parameter gets no gradient (backward skips its products),
+        and optimizers neither update it nor hold state for it:
+
+            model.requires_grad_(False)                  # freeze everything...
+            model.head.requires_grad_(True)              # ...but the head
+        """
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def parameter_summary(self) -> str:
+        """One line: how many parameters train, of how many (shared ones counted once)."""
+        total, trainable = self.num_parameters(), self.num_parameters(trainable=True)
+        share = 100.0 * trainable / total if total else 0.0
+        return (f"trainable parameters: {trainable:,} of {total:,} ({share:.2f}%), "
+                f"{total - trainable:,} frozen")
 
     # ------------------------------------------------------------------ modes and grads
     def train(self, mode: bool = True) -> "Module":

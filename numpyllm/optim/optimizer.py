@@ -93,11 +93,12 @@ class Optimizer:
 
     def step(self) -> None:
         """Update every parameter that has a gradient, in place; skip those whose
-        ``.grad`` is None (their state does not advance either)."""
+        ``.grad`` is None and frozen ones (``requires_grad`` False): their state does not
+        advance, and a frozen parameter never gets any."""
         index = 0
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
+                if p.grad is not None and p.requires_grad:
                     state = self.state.get(index)
                     if state is None:
                         state = self.state[index] = self._init_state(p)
@@ -213,7 +214,8 @@ def configure_param_groups(model, weight_decay: float, *, decay_embeddings: bool
 
     With ``decay_embeddings=False`` the weights of `numpyllm.nn.Embedding` modules (token
     and learned position tables) go to the non-decayed group too; a tied LM head shares
-    the token table and so follows it. Returns
+    the token table and so follows it. Frozen parameters (``requires_grad`` False) are
+    left out. Returns
     ``[{"params": decayed, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]``,
     ready for `AdamW`.
 
@@ -230,6 +232,8 @@ def configure_param_groups(model, weight_decay: float, *, decay_embeddings: bool
                              if isinstance(m, Embedding)}
     decay, no_decay = [], []
     for _, p in model.named_parameters():
+        if not p.requires_grad:          # frozen: not the optimizer's business
+            continue
         if p.ndim >= 2 and id(p) not in embedding_weights:
             decay.append(p)
         else:

@@ -103,7 +103,7 @@ def test_op_does_not_mutate_its_inputs():
 
 # --------------------------------------------------------------------- coverage of the table
 NOT_OPS = {"data", "grad", "requires_grad", "shape", "ndim", "dtype", "size", "numpy", "item",
-           "detach", "backward", "zero_grad", "is_leaf", "to_dot"}
+           "detach", "backward", "zero_grad", "is_leaf", "to_dot", "requires_grad_"}
 COMPARISONS = {"__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"}   # not differentiable
 
 
