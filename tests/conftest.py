@@ -49,6 +49,14 @@ def shakespeare_path():
 
 
 @pytest.fixture
+def instruction_path():
+    path = SHARED_DATA / "instruction" / "instruction-data.json"
+    if not path.exists():
+        pytest.skip(f"needs {path} (../shared beside the project); absent in a user's clone")
+    return path
+
+
+@pytest.fixture
 def gpt2_files():
     enc, bpe = SHARED_DATA / "gpt2" / "encoder.json", SHARED_DATA / "gpt2" / "vocab.bpe"
     if not (enc.exists() and bpe.exists()):

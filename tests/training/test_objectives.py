@@ -14,6 +14,7 @@ from numpyllm.nn import (GPT, ClassifierConfig, GPTConfig, SequenceClassifier, T
                          TransformerConfig, TransformerEncoderConfig, TransformerEncoderModel)
 from numpyllm.training import (CausalLM, Classification, MaskedLM, PrefixLM, Seq2Seq,
                                SpanCorruption, TrainConfig, Trainer, objective_from_dict)
+from numpyllm.training.objectives import InstructionTuning
 from numpyllm.training.data_parallel import DataParallel
 
 V = 20                                       # ids 16..19 are special in these tests
@@ -61,6 +62,15 @@ def labelled(n=40, seed=0):
     return Labelled(seqs, [int(s.sum()) % 3 for s in seqs], 3)
 
 
+def instructions(n=40, seed=0):
+    """Prompts of 1-5 tokens whose response is the prompt reversed, then EOS."""
+    from numpyllm.data.instruction import Instructions
+    rng = np.random.default_rng(seed)
+    prompts = [rng.integers(0, 12, size=rng.integers(1, 6)) for _ in range(n)]
+    responses = [np.append(p[::-1], EOS) for p in prompts]
+    return Instructions(prompts, responses, [{}] * n)
+
+
 CASES = {
     "clm": (lambda dtype="float64": gpt(dtype=dtype), lambda: CausalLM(8), STREAM),
     "prefix_lm": (lambda dtype="float64": gpt(dtype=dtype), lambda: PrefixLM(8), STREAM),
@@ -72,6 +82,8 @@ CASES = {
                 lambda: Seq2Seq(PAD, BOS, EOS, label_smoothing=0.1), pairs()),
     "classify": (lambda dtype="float64": classifier(dtype=dtype),
                  lambda: Classification(3, PAD), labelled()),
+    "sft": (lambda dtype="float64": gpt(T=16, dtype=dtype),
+            lambda: InstructionTuning(pad_id=PAD), instructions()),
 }
 
 
