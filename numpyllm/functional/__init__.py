@@ -24,5 +24,6 @@ from .embedding import embedding
 from .loss import cross_entropy
 from .normalization import layer_norm, rms_norm
 from .dropout import dropout
-from .masks import causal_mask, combine_masks, padding_mask, prefix_lm_mask, sliding_window_mask
+from .masks import (causal_mask, combine_masks, padding_mask, prefix_lm_mask, segment_mask,
+                    segment_positions, sliding_window_mask)
 from .attention import scaled_dot_product_attention

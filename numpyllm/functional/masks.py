@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 __all__ = ["causal_mask", "padding_mask", "prefix_lm_mask", "sliding_window_mask",
-           "combine_masks"]
+           "segment_mask", "segment_positions", "combine_masks"]
 
 
 def _length(name: str, value, minimum: int = 0) -> int:
@@ -98,6 +98,54 @@ def prefix_lm_mask(T: int, prefix_len) -> np.ndarray:
         return (pos[None, :] <= pos[:, None]) | (pos[None, :] < int(lengths))
     in_prefix = pos < lengths[:, None]                        # [B, T] over keys
     return causal_mask(T)[None, None] | in_prefix[:, None, None, :]   # [B, 1, T, T]
+
+
+def segment_positions(segment_ids) -> np.ndarray:
+    """The position of each token within its segment, ``[B, T]``: packed examples each
+    start again at 0. A segment is a run of equal ids along a row.
+
+    >>> segment_positions(np.array([[0, 0, 0, 1, 1, 2]])).tolist()
+    [[0, 1, 2, 0, 1, 0]]
+    """
+    seg = _segments(segment_ids)
+    B, T = seg.shape
+    t = np.broadcast_to(np.arange(T), (B, T))
+    starts = np.ones((B, T), dtype=bool)
+    starts[:, 1:] = seg[:, 1:] != seg[:, :-1]                  # a new run begins here
+    start_of = np.maximum.accumulate(np.where(starts, t, 0), axis=1)
+    return t - start_of
+
+
+def segment_mask(segment_ids, window: int | None = None) -> np.ndarray:
+    """Attention for packed sequences, bool ``[B, 1, T, T]``: query i may attend key j iff
+    ``j <= i`` and both lie in the same segment (a run of equal ids), and, with `window`,
+    ``i - j < window``. So each packed example attends exactly as it would alone.
+
+    >>> segment_mask(np.array([[0, 0, 1, 1]]))[0, 0].astype(int)
+    array([[1, 0, 0, 0],
+           [1, 1, 0, 0],
+           [0, 0, 1, 0],
+           [0, 0, 1, 1]])
+    """
+    seg = _segments(segment_ids)
+    B, T = seg.shape
+    # run[b, t]: which run of equal ids token t belongs to (0, 1, 2 ... along the row)
+    run = np.cumsum(np.concatenate([np.zeros((B, 1), dtype=np.int64),
+                                    (seg[:, 1:] != seg[:, :-1]).astype(np.int64)], axis=1), 1)
+    allowed = (run[:, :, None] == run[:, None, :]) & causal_mask(T)[None]   # [B, T, T]
+    if window is not None:
+        i = np.arange(T)
+        allowed &= (i[:, None] - i[None, :]) < _length("window", window, minimum=1)
+    return allowed[:, None]
+
+
+def _segments(segment_ids) -> np.ndarray:
+    seg = np.asarray(segment_ids)
+    if seg.ndim != 2 or seg.shape[1] == 0 or not np.issubdtype(seg.dtype, np.integer) \
+            or seg.dtype == bool:
+        raise ValueError(f"segment_ids must be integers of shape [B, T], got {seg.dtype} of "
+                         f"shape {seg.shape}")
+    return seg
 
 
 def padding_mask(lengths_or_valid, T: int | None = None) -> np.ndarray:

@@ -189,27 +189,45 @@ class GPT(Module):
                              f"{lengths.shape}")
         return F.prefix_lm_mask(T, lengths)
 
-    def hidden_states(self, idx, *, prefix_lengths=None) -> Tensor:
+    def segments(self, segment_ids, B: int, T: int):
+        """``(mask [B, 1, T, T], positions [B, T])`` of packed sequences from their segment
+        ids ``[B, T]`` (runs of equal ids): each segment attends only within itself and
+        its positions start at 0, so it computes exactly what it would alone. RoPE and
+        ALiBi depend on i - j only: their positions need no restart."""
+        seg = np.asarray(segment_ids)
+        if seg.shape != (B, T):
+            raise ValueError(f"GPT: segment_ids must have shape {(B, T)}, got {seg.shape}")
+        return F.segment_mask(seg), F.segment_positions(seg)
+
+    def hidden_states(self, idx, *, prefix_lengths=None, segment_ids=None) -> Tensor:
         """The last layer's output after ``ln_f``: ``idx [B, T]`` -> ``[B, T, C]`` (what
-        the LM head reads; a sequence classifier pools it)."""
+        the LM head reads; a sequence classifier pools it). `segment_ids` ``[B, T]``:
+        several sequences packed in each row (`segments`)."""
         idx = self.check_ids(idx)
         B, T = idx.shape
-        mask = self.prefix_mask(prefix_lengths, B, T)
+        positions = np.arange(T)                            # [T]
+        if segment_ids is not None:
+            if prefix_lengths is not None:
+                raise ValueError("GPT: prefix_lengths and segment_ids cannot be combined")
+            mask, positions = self.segments(segment_ids, B, T)    # positions [B, T]
+        else:
+            mask = self.prefix_mask(prefix_lengths, B, T)
         x = self.wte(idx)                                   # [B, T, C]
         if self.config.positions == "learned":
-            x = x + self.wpe(np.arange(T))                  # + [T, C], broadcast over B
+            x = x + self.wpe(positions)                     # + [T, C] or [B, T, C]
         elif self.config.positions == "sinusoidal":
-            x = x + self.positions_table(T)                 # a constant: no gradient
+            x = x + self.positions_table(T)[positions]      # a constant: no gradient
         # rope and alibi act inside attention, on the queries/keys or the scores
         x = self.drop(x)
         for block in self.h:
             x = block(x, mask)
         return self.ln_f(x)
 
-    def forward(self, idx, targets=None, *, prefix_lengths=None):
+    def forward(self, idx, targets=None, *, prefix_lengths=None, segment_ids=None):
         idx = self.check_ids(idx)
         B, T = idx.shape
-        logits = self.head(self.hidden_states(idx, prefix_lengths=prefix_lengths))  # [B, T, V]
+        logits = self.head(self.hidden_states(idx, prefix_lengths=prefix_lengths,
+                                              segment_ids=segment_ids))      # [B, T, V]
         loss = None
         if targets is not None:
             targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)

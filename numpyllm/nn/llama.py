@@ -213,10 +213,7 @@ class LlamaAttention(Module):
     def _mask(self, Tq: int, Tk: int, prefix_mask):
         """(mask, causal) for sdpa: the causal rule, narrowed to the window; or a
         prefix-LM mask that replaces it."""
-        if prefix_mask is not None:
-            if self.sliding_window is not None:
-                raise ValueError("LlamaAttention: a prefix mask with a sliding window is not "
-                                 "supported")
+        if prefix_mask is not None:          # the model's: prefix or packed (window in it)
             return prefix_mask[:, :, None], False            # [B, 1, 1, T, T] over the group
         if self.sliding_window is not None and self.sliding_window < Tk:
             return F.sliding_window_mask(Tq, self.sliding_window, Tk), False
@@ -376,10 +373,24 @@ class Llama(Module):
         return F.prefix_lm_mask(T, lengths)
 
     # ------------------------------------------------------------------ forward
-    def hidden_states(self, idx, *, prefix_lengths=None) -> Tensor:
-        """The last layer's output after ``norm``: ``[B, T]`` -> ``[B, T, C]``."""
+    def hidden_states(self, idx, *, prefix_lengths=None, segment_ids=None) -> Tensor:
+        """The last layer's output after ``norm``: ``[B, T]`` -> ``[B, T, C]``.
+        `segment_ids` ``[B, T]``: sequences packed in each row attend only within
+        themselves (and the window); RoPE is relative, so no position restarts."""
         idx = self.check_ids(idx)
-        mask = self.prefix_mask(prefix_lengths, *idx.shape)
+        if segment_ids is not None:
+            if prefix_lengths is not None:
+                raise ValueError("Llama: prefix_lengths and segment_ids cannot be combined")
+            seg = np.asarray(segment_ids)
+            if seg.shape != idx.shape:
+                raise ValueError(f"Llama: segment_ids must have shape {idx.shape}, got "
+                                 f"{seg.shape}")
+            mask = F.segment_mask(seg, self.config.sliding_window)
+        else:
+            if prefix_lengths is not None and self.config.sliding_window is not None:
+                raise ValueError("Llama: a prefix decoder with a sliding window is not "
+                                 "supported")
+            mask = self.prefix_mask(prefix_lengths, *idx.shape)
         x = self.drop(self.embed_tokens(idx))                      # [B, T, C]
         for layer in self.layers:
             x = layer(x, mask)
@@ -389,9 +400,10 @@ class Llama(Module):
         """[..., C] -> [..., V] logits: ``lm_head``, or the embedding read backwards."""
         return output_logits(x, self.embed_tokens, self.lm_head)
 
-    def forward(self, idx, targets=None, *, prefix_lengths=None):
+    def forward(self, idx, targets=None, *, prefix_lengths=None, segment_ids=None):
         idx = self.check_ids(idx)
-        logits = self.head(self.hidden_states(idx, prefix_lengths=prefix_lengths))
+        logits = self.head(self.hidden_states(idx, prefix_lengths=prefix_lengths,
+                                              segment_ids=segment_ids))
         loss = None
         if targets is not None:
             targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)

@@ -84,6 +84,9 @@ CASES = {
                  lambda: Classification(3, PAD), labelled()),
     "sft": (lambda dtype="float64": gpt(T=16, dtype=dtype),
             lambda: InstructionTuning(pad_id=PAD), instructions()),
+    "sft-packed": (lambda dtype="float64": gpt(T=16, dtype=dtype),
+                   lambda: InstructionTuning(pad_id=PAD, max_length=16, pack=1),
+                   instructions()),
 }
 
 

@@ -193,3 +193,23 @@ def test_an_sft_run_learns_the_task_and_writes_its_responses_beside_the_referenc
     rows = json.loads((tmp_path / "test.json").read_text())
     assert [r["model_response"] for r in rows] == responses
     assert [r["output"] for r in rows] == [ex["output"] for ex in held_out.examples]
+
+
+@given(shapes=examples_st, train_on_prompt=st.sampled_from([0, 1]),
+       max_length=st.integers(12, 30))
+def test_packing_gives_the_loss_of_the_examples_alone(shapes, train_on_prompt, max_length):
+    """Packed rows (several examples each, kept apart by segments) give the same
+    per-token losses as the examples padded one per row: the same mean."""
+    model, data = gpt(T=32), data_of(shapes, seed=2)
+    rows = np.arange(len(shapes))
+    plain = InstructionTuning(pad_id=PAD, train_on_prompt=train_on_prompt,
+                              max_length=max_length)
+    packed = InstructionTuning(pad_id=PAD, train_on_prompt=train_on_prompt,
+                               max_length=max_length, pack=1)
+    a, b = plain.make_batch(data, rows), packed.make_batch(data, rows)
+    assert a.counts.sum() == b.counts.sum() and len(b) <= len(a)
+    assert b["x"].shape[1] <= max_length - 1
+    with no_grad():
+        assert abs(plain.loss(model, a).item() - packed.loss(model, b).item()) < 1e-10
+    with pytest.raises(ValueError, match="packing needs max_length"):
+        InstructionTuning(pack=1)
