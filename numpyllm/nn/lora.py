@@ -18,8 +18,8 @@ backward are one fused node, `numpyllm.functional.lora_linear`.
     >>> model = apply_lora(model, r=2, alpha=4, targets=["attn.c_attn"], rng=0)
     >>> model.parameter_summary()
     'trainable parameters: 128 of 2,040 (6.27%), 1,912 frozen'
-    >>> sorted(lora_state_dict(model))
-    ['h.0.attn.c_attn.lora_A', 'h.0.attn.c_attn.lora_B', 'h.1.attn.c_attn.lora_A', 'h.1.attn.c_attn.lora_B']
+    >>> sorted(lora_state_dict(model))[:2]
+    ['h.0.attn.c_attn.lora_A', 'h.0.attn.c_attn.lora_B']
 
 Targets are dotted module names (``h.0.attn.c_attn``), matched as PEFT matches
 ``target_modules``: a pattern matches a name equal to it or ending in ``"." + pattern``;

@@ -314,7 +314,8 @@ _DELETE = object()
 
 
 @pytest.mark.parametrize("changes, field", [
-    ({"r": True}, "r"), ({"r": 2.0}, "r"), ({"r": _DELETE}, "r"), ({"lora_alpha": "4"}, "lora_alpha"),
+    ({"r": True}, "r"), ({"r": 2.0}, "r"), ({"r": _DELETE}, "r"),
+    ({"lora_alpha": "4"}, "lora_alpha"),
     ({"lora_alpha": -1}, "lora_alpha"), ({"lora_dropout": 1.5}, "lora_dropout"),
     ({"use_rslora": "yes"}, "use_rslora"), ({"peft_type": "IA3"}, "peft_type"),
     ({"use_dora": True}, "use_dora"), ({"bias": "all"}, "bias"),

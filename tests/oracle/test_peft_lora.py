@@ -80,6 +80,19 @@ def peft_config(kind, **kw):
                            fan_in_fan_out=kind == "gpt2", **kw)
 
 
+def peft_adapter(hf, kind, directory, seed=1, **kw):
+    """A PEFT LoRA model on `hf` with random non-zero B (the adapters change the logits),
+    saved to `directory`."""
+    torch.manual_seed(seed)
+    model = peft.get_peft_model(hf, peft_config(kind, **kw))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.3 * torch.randn_like(p))
+    model.save_pretrained(directory)
+    return model
+
+
 @pytest.mark.parametrize("kind", list(MODELS))
 @pytest.mark.parametrize("rslora", [False, True])
 def test_an_adapter_peft_saved_loads_into_numpyllm_with_equal_logits(kind, rslora, tmp_path,
@@ -87,13 +100,7 @@ def test_an_adapter_peft_saved_loads_into_numpyllm_with_equal_logits(kind, rslor
     hf = hf_model(kind, hf_float64)
     ours = ours_from(hf, tmp_path)
     np.testing.assert_allclose(our_logits(ours), hf_logits(hf), rtol=1e-10, atol=1e-10)
-    torch.manual_seed(1)
-    model = peft.get_peft_model(hf, peft_config(kind, use_rslora=rslora))
-    with torch.no_grad():                       # B != 0: the adapters change the logits
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(0.3 * torch.randn_like(p))
-    model.save_pretrained(tmp_path / "adapter")
+    model = peft_adapter(hf, kind, tmp_path / "adapter", use_rslora=rslora)
     expected = hf_logits(model)
     assert np.abs(expected - our_logits(ours)).max() > 1e-3
     load_adapter(ours, tmp_path / "adapter")
@@ -125,13 +132,7 @@ def test_a_numpyllm_adapter_loads_into_peft_with_equal_logits(kind, tmp_path, hf
 def test_merged_weights_equal_peft_merge_and_unload(kind, tmp_path):
     hf = hf_model(kind)
     ours = ours_from(hf, tmp_path)
-    torch.manual_seed(3)
-    model = peft.get_peft_model(hf, peft_config(kind))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(0.3 * torch.randn_like(p))
-    model.save_pretrained(tmp_path / "adapter")
+    model = peft_adapter(hf, kind, tmp_path / "adapter", seed=3)
     load_adapter(ours, tmp_path / "adapter")
     merged = model.merge_and_unload()
     merged.save_pretrained(tmp_path / "theirs", safe_serialization=True)
@@ -148,11 +149,6 @@ def test_float32_logits_agree_both_ways(tmp_path):
     hf = hf_model("gpt2").float()
     hf.save_pretrained(tmp_path / "base")
     ours = load_pretrained(tmp_path / "base", "float32")[0]
-    model = peft.get_peft_model(hf, peft_config("gpt2"))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(0.3 * torch.randn_like(p))
-    model.save_pretrained(tmp_path / "adapter")
+    model = peft_adapter(hf, "gpt2", tmp_path / "adapter")
     load_adapter(ours, tmp_path / "adapter")
     np.testing.assert_allclose(our_logits(ours), hf_logits(model), rtol=1e-4, atol=1e-4)
