@@ -6,7 +6,7 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..functional import (cross_entropy, dropout, embedding, gelu, layer_norm, linear,
-                          log_softmax, padding_mask, prefix_lm_mask, relu, rms_norm,
+                          log_softmax, lora_linear, padding_mask, prefix_lm_mask, relu, rms_norm,
                           scaled_dot_product_attention, silu_mul, softmax)
 from ..nn.positional import RotaryEmbedding, apply_rope
 from .case import Case, Check, leaf
@@ -89,6 +89,14 @@ def _sdpa_blocked(rng):
         _qkv(rng, 2, 2, 5, 5, 3) + (leaf(rng, 2, 5, 5),))
 
 
+def _lora_linear(rng):
+    """Every input: x, W, b, A, B, with an inverted-dropout mask on the adapter's input."""
+    mask = (rng.random((2, 3, 4)) >= 0.25) / 0.75
+    return Case(lambda x, w, b, a, bb: lora_linear(x, w, b, a, bb, 1.5, mask),
+                (leaf(rng, 2, 3, 4), leaf(rng, 4, 5), leaf(rng, 5), leaf(rng, 4, 2),
+                 leaf(rng, 2, 5)))
+
+
 def _function(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="function")
 
@@ -96,6 +104,7 @@ def _function(name, build, shapes) -> Check:
 CHECKS = [
     _function("linear", lambda rng: Case(linear, (leaf(rng, 2, 3, 4), leaf(rng, 4, 5), leaf(rng, 5))),
           "x [2, 3, 4], W [4, 5], b [5]"),
+    _function("lora_linear", _lora_linear, "x [2,3,4], W [4,5], A [4,2], B [2,5], mask"),
     _function("softmax", lambda rng: Case(softmax, (leaf(rng, 2, 3, 5),)), "x [2, 3, 5], axis -1"),
     _function("log_softmax", lambda rng: Case(lambda x: log_softmax(x, axis=1), (leaf(rng, 2, 3, 5),)),
           "x [2, 3, 5], axis 1"),

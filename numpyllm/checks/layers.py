@@ -7,6 +7,7 @@ import numpy as np
 from ..functional import padding_mask
 from ..nn import GELU, MLP, Dropout, Embedding, LayerNorm, Linear, MultiHeadAttention, ReLU
 from ..nn.llama import LlamaAttention, LlamaConfig, RMSNorm, SwiGLU
+from ..nn.lora import LoRALinear
 from .case import Case, Check, leaf, module_case, perturb
 from .functional import _away_from_zero
 
@@ -17,6 +18,24 @@ def _linear(bias):
     def build(rng):
         layer = perturb(Linear(4, 5, bias, rng=rng, dtype=np.float64, std=1.0), rng)
         return module_case(layer, layer, leaf(rng, 2, 3, 4))
+    return build
+
+
+def _lora(frozen, dropout=0.0):
+    """A LoRA layer (B moved away from its zero start by `perturb`); with a frozen base
+    the check covers x, A and B alone, as training an adapter does."""
+    def build(rng):
+        base = Linear(4, 5, rng=rng, dtype=np.float64, std=1.0)
+        layer = perturb(LoRALinear(base, r=2, alpha=3.0, dropout=dropout, rng=rng), rng)
+        if frozen:
+            base.requires_grad_(False)
+        seed = int(rng.integers(2**31))
+
+        def fn(x):
+            if dropout:                   # the same mask at every call
+                layer.rng = np.random.default_rng(seed)
+            return layer(x)
+        return module_case(layer, fn, leaf(rng, 2, 3, 4))
     return build
 
 
@@ -96,6 +115,8 @@ def _layer(name, build, shapes) -> Check:
 CHECKS = [
     _layer("Linear", _linear(True), "x [2, 3, 4] -> 5"),
     _layer("Linear (no bias)", _linear(False), "x [2, 3, 4] -> 5"),
+    _layer("LoRALinear (frozen base)", _lora(True), "x [2, 3, 4] -> 5, r 2"),
+    _layer("LoRALinear (dropout 0.3)", _lora(False, 0.3), "x [2, 3, 4] -> 5, r 2, all"),
     _layer("Embedding", _embedding, "ids [2, 5] of 4, W [4, 3]"),
     _layer("LayerNorm", _layer_norm(True), "x [2, 3, 6]"),
     _layer("LayerNorm (no bias)", _layer_norm(False), "x [2, 3, 6]"),

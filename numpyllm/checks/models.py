@@ -13,6 +13,7 @@ import numpy as np
 
 from ..nn.gpt import GPT, POSITIONS, GPTConfig
 from ..nn.llama import Llama, LlamaConfig
+from ..nn.lora import apply_lora
 from ..nn import (ClassifierConfig, SequenceClassifier, Transformer, TransformerConfig,
                   TransformerEncoderConfig, TransformerEncoderModel)
 from .case import Check, module_case, perturb
@@ -88,6 +89,25 @@ def _classifier(backbone, pooling):
     return build
 
 
+def _lora(family, **kwargs):
+    """A model with LoRA on its default targets: the loss with respect to the adapters
+    (the base frozen), at adapters moved away from B = 0 so that every path matters."""
+    def build(rng):
+        if family == "GPT":
+            model = GPT(GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2, n_embd=8,
+                                  dtype="float64"), rng=rng)
+        else:
+            model = Llama(LlamaConfig(vocab_size=11, block_size=5, n_layer=2, n_head=4,
+                                      n_embd=8, intermediate_size=12, n_kv_head=2,
+                                      dtype="float64"), rng=rng)
+        model = apply_lora(perturb(model, rng), r=2, alpha=4, rng=rng, **kwargs)
+        perturb(model, rng)
+        x = rng.integers(0, 11, size=(2, 5))
+        y = rng.integers(0, 11, size=(2, 5))
+        return module_case(model, lambda: model(x, targets=y)[1])
+    return build
+
+
 def _model(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="model")
 
@@ -131,4 +151,8 @@ CHECKS = [
            "ids [3,5], 3 classes"),
     _model("Classifier (encoder, mean)", _classifier("TransformerEncoderModel", "mean"),
            "ids [3,5], 3 classes"),
+    _model("GPT + LoRA (adapters only)", _lora("GPT"), _GPT_SHAPES + ", r 2 on 4 targets"),
+    _model("GPT + rsLoRA (adapters only)", _lora("GPT", use_rslora=True, targets=["c_attn"]),
+           _GPT_SHAPES + ", r 2 on c_attn"),
+    _model("Llama + LoRA (adapters only)", _lora("Llama"), "idx [2, 5], r 2 on 7 targets"),
 ]

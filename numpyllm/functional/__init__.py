@@ -8,6 +8,7 @@ composition from primitives in the tests.
 
 One concept per file:
   linear.py         linear (x @ W + b)
+  lora.py           lora_linear (x W + b + s (m ⊙ x) A B, a low-rank adapter)
   activations.py    softmax, log_softmax, gelu, relu, silu, silu_mul (SwiGLU's gate)
   loss.py           cross_entropy
   normalization.py  layer_norm, rms_norm
@@ -19,6 +20,7 @@ One concept per file:
 """
 # Each module adds its public names here as it lands.
 from .linear import linear
+from .lora import lora_linear
 from .activations import gelu, log_softmax, relu, silu, silu_mul, softmax
 from .embedding import embedding
 from .loss import cross_entropy

@@ -10,6 +10,7 @@
   llama.py          LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM <-> Llama
   gpt_neox.py       GPTNeoXForCausalLM <-> numpyllm's GPT with RoPE
   pretrained.py     load_pretrained / save_pretrained: Hugging Face model directories
+  peft.py           save_adapter / load_adapter: LoRA adapters in PEFT's file layout
   errors.py         PretrainedError, NotExpressible
 
     model, tokenizer = load_pretrained("path/to/gpt2")     # a local directory

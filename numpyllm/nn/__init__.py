@@ -15,6 +15,8 @@
   decoder.py     Decoder (causal self-attention + cross-attention)
   transformer.py TransformerConfig, Transformer (encoder-decoder)
   classifier.py  ClassifierConfig, SequenceClassifier (a GPT or an encoder, pooled)
+  lora.py        LoRALinear, apply_lora, merge_lora / unmerge_lora, disable_lora: low-rank
+                 adapters on any Linear
 
 Every model takes ``(config, *, rng=None)``: the config (a dataclass, `to_dict` /
 `from_dict`, dtype included) and a random generator or seed for the initial weights and
@@ -34,3 +36,6 @@ from .encoder import (Encoder, EncoderLayer, TransformerEncoderConfig,  # noqa: 
 from .decoder import Decoder, DecoderLayer  # noqa: F401
 from .transformer import Transformer, TransformerConfig  # noqa: F401
 from .classifier import ClassifierConfig, SequenceClassifier  # noqa: F401
+from .lora import (LoRALinear, apply_lora, disable_lora, enable_lora,  # noqa: F401
+                   load_lora_state_dict, lora_layers, lora_state_dict, merge_lora,
+                   unload_lora, unmerge_lora)

@@ -87,6 +87,15 @@ class Linear(Module):
         # one fused node: a single 2-D GEMM over all leading axes, the bias added in place
         return F.linear(x, self.weight, self.bias)
 
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """`forward` on an array, for inference (no graph): one 2-D matrix product over
+        the leading axes. [..., in] -> [..., out]. (A LoRA layer adds its adapter here.)"""
+        w = self.weight.data
+        y = x.reshape(-1, w.shape[0]) @ w                            # [N, out]
+        if self.bias is not None:
+            y += self.bias.data
+        return y.reshape(*x.shape[:-1], w.shape[1])
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, dtype={self.weight.dtype}")

@@ -136,13 +136,9 @@ class LlamaConfig(ConfigDict):
 
 
 def _project(x: np.ndarray, layer: Linear) -> np.ndarray:
-    """``x @ W (+ b)`` on arrays: a `Linear` layer's math for inference, as one 2-D
-    matrix product over the leading axes. [..., in] -> [..., out]"""
-    w = layer.weight.data
-    y = x.reshape(-1, w.shape[0]) @ w                                # [N, out]
-    if layer.bias is not None:
-        y += layer.bias.data
-    return y.reshape(*x.shape[:-1], w.shape[1])
+    """``x @ W (+ b)`` on arrays: a `Linear` layer's math for inference (`Linear.infer`,
+    which a LoRA layer extends with its adapter). [..., in] -> [..., out]"""
+    return layer.infer(x)
 
 
 class RMSNorm(Module):
