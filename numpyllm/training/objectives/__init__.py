@@ -6,6 +6,7 @@
   span.py      SpanCorruption (T5's sentinel spans)                        on the encoder-decoder
   seq2seq.py   Seq2Seq ((source, target) pairs, label smoothing)           on the encoder-decoder
   classify.py  Classification (one label per sequence)                     on SequenceClassifier
+  dpo.py       DPO (preference pairs against a frozen reference)           on GPT, Llama
 
 `objective_from_dict` rebuilds one from the record a checkpoint keeps (`Objective.to_dict`).
 """
@@ -15,12 +16,13 @@ from .masked import MaskedLM
 from .span import SpanCorruption
 from .seq2seq import Seq2Seq
 from .classify import Classification
+from .dpo import DPO
 
 __all__ = ["Batch", "Objective", "CausalLM", "PrefixLM", "MaskedLM", "SpanCorruption",
-           "Seq2Seq", "Classification", "OBJECTIVES", "objective_from_dict"]
+           "Seq2Seq", "Classification", "DPO", "OBJECTIVES", "objective_from_dict"]
 
 OBJECTIVES = {cls.name: cls for cls in (CausalLM, PrefixLM, MaskedLM, SpanCorruption, Seq2Seq,
-                                        Classification)}
+                                        Classification, DPO)}
 
 
 def objective_from_dict(record: dict) -> Objective:
