@@ -17,6 +17,7 @@ import numpy as np
 
 from ..autograd import Function, Tensor
 from .embedding import _index_array
+from .loss import counted_targets
 
 __all__ = ["sequence_logprob"]
 
@@ -85,14 +86,7 @@ def sequence_logprob(logits: Tensor, targets, *, average: bool = False,
         raise ValueError(f"sequence_logprob: logits of shape {shape} [B, T, V] need targets "
                          f"of shape {shape[:2]}, got {targets.shape}")
     B, T, V = shape
-    flat = targets.reshape(-1)                                   # [B*T]
-    rows = np.flatnonzero(flat != ignore_index)                  # [n]
-    kept = flat[rows]
-    bad = (kept < 0) | (kept >= V)
-    if bad.any():
-        raise IndexError(f"sequence_logprob: target {kept[np.argmax(bad)]} is out of range "
-                         f"for V={V} (targets must be in [0, {V}) or ignore_index="
-                         f"{ignore_index})")
+    rows, kept = counted_targets(targets, V, ignore_index, "sequence_logprob")   # [n] each
     owner = rows // T                                            # [n] the row of each
     dtype = logits.dtype if isinstance(logits, Tensor) else np.asarray(logits).dtype
     scale = np.ones(B, dtype=dtype)
