@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor
-from ..functional import (cross_entropy, dropout, embedding, gelu, layer_norm, linear,
-                          log_softmax, lora_linear, padding_mask, prefix_lm_mask, relu, rms_norm,
-                          scaled_dot_product_attention, silu_mul, softmax)
+from ..functional import (cross_entropy, dpo_loss, dropout, embedding, gelu, layer_norm,
+                          linear, log_softmax, lora_linear, padding_mask, prefix_lm_mask, relu,
+                          rms_norm, scaled_dot_product_attention, sequence_logprob, silu_mul,
+                          softmax)
 from ..nn.positional import RotaryEmbedding, apply_rope
 from .case import Case, Check, leaf
 
@@ -27,6 +28,24 @@ def _cross_entropy(reduction, label_smoothing=0.0):
         return Case(lambda x: cross_entropy(x, targets, reduction=reduction,
                                             label_smoothing=label_smoothing),
                     (leaf(rng, 2, 4, 7),))
+    return build
+
+
+def _sequence_logprob(average):
+    def build(rng):
+        targets = rng.integers(0, 7, size=(3, 4))
+        targets[0, :2] = targets[1, 3] = -100         # prompt and padding: no gradient there
+        return Case(lambda x: sequence_logprob(x, targets, average=average),
+                    (leaf(rng, 3, 4, 7),))
+    return build
+
+
+def _dpo_loss(smoothing):
+    def build(rng):
+        ref_c, ref_r = rng.standard_normal(4), rng.standard_normal(4)    # constants
+        return Case(lambda c, r: dpo_loss(c, r, ref_c, ref_r, beta=0.7,
+                                          label_smoothing=smoothing),
+                    (leaf(rng, 4), leaf(rng, 4)))
     return build
 
 
@@ -119,6 +138,10 @@ CHECKS = [
               "logits [2, 4, 7], 2 ignored"),
     _function("cross_entropy (none, smoothing)", _cross_entropy("none", 0.3),
               "logits [2, 4, 7], 2 ignored"),
+    _function("sequence_logprob (sum)", _sequence_logprob(False), "logits [3, 4, 7], 3 ignored"),
+    _function("sequence_logprob (mean)", _sequence_logprob(True), "logits [3, 4, 7], 3 ignored"),
+    _function("dpo_loss", _dpo_loss(0.0), "logps [4] x2, beta 0.7"),
+    _function("dpo_loss (label smoothing 0.2)", _dpo_loss(0.2), "logps [4] x2, beta 0.7"),
     _function("rms_norm", lambda rng: Case(rms_norm, (leaf(rng, 2, 3, 8), leaf(rng, 8))),
               "x [2, 3, 8], w [8]"),
     _function("silu_mul (SwiGLU)", lambda rng: Case(silu_mul, (leaf(rng, 3, 8), leaf(rng, 3, 8))),

@@ -108,6 +108,24 @@ def _lora(family, **kwargs):
     return build
 
 
+def _dpo(average):
+    """The DPO loss of a GPT against a reference GPT with other weights (so Δ ≠ 0 and
+    σ(-βΔ) differs between pairs), through the fused sequence_logprob."""
+    def build(rng):
+        from ..data.preference import PreferencePairs
+        from ..training.objectives.dpo import DPO
+        cfg = GPTConfig(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=8,
+                        dtype="float64")
+        model = perturb(GPT(cfg, rng=rng), rng)
+        reference = perturb(GPT(cfg, rng=rng), rng)
+        pairs = PreferencePairs([[1, 2], [3, 4, 5], [6]], [[7, 8, 9], [1], [2, 3, 4, 5]],
+                                [[9, 8], [6, 5, 4], [10, 1]])
+        objective = DPO(beta=0.5, average=average, reference=reference)
+        batch = objective.make_batch(pairs, np.arange(3))
+        return module_case(model, lambda: objective.loss(model, batch))
+    return build
+
+
 def _model(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="model")
 
@@ -124,6 +142,8 @@ CHECKS = [
     _model("GPT (prefix LM)", _gpt(prefix=True), _GPT_SHAPES + ", prefixes 2, 3"),
     _model("GPT (prefix LM, blocked)", _gpt(prefix=True, attn_block_size=2, positions="rope"),
            _GPT_SHAPES + ", prefixes 2, 3"),
+    _model("GPT (DPO loss, summed)", _dpo(False), "3 pairs, L 6, 2 layers, d 8"),
+    _model("GPT (DPO loss, averaged)", _dpo(True), "3 pairs, L 6, 2 layers, d 8"),
     _model("Llama (GQA, tied)", _llama(n_kv_head=2), "idx [2, 5], 2 layers, 4/2 heads"),
     _model("Llama (MQA, untied)", _llama(n_kv_head=1, tie_weights=False), "idx [2, 5], 4/1 heads"),
     _model("Llama (MHA, q/k/v bias)", _llama(n_kv_head=4, attention_bias=True),

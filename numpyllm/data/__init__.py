@@ -6,6 +6,7 @@ One concept per file:
   tokens.py    a corpus as a 1-D token array: encode, save and load (memory-mapped), split
   windows.py   fixed-length (input, target) windows and batches of them
   padding.py   documents of different lengths in one batch: padding, masks, ignored targets
+  preference.py  preference pairs (prompt, chosen, rejected): JSON reader, Alpaca prompts, collate
 """
 from .tokens import (encode_file, encode_text, load_tokens, read_text_blocks, save_tokens,
                      to_token_array, token_dtype, train_val_split)
@@ -16,3 +17,8 @@ from .padding import (IGNORE_INDEX, PaddedBatch, attention_mask, iter_lm_batches
 __all__ = ["IGNORE_INDEX", "token_dtype", "to_token_array", "encode_text", "encode_file",
            "read_text_blocks", "save_tokens", "load_tokens", "train_val_split", "TokenWindows",
            "PaddedBatch", "pad_sequences", "lm_batch", "iter_lm_batches", "attention_mask"]
+from .instruction import alpaca_prompt, split_examples  # noqa: E402
+from .preference import (PreferencePairs, collate_preferences, read_preference_json,  # noqa: E402
+                         tokenize_preferences)
+__all__ += ["PreferencePairs", "alpaca_prompt", "read_preference_json", "tokenize_preferences",
+            "collate_preferences", "split_examples"]

@@ -11,6 +11,8 @@ One concept per file:
   lora.py           lora_linear (x W + b + s (m ⊙ x) A B, a low-rank adapter)
   activations.py    softmax, log_softmax, gelu, relu, silu, silu_mul (SwiGLU's gate)
   loss.py           cross_entropy
+  sequence_logprob.py  sequence_logprob (a response's log-probability, masked, per row)
+  dpo.py            dpo_loss (direct preference optimisation)
   normalization.py  layer_norm, rms_norm
   embedding.py      embedding (lookup with a scatter-add backward)
   dropout.py        dropout
@@ -24,6 +26,8 @@ from .lora import lora_linear
 from .activations import gelu, log_softmax, relu, silu, silu_mul, softmax
 from .embedding import embedding
 from .loss import cross_entropy
+from .sequence_logprob import sequence_logprob
+from .dpo import dpo_loss
 from .normalization import layer_norm, rms_norm
 from .dropout import dropout
 from .masks import (causal_mask, combine_masks, padding_mask, prefix_lm_mask, segment_mask,

@@ -104,13 +104,19 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100,
     if len(shape) == 0 or targets.shape != shape[:-1]:
         raise ValueError(f"cross_entropy: logits of shape {shape} [..., V] need targets of "
                          f"shape {shape[:-1]}, got targets of shape {targets.shape}")
-    V = shape[-1]
+    rows, kept = counted_targets(targets, shape[-1], ignore_index, "cross_entropy")
+    return CrossEntropy.apply(logits, rows, kept, reduction, float(label_smoothing))
+
+
+def counted_targets(targets: np.ndarray, V: int, ignore_index: int, fn: str):
+    """``(rows, kept)``: the flat positions whose target is not `ignore_index` and those
+    targets, each checked to lie in [0, V) (an IndexError naming `fn` otherwise)."""
     flat = targets.reshape(-1)                                  # [N]
     rows = np.flatnonzero(flat != ignore_index)                 # [n_valid]
     kept = flat[rows]
     bad = (kept < 0) | (kept >= V)
     if bad.any():
-        raise IndexError(f"cross_entropy: target {kept[np.argmax(bad)]} is out of range for "
+        raise IndexError(f"{fn}: target {kept[np.argmax(bad)]} is out of range for "
                          f"V={V} classes (targets must be in [0, {V}) or ignore_index="
                          f"{ignore_index})")
-    return CrossEntropy.apply(logits, rows, kept, reduction, float(label_smoothing))
+    return rows, kept

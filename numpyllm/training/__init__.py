@@ -4,7 +4,7 @@ parallelism on threads.
 One concept per file:
   trainer.py        TrainConfig and Trainer: one optimizer step, evaluation, fit, resume
   objectives/       what a model learns: causal/prefix/masked LM, span corruption, seq2seq,
-                    classification
+                    classification, DPO
   data_parallel.py  the batch cut into slices, one thread each, gradients summed
   checkpoint.py     atomic, pickle-free checkpoints (safetensors + JSON) and their loader
   manifest.py       what a checkpoint's manifest may say, checked before anything is read
@@ -13,7 +13,7 @@ One concept per file:
 """
 from .trainer import NonFiniteError, TrainConfig, Trainer
 from .evaluate import evaluate_objective, evaluate_tokens, exact_match, perplexity
-from .objectives import (Batch, CausalLM, Classification, MaskedLM, Objective, PrefixLM,
+from .objectives import (DPO, Batch, CausalLM, Classification, MaskedLM, Objective, PrefixLM,
                          Seq2Seq, SpanCorruption, objective_from_dict)
 from .log import CSVLogger
 from .data_parallel import DataParallel
@@ -22,6 +22,6 @@ from .checkpoint import (Checkpoint, CheckpointError, build_model, load_checkpoi
 
 __all__ = ["TrainConfig", "Trainer", "NonFiniteError", "evaluate_tokens", "perplexity",
            "evaluate_objective", "exact_match", "Batch", "Objective", "CausalLM", "PrefixLM",
-           "MaskedLM", "SpanCorruption", "Seq2Seq", "Classification", "objective_from_dict",
+           "MaskedLM", "SpanCorruption", "Seq2Seq", "Classification", "DPO", "objective_from_dict",
            "CSVLogger", "DataParallel", "Checkpoint", "CheckpointError", "build_model",
            "load_checkpoint", "load_model", "save_checkpoint"]

@@ -69,7 +69,9 @@ def evaluate_objective(model, objective, data, *, batch_size: int = 32, seed: in
     Returns ``{"loss", "perplexity", "count"}`` (the mean loss over the counted targets,
     and how many there were), plus ``"accuracy"`` where the objective counts correct
     predictions (masked tokens, teacher-forced target tokens, labels) and ``"confusion"``
-    (a [true, predicted] count matrix) for classification.
+    (a [true, predicted] count matrix) for classification. Any other score an objective
+    sums is reported as its mean per counted target (DPO: ``margin``, ``chosen_reward``,
+    ``rejected_reward``, per pair).
     """
     data = objective.dataset(data)
     rng = np.random.default_rng(seed)
@@ -92,6 +94,9 @@ def evaluate_objective(model, objective, data, *, batch_size: int = 32, seed: in
         out["accuracy"] = totals["correct"] / count
     if "confusion" in totals:
         out["confusion"] = totals["confusion"]
+    for key, value in totals.items():            # other sums (DPO's rewards): their means
+        if key not in ("loss", "count", "correct", "confusion"):
+            out[key] = value / count
     return out
 
 

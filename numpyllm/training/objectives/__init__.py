@@ -7,6 +7,7 @@
   seq2seq.py   Seq2Seq ((source, target) pairs, label smoothing)           on the encoder-decoder
   classify.py  Classification (one label per sequence)                     on SequenceClassifier
   sft.py       InstructionTuning (prompt + response, loss on the response)  on GPT, Llama
+  dpo.py       DPO (preference pairs against a frozen reference)           on GPT, Llama
 
 `objective_from_dict` rebuilds one from the record a checkpoint keeps (`Objective.to_dict`).
 """
@@ -17,13 +18,14 @@ from .span import SpanCorruption
 from .seq2seq import Seq2Seq
 from .classify import Classification
 from .sft import InstructionTuning
+from .dpo import DPO
 
 __all__ = ["Batch", "Objective", "CausalLM", "PrefixLM", "MaskedLM", "SpanCorruption",
-           "Seq2Seq", "Classification", "InstructionTuning", "OBJECTIVES",
+           "Seq2Seq", "Classification", "InstructionTuning", "DPO", "OBJECTIVES",
            "objective_from_dict"]
 
 OBJECTIVES = {cls.name: cls for cls in (CausalLM, PrefixLM, MaskedLM, SpanCorruption, Seq2Seq,
-                                        Classification, InstructionTuning)}
+                                        Classification, InstructionTuning, DPO)}
 
 
 def objective_from_dict(record: dict) -> Objective:
