@@ -14,7 +14,8 @@
   encoder.py     Encoder, TransformerEncoderConfig, TransformerEncoderModel (encoder-only)
   decoder.py     Decoder (causal self-attention + cross-attention)
   transformer.py TransformerConfig, Transformer (encoder-decoder)
-  classifier.py  ClassifierConfig, SequenceClassifier (a GPT or an encoder, pooled)
+  classifier.py  ClassifierConfig, SequenceClassifier (a GPT or an encoder, pooled),
+                 train_blocks (freeze all but the last blocks, final norm and head)
 
 Every model takes ``(config, *, rng=None)``: the config (a dataclass, `to_dict` /
 `from_dict`, dtype included) and a random generator or seed for the initial weights and
@@ -33,4 +34,4 @@ from .encoder import (Encoder, EncoderLayer, TransformerEncoderConfig,  # noqa: 
                       TransformerEncoderModel)
 from .decoder import Decoder, DecoderLayer  # noqa: F401
 from .transformer import Transformer, TransformerConfig  # noqa: F401
-from .classifier import ClassifierConfig, SequenceClassifier  # noqa: F401
+from .classifier import ClassifierConfig, SequenceClassifier, train_blocks  # noqa: F401
