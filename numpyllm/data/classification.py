@@ -158,13 +158,25 @@ def _lines(path) -> list:
     return out
 
 
-def _finish(path, texts, labels, lines, classes) -> LabelledTexts:
-    """The examples read, with an unknown label reported at its line."""
-    if not texts:
+def _row(path, number: int, text: str, label: str, text_field: str = "text",
+         label_field: str = "label") -> tuple:
+    """``(line number, text, label)`` of a text format, or the error of an empty field."""
+    if not label.strip():
+        raise ValueError(f"{path}:{number}: {label_field} is empty")
+    if not text.strip():
+        raise ValueError(f"{path}:{number}: {text_field} is empty")
+    return number, text, label
+
+
+def _finish(path, rows: list, classes) -> LabelledTexts:
+    """The ``(line number, text, label)`` rows read, with an unknown label reported at
+    its line."""
+    if not rows:
         raise ValueError(f"{path}: no examples")
+    numbers, texts, labels = (list(col) for col in zip(*rows))
     order = class_order(labels, classes, str(path))
     known = set(order)
-    for number, label in zip(lines, labels):
+    for number, label in zip(numbers, labels):
         if label not in known:
             raise ValueError(f"{path}:{number}: label {label!r} is not one of {list(order)}")
     return LabelledTexts(texts, labels, order, source=str(path))
@@ -177,20 +189,14 @@ def read_tsv(path: str | os.PathLike, *, classes: Sequence[str] | None = None
     The label is everything before the first TAB, the text everything after it (a text
     may hold more TABs). Errors name the file and line: no TAB, an empty label or text, a
     label outside `classes`, bytes that are not UTF-8."""
-    texts, labels, numbers = [], [], []
+    rows = []
     for number, line in _lines(path):
         label, tab, text = line.partition("\t")
         if not tab:
             raise ValueError(f"{path}:{number}: no TAB; expected 'label<TAB>text', got "
                              f"{line[:40]!r}")
-        if not label.strip():
-            raise ValueError(f"{path}:{number}: label is empty")
-        if not text.strip():
-            raise ValueError(f"{path}:{number}: text is empty")
-        texts.append(text)
-        labels.append(label)
-        numbers.append(number)
-    return _finish(path, texts, labels, numbers, classes)
+        rows.append(_row(path, number, text, label))
+    return _finish(path, rows, classes)
 
 
 def read_csv(path: str | os.PathLike, *, text_column: str = "text",
@@ -216,7 +222,7 @@ def read_csv(path: str | os.PathLike, *, text_column: str = "text",
         if name not in header:
             raise ValueError(f"{path}:1: no column {name!r} in the header {header}")
         columns[name] = header.index(name)
-    texts, labels, numbers = [], [], []
+    rows = []
     try:
         for row in reader:
             number = reader.line_num
@@ -225,17 +231,11 @@ def read_csv(path: str | os.PathLike, *, text_column: str = "text",
             if len(row) != len(header):
                 raise ValueError(f"{path}:{number}: {len(row)} fields, the header has "
                                  f"{len(header)}")
-            text, label = row[columns[text_column]], row[columns[label_column]]
-            if not label.strip():
-                raise ValueError(f"{path}:{number}: {label_column} is empty")
-            if not text.strip():
-                raise ValueError(f"{path}:{number}: {text_column} is empty")
-            texts.append(text)
-            labels.append(label)
-            numbers.append(number)
+            rows.append(_row(path, number, row[columns[text_column]],
+                             row[columns[label_column]], text_column, label_column))
     except csv.Error as e:
         raise ValueError(f"{path}:{reader.line_num}: bad CSV ({e})") from None
-    return _finish(path, texts, labels, numbers, classes)
+    return _finish(path, rows, classes)
 
 
 def read_jsonl(path: str | os.PathLike, *, text_column: str = "text",
@@ -243,7 +243,7 @@ def read_jsonl(path: str | os.PathLike, *, text_column: str = "text",
                ) -> LabelledTexts:
     """One JSON object per line; the text is the string under `text_column`, the label
     the string or integer under `label_column` (integer labels sort as numbers)."""
-    texts, labels, numbers = [], [], []
+    rows = []
     for number, line in _lines(path):
         try:
             record = json.loads(line)
@@ -263,10 +263,8 @@ def read_jsonl(path: str | os.PathLike, *, text_column: str = "text",
                              f"or an integer, got {label!r}")
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{path}:{number}: {text_column} is empty or not a string")
-        texts.append(text)
-        labels.append(label)
-        numbers.append(number)
-    return _finish(path, texts, labels, numbers, classes)
+        rows.append((number, text, label))
+    return _finish(path, rows, classes)
 
 
 # ---------------------------------------------------------------------------- balance, split
