@@ -6,7 +6,11 @@ One concept per file:
   tokens.py    a corpus as a 1-D token array: encode, save and load (memory-mapped), split
   windows.py   fixed-length (input, target) windows and batches of them
   padding.py   documents of different lengths in one batch: padding, masks, ignored targets
-  preference.py  preference pairs (prompt, chosen, rejected): JSON reader, Alpaca prompts, collate
+  examples.py  data sets of examples: (source, target) pairs, (sequence, label) pairs
+  instruction.py     instruction/input/output examples: Alpaca and chat prompts, splits
+  preference.py      preference pairs (prompt, chosen, rejected): JSON reader, collate
+  classification.py  labelled texts: strict readers (TSV, CSV, JSONL), balancing,
+                     stratified splits
 """
 from .tokens import (encode_file, encode_text, load_tokens, read_text_blocks, save_tokens,
                      to_token_array, token_dtype, train_val_split)

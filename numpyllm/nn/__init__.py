@@ -14,7 +14,8 @@
   encoder.py     Encoder, TransformerEncoderConfig, TransformerEncoderModel (encoder-only)
   decoder.py     Decoder (causal self-attention + cross-attention)
   transformer.py TransformerConfig, Transformer (encoder-decoder)
-  classifier.py  ClassifierConfig, SequenceClassifier (a GPT or an encoder, pooled)
+  classifier.py  ClassifierConfig, SequenceClassifier (a GPT or an encoder, pooled),
+                 train_blocks (freeze all but the last blocks, final norm and head)
   lora.py        LoRALinear, apply_lora, merge_lora / unmerge_lora, disable_lora: low-rank
                  adapters on any Linear
 
@@ -35,7 +36,7 @@ from .encoder import (Encoder, EncoderLayer, TransformerEncoderConfig,  # noqa: 
                       TransformerEncoderModel)
 from .decoder import Decoder, DecoderLayer  # noqa: F401
 from .transformer import Transformer, TransformerConfig  # noqa: F401
-from .classifier import ClassifierConfig, SequenceClassifier  # noqa: F401
+from .classifier import ClassifierConfig, SequenceClassifier, train_blocks  # noqa: F401
 from .lora import (LoRALinear, apply_lora, disable_lora, enable_lora,  # noqa: F401
                    load_lora_state_dict, lora_layers, lora_state_dict, merge_lora,
                    unload_lora, unmerge_lora)

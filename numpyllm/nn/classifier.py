@@ -6,9 +6,21 @@ The backbone is a `GPT` (pooling ``"last"``: the last real token, the only posit
 causal decoder that has seen the whole sequence; or ``"mean"``) or a
 `TransformerEncoderModel` (``"first"``: position 0, BERT's [CLS]; or ``"mean"``). Its
 output head (GPT's untied ``lm_head``, the encoder's ``head`` or ``mlm_head``) is dropped:
-the classifier holds no parameter it does not use. Sequences are padded on the right; `lengths` ``[B]`` says how many
-tokens of each are real. A GPT needs no padding mask for that (causal attention never
-lets a real token see the padding after it); the encoder gets one.
+the classifier holds no parameter it does not use.
+
+Padding: `lengths` ``[B]`` (right padding: the first ``lengths[b]`` tokens of row b are
+real) or `mask` ``[B, T]`` (True or 1 at real tokens, on either side: left, right, or
+both). A left-padded row is moved left before the backbone reads it, so every real token
+sits where it sits in the unpadded sequence: learned and sinusoidal positions count from
+slot 0, and a causal decoder's real tokens never have padding before them to attend to.
+After that, right padding needs no attention mask in a GPT or a Llama (causal attention
+never lets a real token see the padding after it); the encoder gets one. So the pooled
+token is the last *real* token, and the logits are the unpadded sequence's, whichever side
+was padded (a property test, `tests/nn/test_classifier.py`).
+
+`train_blocks(model, n)` chooses what fine-tuning trains: the last n transformer blocks,
+the final norm and the score layer (the LLMs-from-scratch book trains the last block, the
+final LayerNorm and the head); everything else is frozen.
 
 Parameters: ``backbone.*`` (the backbone's own names) and ``score.weight``,
 ``score.bias`` (``[C, K]`` and ``[K]``).
@@ -39,7 +51,7 @@ from .heads import POOLINGS, pool
 from .layers import Dropout, Linear
 from .module import Module
 
-__all__ = ["ClassifierConfig", "SequenceClassifier", "BACKBONES"]
+__all__ = ["ClassifierConfig", "SequenceClassifier", "BACKBONES", "train_blocks"]
 
 # backbone name -> (model class, config class, the poolings that make sense for it)
 BACKBONES = {
@@ -85,9 +97,12 @@ class ClassifierConfig(ConfigDict):
 
 
 class SequenceClassifier(Module):
-    """``model(ids [B, T], lengths=None [B], labels=None [B]) -> (logits [B, K], loss)``.
+    """``model(ids [B, T], lengths=None [B], labels=None [B], *, mask=None [B, T])
+    -> (logits [B, K], loss)``.
 
-    `lengths`: real tokens per row (right padding); None means every token is real.
+    `lengths`: real tokens per row (right padding); or `mask`: bool (or 0/1) ``[B, T]``,
+    True at real tokens, padding on either side (each row's real tokens contiguous); with
+    neither, every token is real.
     `labels`: class indices in [0, K); the loss is their mean cross-entropy. Pass a
     `backbone` already built (a pretrained model, say) to wrap it instead of building one
     from the config; its config must then be the config's.
@@ -115,31 +130,63 @@ class SequenceClassifier(Module):
         self.drop = Dropout(config.dropout, rng=rng)
         self.score = Linear(width, config.n_classes, rng=rng, dtype=np.dtype(bcfg.dtype))
 
-    def _valid(self, ids, lengths):
+    def _valid(self, ids, lengths, mask):
+        """Checked ids ``[B, T]``, right-aligned (padding moved to the end of each row),
+        and the bool ``[B, T]`` of real tokens (None: all real)."""
         ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
         if ids.ndim != 2:
             raise ValueError(f"SequenceClassifier: ids must be [B, T], got shape {ids.shape}")
+        B, T = ids.shape
+        if lengths is not None and mask is not None:
+            raise ValueError("SequenceClassifier: give lengths (right padding) or mask, "
+                             "not both")
+        if mask is not None:
+            return self._align_left(ids, mask)
         if lengths is None:
             return ids, None
         lengths = np.asarray(lengths)
-        B, T = ids.shape
         if lengths.shape != (B,) or not np.issubdtype(lengths.dtype, np.integer) \
                 or (lengths < 1).any() or (lengths > T).any():
             raise ValueError(f"SequenceClassifier: lengths must be integers [B] = ({B},) in "
                              f"[1, T={T}], got {lengths!r}")
         return ids, np.arange(T)[None, :] < lengths[:, None]      # [B, T], True at real
 
-    def features(self, ids, lengths=None) -> Tensor:
+    @staticmethod
+    def _align_left(ids: np.ndarray, mask) -> tuple:
+        """Each row's real tokens (contiguous, anywhere in the row) moved to its start:
+        ``[pad pad a b c] -> [a b c · ·]``; returns (ids [B, T], valid [B, T])."""
+        B, T = ids.shape
+        mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        if mask.shape != (B, T) or not (mask.dtype == bool or (
+                np.issubdtype(mask.dtype, np.integer) and np.isin(mask, (0, 1)).all())):
+            raise ValueError(f"SequenceClassifier: mask must be bool or 0/1 of shape [B, T] = "
+                             f"{(B, T)}, got {mask.dtype} of shape {mask.shape}")
+        mask = mask.astype(bool)
+        lengths = mask.sum(axis=1)                                  # [B]
+        first = np.argmax(mask, axis=1)                             # [B]: the first real slot
+        cols = np.arange(T)[None, :]                                # [1, T]
+        if (lengths == 0).any():
+            raise ValueError(f"SequenceClassifier: mask row {int(np.argmin(lengths))} has no "
+                             "real token")
+        contiguous = mask == ((cols >= first[:, None]) & (cols < (first + lengths)[:, None]))
+        if not contiguous.all():
+            raise ValueError(f"SequenceClassifier: mask row {int(np.argmin(contiguous.all(1)))}"
+                             " has padding between real tokens; pad on the left or the right")
+        source = np.minimum(first[:, None] + cols, T - 1)           # [B, T], slot to read
+        aligned = np.take_along_axis(ids, source, axis=1)           # real ones first
+        return aligned, cols < lengths[:, None]                     # [B, T], [B, T]
+
+    def features(self, ids, lengths=None, *, mask=None) -> Tensor:
         """The pooled representation ``[B, C]`` the score layer reads."""
-        ids, valid = self._valid(ids, lengths)
+        ids, valid = self._valid(ids, lengths, mask)
         if self.config.backbone in ("GPT", "Llama"):
             hidden = self.backbone.hidden_states(ids)               # [B, T, C], causal
         else:
             hidden = self.backbone.encode(ids, valid)               # [B, T, C]
         return pool(hidden, valid, self.config.pooling)
 
-    def forward(self, ids, lengths=None, labels=None):
-        logits = self.score(self.drop(self.features(ids, lengths)))  # [B, K]
+    def forward(self, ids, lengths=None, labels=None, *, mask=None):
+        logits = self.score(self.drop(self.features(ids, lengths, mask=mask)))  # [B, K]
         loss = None
         if labels is not None:
             labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
@@ -152,3 +199,55 @@ class SequenceClassifier(Module):
     def extra_repr(self) -> str:
         c = self.config
         return f"backbone={c.backbone}, n_classes={c.n_classes}, pooling={c.pooling}"
+
+
+def _blocks_and_norm(backbone) -> tuple:
+    """A backbone's transformer blocks (a list, first to last) and its final norm (or None:
+    a post-LN encoder has none; its last block ends in a norm)."""
+    if isinstance(backbone, GPT):
+        return list(backbone.h), backbone.ln_f
+    if isinstance(backbone, Llama):
+        return list(backbone.layers), backbone.norm
+    if isinstance(backbone, TransformerEncoderModel):
+        return list(backbone.encoder.layers), getattr(backbone.encoder, "ln_f", None)
+    raise TypeError(f"train_blocks: expected a SequenceClassifier, GPT, Llama or "
+                    f"TransformerEncoderModel, got {type(backbone).__name__}")
+
+
+def train_blocks(model: Module, n_last: int | None) -> Module:
+    """Choose what fine-tuning trains: freeze `model` except its last `n_last` transformer
+    blocks, its final norm and its head; returns `model`.
+
+    `model` is a `SequenceClassifier` (the head: ``score``) or a bare `GPT`, `Llama` or
+    `TransformerEncoderModel` (the head: an untied ``lm_head``, ``head`` or ``mlm_head``;
+    a head tied to the embedding stays frozen with it). ``n_last=0`` trains the final norm
+    and the head alone (a linear probe, nearly); ``n_last=n_layer`` every block, but not
+    the embeddings; ``None`` everything (full fine-tuning). The book's spam classifier is
+    ``train_blocks(model, 1)``: the last block, the final LayerNorm, the head.
+
+    >>> from numpyllm.nn.gpt import GPTConfig
+    >>> cfg = ClassifierConfig("GPT", GPTConfig(vocab_size=11, block_size=8, n_layer=2,
+    ...                        n_head=2, n_embd=8).to_dict(), n_classes=2)
+    >>> model = train_blocks(SequenceClassifier(cfg, rng=0), 1)
+    >>> sorted({".".join(n.split(".")[:3]) for n, p in model.named_parameters()
+    ...         if p.requires_grad})
+    ['backbone.h.1', 'backbone.ln_f.bias', 'backbone.ln_f.weight', 'score.bias', 'score.weight']
+    """
+    backbone = model.backbone if isinstance(model, SequenceClassifier) else model
+    blocks, norm = _blocks_and_norm(backbone)
+    if n_last is None:
+        return model.requires_grad_(True)
+    if isinstance(n_last, bool) or not isinstance(n_last, (int, np.integer)) or \
+            not 0 <= n_last <= len(blocks):
+        raise ValueError(f"train_blocks: n_last must be an int in [0, {len(blocks)}] (the "
+                         f"model's blocks) or None for all parameters, got {n_last!r}")
+    model.requires_grad_(False)
+    for block in blocks[len(blocks) - n_last:]:
+        block.requires_grad_(True)
+    if norm is not None:
+        norm.requires_grad_(True)
+    heads = ("score",) if model is not backbone else ("lm_head", "head", "mlm_head")
+    for name in heads:                   # (GPT.head is a method, not a layer)
+        if isinstance(getattr(model, name, None), Module):
+            getattr(model, name).requires_grad_(True)
+    return model
