@@ -249,6 +249,8 @@ def read_jsonl(path: str | os.PathLike, *, text_column: str = "text",
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{number}: not JSON ({e.msg} at column {e.colno})") from None
+        except RecursionError:             # "[[[[..." nested past Python's stack
+            raise ValueError(f"{path}:{number}: not a JSON object (nested too deeply)") from None
         if not isinstance(record, dict):
             raise ValueError(f"{path}:{number}: expected a JSON object, got "
                              f"{type(record).__name__}")

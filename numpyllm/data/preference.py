@@ -65,6 +65,8 @@ def read_preference_json(path: str | os.PathLike) -> list[dict]:
             data = json.load(f)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not JSON: {exc}") from None
+    except RecursionError:                 # "[[[[..." nested past Python's stack
+        raise ValueError(f"{path}: not a JSON list of examples (nested too deeply)") from None
     if not isinstance(data, list) or not data:
         raise ValueError(f"{path}: expected a non-empty JSON list of examples, got "
                          f"{type(data).__name__}")
