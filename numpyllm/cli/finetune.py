@@ -453,8 +453,12 @@ def _classify(args, opts, explicit, lora, ckpt, record, split, out) -> int:
             else context
         config = ClassifierConfig(type(backbone).__name__, backbone.config.to_dict(),
                                   n_classes=data.n_classes)
-        model = SequenceClassifier(config, backbone=backbone,
-                                   rng=np.random.default_rng(opts["seed"] + 1))
+        # built whole, as a checkpoint rebuilds it (one dropout generator), then the
+        # backbone's weights copied in (its own output head is not the classifier's)
+        model = SequenceClassifier(config, rng=np.random.default_rng(opts["seed"] + 1))
+        own = model.backbone.state_dict()
+        model.backbone.load_state_dict({k: v for k, v in backbone.state_dict().items()
+                                        if k in own}, strict=True)
         _choose_trainable(model, args, lora, keep=[model.score])
     sets = [part.encode(tokenizer, max_length=how["max_length"]) for part in parts]
     pad = 0
@@ -525,7 +529,8 @@ def _eos_id(tokenizer) -> int:
 def _sft(args, opts, explicit, lora, ckpt, record, split, out) -> int:
     from ..data.instruction import encode_instructions, read_instructions, split_examples
     from ..generate import respond, write_responses
-    from ..training import InstructionTuning, evaluate_objective
+    from ..training import evaluate_objective
+    from ..training.objectives import InstructionTuning
     path = _data_file(args, ckpt.trainer_state.get("data") if ckpt else None)
     model, tokenizer = _decoder(args, opts, explicit, lora, ckpt)
     fmt = record.get("format", args.format)
@@ -579,7 +584,8 @@ def _dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
     from ..data.instruction import split_examples
     from ..data.preference import read_preference_json, tokenize_preferences
     from ..nn.lora import disable_lora, lora_layers
-    from ..training import DPO, evaluate_objective
+    from ..training import evaluate_objective
+    from ..training.objectives import DPO
     from ..training.objectives.dpo import sequence_logprobs
     path = _data_file(args, ckpt.trainer_state.get("data") if ckpt else None)
     if ckpt is not None and ckpt.model_config.get("lora") is None:
