@@ -435,8 +435,6 @@ def _classify(args, opts, explicit, lora, ckpt, record, split, out) -> int:
         backbone, tokenizer = load_init(args, opts, explicit)
         _fine_tune_defaults(opts, explicit, lora)
     else:
-        if args.train_blocks is not None and args.train_blocks > opts["n_layer"]:
-            pass                              # said below, with the model's count
         tokenizer = CharTokenizer(sorted(set("".join(train.texts))), unk_token="[UNK]")
         try:
             backbone = GPT(GPTConfig(vocab_size=tokenizer.vocab_size,
