@@ -421,7 +421,8 @@ def test_fuzz_resume_trainer_state(checkpoint_template, data):
 @pytest.fixture(scope="module")
 def other_templates(tmp_path_factory):
     """Checkpoints of the other model kinds, each saved by a trainer with its objective:
-    an encoder-decoder (span corruption) and a classifier over an encoder."""
+    an encoder-decoder (span corruption), a classifier over an encoder, and a GPT with
+    LoRA adapters (its manifest records them and which parameters train)."""
     from numpyllm.data.examples import Labelled
     from numpyllm.nn import (ClassifierConfig, SequenceClassifier, Transformer,
                              TransformerConfig, TransformerEncoderConfig)
@@ -435,10 +436,15 @@ def other_templates(tmp_path_factory):
         vocab_size=16, d_model=8, n_head=2, n_layers=1, d_ff=8, max_len=8).to_dict(),
         n_classes=2), rng=0)
     labelled = Labelled([ids[i:i + 5] for i in range(20)], [i % 2 for i in range(20)], 2)
+    from numpyllm.nn import apply_lora
+    from numpyllm.training import CausalLM
+    lora = apply_lora(GPT(GPTConfig(vocab_size=16, block_size=8, n_layer=1, n_head=2, n_embd=8),
+                          rng=0), r=2, alpha=4, dropout=0.1, targets=["attn.c_attn"], rng=0)
     out = {}
     for name, model, objective, data in [
             ("t5", t5, SpanCorruption(8, (11, 12), eos_id=13, bos_id=14), ids),
-            ("classifier", clf, Classification(2, pad_id=15), labelled)]:
+            ("classifier", clf, Classification(2, pad_id=15), labelled),
+            ("lora", lora, CausalLM(8), ids)]:
         trainer = Trainer(model, data, data, cfg, objective=objective)
         trainer.train_step()
         root = tmp_path_factory.mktemp(name) / "ckpt"
@@ -448,7 +454,7 @@ def other_templates(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("kind", ["t5", "classifier"])
+@pytest.mark.parametrize("kind", ["t5", "classifier", "lora"])
 @given(data=st.data())
 def test_fuzz_checkpoint_of_other_models(other_templates, kind, data):
     """The same damage on an encoder-decoder's and a classifier's checkpoints: loading
@@ -463,7 +469,9 @@ def test_fuzz_checkpoint_of_other_models(other_templates, kind, data):
         if data.draw(st.booleans(), label="damage the objective record"):
             manifest_path = root / "step-000001" / "manifest.json"
             manifest = json.loads(manifest_path.read_text())
-            record = manifest["trainer"]["objective"]
+            # (the LoRA checkpoint: its adapter record, or the names of what trains)
+            record = manifest["model"] if kind == "lora" and data.draw(st.booleans()) else \
+                manifest["model"]["lora"][0] if kind == "lora" else manifest["trainer"]["objective"]
             key = data.draw(st.sampled_from(sorted(record)))
             record[key] = data.draw(mutated_json(record[key]))
             manifest_path.write_text(json.dumps(manifest))

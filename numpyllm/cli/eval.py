@@ -67,6 +67,8 @@ def run(args) -> int:
         return _pretrained(args)
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode text for it")
     name, objective = objectives.objective_of(ckpt)
+    if name == "classify":
+        return _classifier(args, model, objective, ckpt)
     recorded = ckpt.trainer_state.get("data")
     if args.data is None:
         if name == "seq2seq" and recorded is None:
@@ -172,4 +174,37 @@ def _pretrained(args) -> int:
           f"loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f}, "
           f"{bpb:.4f} bits per byte ({type(model).__name__} from {args.model}, "
           f"{time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _classifier(args, model, objective, ckpt) -> int:
+    """A classifier of ``numpyllm finetune classify``: accuracy, macro F1, per-class
+    precision, recall and F1 and the confusion matrix, on --data (read as the run read its
+    file: format, columns, label names) or, without it, the run's own test split."""
+    from pathlib import Path
+    from . import CLIError
+    from .finetune import _record, classifier_report, labelled_splits, read_labelled
+    record = _record(ckpt)
+    if record.get("task") != "classify":
+        raise CLIError(f"{ckpt.path}: a classifier that records no data format or label "
+                       "names (not a run of numpyllm finetune classify): cannot read a file "
+                       "for it")
+    if args.data is not None:
+        path = Path(args.data)
+        if not path.is_file():
+            raise CLIError(f"--data {path}: no such file")
+        data = read_labelled(path, record, classes=record["classes"])
+        what = str(path)
+    else:
+        path = Path(str(ckpt.trainer_state["data"].get("path")))
+        if not path.is_file():
+            raise CLIError(f"the checkpoint was trained on {path}, which is no longer there: "
+                           "pass --data FILE")
+        data = labelled_splits(path, record)[1][2]
+        what = f"{path} [test split]"
+        if len(data) == 0:
+            raise CLIError(f"{what} is empty: pass --data FILE")
+    encoded = data.encode(ckpt.tokenizer, max_length=record["max_length"])
+    print(classifier_report(model, objective, encoded, record["classes"], what)
+          + f"\n(step {ckpt.step})")
     return 0

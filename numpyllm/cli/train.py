@@ -139,11 +139,17 @@ def register(subparsers) -> None:
     p.add_argument("--sample_tokens", type=int, default=300, help="tokens per sample (a decoder's)")
     p.add_argument("--no_plot", action="store_true", help="do not write loss.png")
     p.add_argument("--quiet", action="store_true", help="no progress lines (evaluations still print)")
+    add_options(p)
+    p.set_defaults(func=run)
+
+
+def add_options(p) -> None:
+    """The MODEL_OPTIONS and TRAIN_OPTIONS as flags (``--max_iters`` or ``--max-iters``),
+    each None unless given, for `_options` to fill in (`numpyllm finetune` shares them)."""
     for name, (kind, default, text) in {**MODEL_OPTIONS, **TRAIN_OPTIONS}.items():
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         suffix = f" (default: {default})" if default is not None else ""
         p.add_argument(*flags, dest=name, type=kind, default=None, help=text + suffix)
-    p.set_defaults(func=run)
 
 
 # ---------------------------------------------------------------------- options

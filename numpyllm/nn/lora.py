@@ -44,7 +44,8 @@ from .module import Module, ModuleList, Parameter
 
 __all__ = ["LoRALinear", "apply_lora", "merge_lora", "unmerge_lora", "disable_lora",
            "enable_lora", "lora_layers", "lora_state_dict", "load_lora_state_dict",
-           "unload_lora", "default_targets", "GPT_TARGETS", "LLAMA_TARGETS"]
+           "unload_lora", "lora_record", "restore_lora", "default_targets", "GPT_TARGETS",
+           "LLAMA_TARGETS"]
 
 GPT_TARGETS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -381,4 +382,44 @@ def unload_lora(model: Module, merge: bool = True) -> Module:
             linear.training = layer.training
             plain[id(layer)] = linear
         _replace(parent, member, plain[id(layer)])
+    return model
+
+
+# --------------------------------------------------------------------------- checkpoints
+def lora_record(model: Module) -> list | None:
+    """The adapters' settings as JSON, for a checkpoint (None: no LoRA layer): one group per
+    distinct ``(r, alpha, dropout, use_rslora, merged)``, each with the dotted names of the
+    layers it adapted (names, not the patterns given: the record says what *was* adapted).
+
+        [{"r": 8, "alpha": 16.0, "dropout": 0.0, "use_rslora": false, "merged": false,
+          "targets": ["h.0.attn.c_attn", "h.1.attn.c_attn"]}]
+
+    `restore_lora` puts the same adapters on a freshly built base model."""
+    groups: dict = {}
+    for name, layer in lora_layers(model):
+        key = (layer.r, layer.alpha, layer.dropout, layer.use_rslora, layer.merged)
+        groups.setdefault(key, []).append(name)
+    if not groups:
+        return None
+    return [{"r": r, "alpha": alpha, "dropout": dropout, "use_rslora": rslora,
+             "merged": merged, "targets": names}
+            for (r, alpha, dropout, rslora, merged), names in groups.items()]
+
+
+def restore_lora(model: Module, record: list, *, rng=None) -> Module:
+    """Put back on `model` (the base, as its config builds it) the adapters `record`
+    describes (`lora_record`); returns `model`. Each target is matched as the exact dotted
+    name; a merged group is only marked merged (its base weights, loaded next, already hold
+    the adapter). The adapters' values are the checkpoint's to load; `rng` draws the
+    placeholders and is the dropout masks' generator."""
+    rng = as_generator(rng)
+    for group in record:
+        exact = [re.compile(re.escape(name)) for name in group["targets"]]
+        apply_lora(model, group["r"], group["alpha"], group["dropout"], exact,
+                   use_rslora=group["use_rslora"], rng=rng)
+        if group["merged"]:
+            wanted = set(group["targets"])
+            for name, layer in lora_layers(model):
+                if name in wanted:
+                    layer.merged = True
     return model

@@ -139,6 +139,21 @@ def _join_optimizer_state(arrays: dict, meta: dict) -> dict:
 
 
 # ------------------------------------------------------------------ save
+def _model_record(model, model_type: str) -> dict:
+    """``{"type", "config"}``, and what the config cannot say: the LoRA adapters on the
+    model (``lora``, `numpyllm.nn.lora.lora_record`) and, when some parameters are frozen,
+    the names of those that train (``trainable``), so a resumed run trains the same ones."""
+    from ..nn.lora import lora_record
+    record = {"type": model_type, "config": model.config.to_dict()}
+    lora = lora_record(model)
+    if lora is not None:
+        record["lora"] = lora
+    params = list(model.named_parameters())
+    if not all(p.requires_grad for _, p in params):
+        record["trainable"] = [name for name, p in params if p.requires_grad]
+    return record
+
+
 def save_checkpoint(directory, *, step: int, model, model_type: str | None = None,
                     optimizer=None, tokenizer=None, trainer_state: dict | None = None,
                     keep: int = 2) -> Path:
@@ -163,7 +178,7 @@ def save_checkpoint(directory, *, step: int, model, model_type: str | None = Non
                   metadata={"format": "pt", "producer": "numpyllm"})
         manifest = {
             "format": FORMAT, "version": VERSION, "step": int(step),
-            "model": {"type": model_type, "config": model.config.to_dict()},
+            "model": _model_record(model, model_type),
             "trainer": trainer_state or {}, "optimizer": None, "tokenizer": None,
         }
         if optimizer is not None:
@@ -439,14 +454,53 @@ def build_model(ckpt: Checkpoint, *, dtype: str | None = None):
         raise CheckpointError(f"{where}: model.config: the model config is invalid: "
                               f"{exc}") from None
     check_sizes(kind, config, ckpt.weights, ckpt.path / "model.safetensors")
+    model = model_cls(config, rng=np.random.default_rng(0))
+    if info.get("lora") is not None:           # the adapters first: their weights load next
+        from ..nn.lora import restore_lora
+        _check_lora_sizes(info["lora"], ckpt.weights, ckpt.path / "model.safetensors")
+        try:
+            restore_lora(model, info["lora"], rng=0)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: model.lora: the adapters do not fit the model: "
+                                  f"{exc}") from None
     try:
-        model = model_cls(config, rng=np.random.default_rng(0))
         model.load_state_dict(ckpt.weights, strict=True)
     except (KeyError, ValueError) as exc:
         detail = "; ".join(line.strip() for line in str(exc).splitlines())   # one line
         raise CheckpointError(f"{ckpt.path / 'model.safetensors'}: the weights do not fit the "
                               f"config: {detail}") from None
+    _freeze(model, info.get("trainable"), where)
     return model
+
+
+def _check_lora_sizes(record: list, weights: dict, file) -> None:
+    """Each adapter's rank against its stored A and B, before they are allocated (as
+    `check_sizes` does for the config: an r of 10**6 in a small file is refused here)."""
+    for group in record:
+        r = group["r"]
+        for name in group["targets"]:
+            a, b = weights.get(f"{name}.lora_A"), weights.get(f"{name}.lora_B")
+            if a is None or b is None or a.ndim != 2 or b.ndim != 2 or a.shape[1] != r \
+                    or b.shape[0] != r:
+                raise CheckpointError(
+                    f"{file}: {name}.lora_A/lora_B: expected [in, {r}] and [{r}, out] from "
+                    f"the manifest's model.lora, got "
+                    f"{'no such tensors' if a is None or b is None else [a.shape, b.shape]}: "
+                    "the weights do not fit the config")
+
+
+def _freeze(model, trainable, where) -> None:
+    """Every parameter trains (`trainable` None), or only those named."""
+    params = dict(model.named_parameters())
+    if trainable is None:
+        model.requires_grad_(True)
+        return
+    unknown = [name for name in trainable if name not in params]
+    if unknown:
+        raise _bad(where, "model.trainable", "names of the model's parameters", unknown[:4])
+    model.requires_grad_(False)
+    for name in trainable:
+        params[name].requires_grad_(True)
 
 
 def load_model(path, *, dtype: str | None = None, trust_pattern: bool = False):

@@ -199,6 +199,55 @@ def _check_files(files, where) -> dict:
     return files
 
 
+# a dotted module or parameter name ("backbone.h.0.attn.c_attn"): checked before it is
+# matched against the rebuilt model's names
+_DOTTED = re.compile(r"[A-Za-z0-9_]{1,64}(\.[A-Za-z0-9_]{1,64}){0,15}")
+_LORA_KEYS = {"r", "alpha", "dropout", "use_rslora", "merged", "targets"}
+
+
+def _check_names(names, where, field: str) -> None:
+    if not isinstance(names, list) or not names or \
+            not all(isinstance(n, str) and _DOTTED.fullmatch(n) for n in names) \
+            or len(set(names)) != len(names):
+        raise _bad(where, field, "a non-empty list of distinct dotted names such as "
+                   "'h.0.attn.c_attn'", names)
+
+
+def _check_lora(record, where) -> None:
+    """``model.lora`` (`numpyllm.nn.lora.lora_record`): absent or null for a model without
+    adapters, else a list of groups {r, alpha, dropout, use_rslora, merged, targets}."""
+    if record is None:
+        return
+    if not isinstance(record, list) or not record:
+        raise _bad(where, "model.lora", "null or a non-empty list of adapter groups", record)
+    seen = set()
+    for g, group in enumerate(record):
+        field_ = f"model.lora[{g}]"
+        if not isinstance(group, dict) or set(group) != _LORA_KEYS:
+            raise _bad(where, field_, f"a JSON object with the keys {sorted(_LORA_KEYS)}", group)
+        if not (_is_int(group["r"]) and 1 <= group["r"] <= 2 ** 20):
+            raise _bad(where, f"{field_}.r", "an integer in [1, 2**20]", group["r"])
+        if not (_is_number(group["alpha"]) and group["alpha"] > 0):
+            raise _bad(where, f"{field_}.alpha", "a finite number > 0", group["alpha"])
+        if not (_is_number(group["dropout"]) and 0 <= group["dropout"] < 1):
+            raise _bad(where, f"{field_}.dropout", "a number in [0, 1)", group["dropout"])
+        for flag in ("use_rslora", "merged"):
+            if not isinstance(group[flag], bool):
+                raise _bad(where, f"{field_}.{flag}", "true or false", group[flag])
+        _check_names(group["targets"], where, f"{field_}.targets")
+        if seen & set(group["targets"]):
+            raise _bad(where, f"{field_}.targets", "layers no other group adapts",
+                       sorted(seen & set(group["targets"])))
+        seen |= set(group["targets"])
+
+
+def _check_trainable(names, where) -> None:
+    """``model.trainable``: absent or null (every parameter trains), else the names of the
+    parameters that train (the rest frozen: LoRA's base, `train_blocks`)."""
+    if names is not None:          # (an empty list: nothing would train; refused)
+        _check_names(names, where, "model.trainable")
+
+
 def check_manifest(manifest, where) -> dict:
     """Every field `load_checkpoint` reads, checked before any file is opened."""
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -214,6 +263,8 @@ def check_manifest(manifest, where) -> dict:
     if (not isinstance(model, dict) or not isinstance(model.get("type"), str)
             or not isinstance(model.get("config"), dict)):
         raise _bad(where, "model", "{'type': name, 'config': {...}}", model)
+    _check_lora(model.get("lora"), where)
+    _check_trainable(model.get("trainable"), where)
     files = _check_files(manifest.get("files"), where)
     needed = ["model.safetensors"]
     n_params = _check_optimizer(manifest.get("optimizer"), where)

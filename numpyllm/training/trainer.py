@@ -290,13 +290,16 @@ class Trainer:
         return self.train_set
 
     @classmethod
-    def resume(cls, directory, train_data, val_data=None, *, callbacks=(), config=None):
+    def resume(cls, directory, train_data, val_data=None, *, callbacks=(), config=None,
+               objective=None):
         """Rebuild model, optimizer, objective and trainer from a checkpoint;
         ``(trainer, tokenizer)``. `config` overrides the saved TrainConfig (to train for
         longer, say: keep its `lr_decay_iters` and the learning rate goes on from where it
         was, see docs/training.md). `directory` may also be a `Checkpoint` already loaded.
         The saved objective (next-token prediction for a checkpoint that names none) and
-        `data_source`, if any, are the new trainer's."""
+        `data_source`, if any, are the new trainer's. `objective`, a function of the
+        rebuilt model, gives the objective instead of the saved record (DPO's reference,
+        a model or a function, is no record: ``lambda model: DPO(..., reference=...)``)."""
         from .checkpoint import Checkpoint, CheckpointError, build_model, load_checkpoint
         ckpt = directory if isinstance(directory, Checkpoint) else load_checkpoint(directory)
         if not ckpt.trainer_state or ckpt.optimizer_state is None:
@@ -308,8 +311,10 @@ class Trainer:
             raise CheckpointError(f"{ckpt.path / 'manifest.json'}: trainer.train_config: "
                                   f"{exc}") from None
         record = ckpt.trainer_state.get("objective")
+        make = objective
         try:
-            objective = CausalLM(model.config.block_size) if record is None else \
+            objective = make(model) if make is not None else \
+                CausalLM(model.config.block_size) if record is None else \
                 objective_from_dict(record)
             objective.check_model(model)
         except ValueError as exc:

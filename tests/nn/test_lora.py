@@ -401,3 +401,61 @@ def test_property_llama_adapter_files_round_trip(tmp_path_factory, r, targets, s
     save_adapter(model, directory)
     np.testing.assert_array_equal(logits(load_adapter(llama(seed=seed), directory)),
                                   logits(model))
+
+
+# --------------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_a_lora_run_resumes_exactly_with_its_base_frozen(tmp_path, dropout):
+    """A checkpoint records the adapters (r, alpha, dropout, the layers adapted, rsLoRA)
+    and which parameters train; `build_model` puts the adapters back before loading, so a
+    resumed LoRA run is the uninterrupted one, step for step, and trains the same ones."""
+    from numpyllm.training import TrainConfig, Trainer
+    from numpyllm.training.checkpoint import load_checkpoint, load_model
+    tokens = np.tile(np.arange(11), 40)
+    cfg = TrainConfig(batch_size=4, max_iters=30, warmup_iters=2, lr_decay_iters=30,
+                      learning_rate=1e-2, eval_iters=2)
+
+    def trainer():
+        model = apply_lora(gpt("float32", dropout=0.1), r=2, alpha=3, dropout=dropout,
+                           targets=["attn.c_attn", "h.1.mlp.c_fc"], use_rslora=True, rng=1)
+        model.ln_f.requires_grad_(True)           # a layer that trains too (modules_to_save)
+        return Trainer(model, tokens, tokens, cfg)
+    straight = trainer()
+    losses = [straight.train_step()["loss"] for _ in range(12)]
+    first = trainer()
+    for _ in range(6):
+        first.train_step()
+    first.save(tmp_path)
+    record = load_checkpoint(tmp_path).model_config
+    assert record["lora"] == [{"r": 2, "alpha": 3.0, "dropout": dropout, "use_rslora": True,
+                               "merged": False, "targets": ["h.0.attn.c_attn",
+                                                            "h.1.attn.c_attn", "h.1.mlp.c_fc"]}]
+    resumed, _ = Trainer.resume(tmp_path, tokens, tokens)
+    trains = sorted(n for n, p in resumed.model.named_parameters() if p.requires_grad)
+    assert trains == sorted(n for n, p in first.model.named_parameters() if p.requires_grad)
+    assert "h.0.attn.c_attn.weight" not in trains and "ln_f.weight" in trains
+    assert [resumed.train_step()["loss"] for _ in range(6)] == losses[6:]
+    model, _, _ = load_model(tmp_path)                      # for use: the same model
+    assert len(lora_layers(model)) == 3
+
+
+@pytest.mark.parametrize("field, value", [
+    ("lora", [{"r": 0, "alpha": 1, "dropout": 0, "use_rslora": False, "merged": False,
+               "targets": ["h.0.attn.c_attn"]}]),
+    ("lora", [{"r": 2, "alpha": 1, "dropout": 0, "use_rslora": False, "merged": False,
+               "targets": ["h.9.attn.c_attn"]}]),
+    ("lora", [{"r": 2, "alpha": 1, "dropout": 0, "use_rslora": False, "merged": False,
+               "targets": ["../etc"]}]),
+    ("lora", {"r": 2}),
+    ("trainable", ["no.such.param"]),
+    ("trainable", "ln_f.weight"),
+])
+def test_a_hostile_lora_record_is_a_checkpoint_error(tmp_path, field, value):
+    from numpyllm.training.checkpoint import CheckpointError, load_model, save_checkpoint
+    model = apply_lora(gpt("float32"), r=2, alpha=4, targets=["attn.c_attn"], rng=0)
+    step_dir = save_checkpoint(tmp_path, step=1, model=model)
+    manifest = json.loads((step_dir / "manifest.json").read_text())
+    manifest["model"][field] = value
+    (step_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match=f"model.{field}"):
+        load_model(tmp_path)

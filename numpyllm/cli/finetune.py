@@ -1,0 +1,641 @@
+"""``numpyllm finetune classify | sft | dpo``: fine-tune a model for a task, on the CPU.
+
+  classify  --data FILE of labelled texts (label<TAB>text; or .csv / .jsonl with
+            --text-column, --label-column): a SequenceClassifier over a GPT or Llama,
+            from --init-from (a checkpoint of ``numpyllm train`` or a Hugging Face
+            directory) or from scratch (a character tokenizer and the model options).
+            --balance undersamples to the rarest class, --split train,val,test
+            (stratified, --seed). At the end: the test split's accuracy, per-class
+            precision, recall and F1, and the confusion matrix.
+  sft       --data FILE of instructions (JSON: instruction, input, output), the loss on the
+            responses (--train-on-prompt: the prompts too); --format alpaca | chat (chat:
+            the tokenizer's chat template). At the end: the held-out response loss, and
+            the test split's responses (greedy) in DIR/test-responses.json.
+  dpo       --data FILE of preference pairs (JSON: instruction, input, chosen, rejected):
+            DPO (--beta, --label-smoothing) against the model as it starts. At the end:
+            the held-out reward margin, preference accuracy and rewards.
+
+sft and dpo need --init-from (a decoder and a tokenizer with an end token). What trains:
+everything (default); --train-blocks N the last N blocks, the final norm and the head;
+--lora-r R low-rank adapters on the --lora-targets (default: every attention and MLP
+projection), the base frozen (a classifier's new score layer trains too). With LoRA, the
+DPO reference is the model with its adapters switched off: no second copy of the weights.
+
+--split is train,validation,test everywhere (sft's default 0.85,0.05,0.1 is the
+LLMs-from-scratch book's 85% train, 5% validation, 10% test). The training options are
+``numpyllm train``'s; from a pretrained model the learning rate defaults to 1e-4 (1e-3
+with LoRA, whose adapters start at zero). Checkpoints go to DIR/ckpt; they record the
+data file (path, size, SHA-256) and how it was read and split, so that ``--resume``
+carries on exactly and ``numpyllm eval --ckpt DIR/ckpt`` scores a classifier's test split
+(or any --data file, read the same way).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import CLIError
+
+TASKS = {"classify": "a sequence classifier on labelled texts",
+         "sft": "instruction tuning (supervised fine-tuning) of a decoder",
+         "dpo": "direct preference optimisation of a decoder"}
+SPLITS = {"classify": "0.7,0.1,0.2", "sft": "0.85,0.05,0.1", "dpo": "0.85,0.05,0.1"}
+LORA_DEFAULTS = {"learning_rate": 1e-3, "min_lr": 1e-4}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("finetune", help="fine-tune a model: classify, sft or dpo",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    tasks = p.add_subparsers(dest="task", metavar="TASK")
+    tasks.required = True
+    for task, text in TASKS.items():
+        t = tasks.add_parser(task, help=text, description=__doc__,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_arguments(t, task)
+        t.set_defaults(func=run)
+
+
+def _add_arguments(p, task: str) -> None:
+    from .train import add_options
+    p.add_argument("--data", metavar="FILE", help="the examples (required; with --resume: "
+                   "default the checkpoint's file)")
+    p.add_argument("--init-from", "--init_from", dest="init_from", metavar="CKPT|HF_DIR",
+                   help="start from a numpyllm checkpoint or a Hugging Face directory"
+                   + (" (default: a new model, the model options)" if task == "classify"
+                      else " (required)"))
+    p.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
+                   help=f"fractions of the examples (default {SPLITS[task]})")
+    p.add_argument("--out", default="out", metavar="DIR", help="output directory (default: out)")
+    p.add_argument("--config", metavar="FILE", help="JSON file of training options")
+    p.add_argument("--resume", action="store_true", help="continue the run in DIR/ckpt")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--train-blocks", "--train_blocks", dest="train_blocks", type=int,
+                   default=None, metavar="N", help="train the last N blocks, the final norm "
+                   "and the head (default: everything)")
+    p.add_argument("--lora-r", "--lora_r", dest="lora_r", type=int, default=None, metavar="R",
+                   help="LoRA adapters of rank R (the base frozen)")
+    p.add_argument("--lora-alpha", "--lora_alpha", dest="lora_alpha", type=float, default=None,
+                   help="LoRA scale numerator: the adapter is scaled by alpha / r (default 16)")
+    p.add_argument("--lora-dropout", "--lora_dropout", dest="lora_dropout", type=float,
+                   default=None, help="dropout on the adapters' input (default 0)")
+    p.add_argument("--lora-targets", "--lora_targets", dest="lora_targets", default=None,
+                   metavar="A,B", help="module-name patterns to adapt (default: every "
+                   "attention and MLP projection)")
+    p.add_argument("--use-rslora", "--use_rslora", dest="use_rslora", action="store_true",
+                   help="scale by alpha / sqrt(r) (rank-stabilised LoRA)")
+    if task == "classify":
+        p.add_argument("--text-column", default="text", help="CSV/JSONL: the text's column")
+        p.add_argument("--label-column", default="label", help="CSV/JSONL: the label's column")
+        p.add_argument("--balance", action="store_true",
+                       help="undersample every class to the rarest one's count")
+    if task == "sft":
+        p.add_argument("--format", choices=["alpaca", "chat"], default="alpaca",
+                       help="how an example becomes a prompt (chat: the tokenizer's template)")
+        p.add_argument("--train-on-prompt", action="store_true",
+                       help="the prompt's tokens count in the loss too")
+        p.add_argument("--pack", action="store_true",
+                       help="pack short examples into rows of --max-length tokens")
+        p.add_argument("--max-new-tokens", type=int, default=64,
+                       help="tokens of each test response at the end (default 64)")
+    if task in ("sft", "dpo"):
+        p.add_argument("--max-length", type=int, default=None,
+                       help="tokens of a prompt and its response (default: the model's "
+                       "context + 1)")
+    if task == "dpo":
+        p.add_argument("--beta", type=float, default=0.1, help="DPO's beta (default 0.1)")
+        p.add_argument("--label-smoothing", type=float, default=0.0,
+                       help="conservative DPO's epsilon in [0, 0.5) (default 0)")
+    add_options(p)
+
+
+# ---------------------------------------------------------------------- checks
+def _fractions(text: str) -> list:
+    try:
+        parts = [float(x) for x in text.split(",")]
+    except ValueError:
+        parts = None
+    if parts is None or len(parts) != 3 or not all(math.isfinite(f) and f >= 0 for f in parts) \
+            or parts[0] <= 0 or abs(sum(parts) - 1) > 1e-6:
+        raise CLIError(f"--split {text}: expected three fractions TRAIN,VAL,TEST, each >= 0 "
+                       "(train > 0), that sum to 1, such as 0.7,0.1,0.2")
+    return parts
+
+
+def _lora_settings(args) -> dict | None:
+    given = [f"--{name.replace('_', '-')}" for name in ("lora_alpha", "lora_dropout",
+                                                          "lora_targets")
+             if getattr(args, name) is not None] + (["--use-rslora"] if args.use_rslora else [])
+    if args.lora_r is None:
+        if given:
+            raise CLIError(f"{', '.join(given)} without --lora-r: pass --lora-r R to train "
+                           "LoRA adapters")
+        return None
+    if args.lora_r < 1:
+        raise CLIError(f"--lora-r must be >= 1 (the adapters' rank), got {args.lora_r}")
+    alpha = 16.0 if args.lora_alpha is None else args.lora_alpha
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise CLIError(f"--lora-alpha must be a finite number > 0, got {alpha}")
+    dropout = 0.0 if args.lora_dropout is None else args.lora_dropout
+    if not 0 <= dropout < 1:
+        raise CLIError(f"--lora-dropout must be in [0, 1), got {dropout}")
+    targets = None
+    if args.lora_targets is not None:
+        targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
+        if not targets:
+            raise CLIError("--lora-targets: no pattern given")
+    return {"r": args.lora_r, "alpha": alpha, "dropout": dropout, "targets": targets,
+            "use_rslora": args.use_rslora}
+
+
+def _file_record(path: Path) -> dict:
+    raw = path.read_bytes()
+    return {"source": "file", "path": str(path.resolve()), "bytes": len(raw),
+            "sha256": hashlib.sha256(raw).hexdigest()}
+
+
+def _data_file(args, recorded: dict | None) -> Path:
+    """--data, or (resuming without it) the file the checkpoint records, unchanged."""
+    if args.data is None:
+        if recorded is None:
+            raise CLIError("--data FILE is required")
+        path = Path(str(recorded.get("path")))
+        if not path.is_file() or _file_record(path)["sha256"] != recorded.get("sha256"):
+            raise CLIError(f"the checkpoint was trained on {recorded.get('path')}, which is "
+                           "no longer there or has changed: pass --data FILE")
+        return path
+    path = Path(args.data)
+    if not path.is_file():
+        raise CLIError(f"--data {path}: no such file")
+    if recorded is not None and _file_record(path)["sha256"] != recorded.get("sha256"):
+        raise CLIError(f"--resume: --data {path} is not the file this run was trained on "
+                       f"({recorded.get('path')})")
+    return path
+
+
+# ---------------------------------------------------------------------- the model
+def _is_decoder(model) -> bool:
+    return type(model).__name__ in ("GPT", "Llama")
+
+
+def load_init(args, opts: dict, explicit: set):
+    """``(decoder, tokenizer)`` from --init-from: a Hugging Face directory (it holds
+    config.json) or a numpyllm checkpoint of a GPT or Llama; in training mode."""
+    from ..hub import PretrainedError, load_pretrained
+    from ..training.checkpoint import CheckpointError, load_model
+    from ._init_from import SHAPE_OPTIONS
+    where = f"--init-from {args.init_from}"
+    path = Path(args.init_from)
+    if not path.is_dir():
+        raise CLIError(f"{where}: no such directory")
+    given = [f"--{name}" for name in SHAPE_OPTIONS if name in explicit]
+    if given:
+        raise CLIError(f"{where}: {', '.join(given)} would shape another model; the model "
+                       "is the one it holds: drop them")
+    dtype = opts["dtype"] if "dtype" in explicit else None
+    if (path / "config.json").is_file():
+        dropout = opts["dropout"] if "dropout" in explicit else None
+        try:
+            model, tokenizer = load_pretrained(path, dtype or "float32", dropout=dropout)
+        except PretrainedError as exc:
+            raise CLIError(str(exc)) from None
+    else:
+        if "dropout" in explicit:
+            raise CLIError(f"{where}: --dropout: a checkpoint's model keeps its own rates")
+        try:
+            model, tokenizer, _ = load_model(path, dtype=dtype)
+        except CheckpointError as exc:
+            raise CLIError(f"{where}: {exc}") from None
+        if not _is_decoder(model):
+            raise CLIError(f"{where}: a {type(model).__name__} checkpoint; fine-tuning starts "
+                           "from a GPT or Llama (a checkpoint of numpyllm train)")
+    if tokenizer is None:
+        raise CLIError(f"{where}: it has no tokenizer")
+    from ..nn.lora import lora_layers
+    if lora_layers(model):
+        raise CLIError(f"{where}: the model carries LoRA adapters: merge them first "
+                       "(numpyllm.nn.unload_lora), or continue that run with --resume")
+    model.requires_grad_(True)
+    model.train()
+    return model, tokenizer
+
+
+def _choose_trainable(model, args, lora: dict | None, keep=()) -> None:
+    """--train-blocks and --lora-r: what trains. `keep`: modules that train whatever the
+    choice (a classifier's new score layer)."""
+    from ..nn import apply_lora, train_blocks
+    if args.train_blocks is not None:
+        blocks = model.backbone if hasattr(model, "backbone") else model
+        n = blocks.config.n_layer
+        if not 0 <= args.train_blocks <= n:
+            raise CLIError(f"--train-blocks {args.train_blocks}: the model has {n} blocks "
+                           f"(expected 0..{n})")
+        train_blocks(model, args.train_blocks)
+    if lora is not None:
+        chosen = [p for p in model.parameters() if p.requires_grad] \
+            if args.train_blocks is not None else []
+        try:
+            apply_lora(model, lora["r"], lora["alpha"], lora["dropout"], lora["targets"],
+                       use_rslora=lora["use_rslora"], rng=np.random.default_rng(args.seed_))
+        except (TypeError, ValueError) as exc:
+            raise CLIError(f"--lora-targets: {exc}" if "target" in str(exc) else str(exc)) \
+                from None
+        for p in chosen:
+            p.requires_grad_(True)
+    for module in keep:
+        module.requires_grad_(True)
+
+
+def _fine_tune_defaults(opts: dict, explicit: set, lora) -> None:
+    from ._init_from import FINE_TUNE_DEFAULTS
+    for name, value in (LORA_DEFAULTS if lora else FINE_TUNE_DEFAULTS).items():
+        if name not in explicit:
+            opts[name] = value
+
+
+# ---------------------------------------------------------------------- run
+def run(args) -> int:
+    from ..training.checkpoint import CheckpointError, load_checkpoint
+    from .train import _check_out, _options
+    out = Path(args.out)
+    _check_out(out)
+    ckpt_dir = out / "ckpt"
+    ckpt = None
+    if args.resume:
+        if args.init_from is not None:
+            raise CLIError(f"--init-from {args.init_from}: --resume continues the run's own "
+                           "checkpoint; drop one of them")
+        if not ckpt_dir.exists():
+            raise CLIError(f"--resume: no checkpoint in {ckpt_dir}")
+        try:
+            ckpt = load_checkpoint(ckpt_dir)
+        except CheckpointError as exc:
+            raise CLIError(f"--resume: {exc}") from None
+        if not ckpt.trainer_state or ckpt.optimizer_state is None or ckpt.tokenizer is None:
+            raise CLIError(f"--resume: {ckpt.path} holds no trainer state and tokenizer "
+                           "to resume")
+        task = _record(ckpt).get("task")
+        if task != args.task:
+            raise CLIError(f"--resume: {ckpt.path} is not a run of numpyllm finetune "
+                           f"{args.task}")
+    elif (ckpt_dir / "latest").exists():
+        raise CLIError(f"--out {out} already holds a run (a checkpoint in {ckpt_dir}): add "
+                       "--resume to continue it, or pass another --out")
+    elif args.init_from is None and args.task != "classify":
+        raise CLIError(f"finetune {args.task} needs --init-from CKPT|HF_DIR: a decoder "
+                       "and its tokenizer to start from")
+    saved = ckpt.trainer_state.get("train_config", {}) if ckpt else None
+    opts, explicit = _options(args, saved)
+    args.seed_ = opts["seed"]
+    lora = _lora_settings(args)
+    if ckpt is not None and (lora is not None or args.train_blocks is not None):
+        raise CLIError("--resume: what trains is the checkpoint's: drop --lora-* and "
+                       "--train-blocks")
+    if args.train_blocks is not None and args.train_blocks < 0:
+        raise CLIError(f"--train-blocks must be >= 0, got {args.train_blocks}")
+    record = _record(ckpt) if ckpt else {}
+    split = record.get("split") or _fractions(args.split or SPLITS[args.task])
+    if ckpt is not None and args.split is not None and _fractions(args.split) != split:
+        raise CLIError(f"--resume: --split {args.split} differs from the run's "
+                       f"{','.join(map(str, split))}")
+    setup = {"classify": _classify, "sft": _sft, "dpo": _dpo}[args.task]
+    return setup(args, opts, explicit, lora, ckpt, record, split, out)
+
+
+def _train(args, model, tokenizer, objective, train, val, opts, ckpt, out, data_source,
+           summary: str):
+    """Build (or resume) the trainer, run it with progress lines, stop cleanly on Ctrl-C;
+    returns the trainer, or an exit code when the run stopped early."""
+    from ..training import CSVLogger, NonFiniteError, TrainConfig, Trainer
+    from ..training.checkpoint import CheckpointError
+    from .train import TRAIN_OPTIONS, Progress, StopOnSignal, _newest, _schedule_line
+    saved = ckpt.trainer_state.get("train_config", {}) if ckpt else {}
+    try:
+        cfg = TrainConfig.from_dict({**saved, **{k: opts[k] for k in TRAIN_OPTIONS}})
+    except (TypeError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    if ckpt is not None:
+        if cfg.max_iters <= ckpt.step:
+            raise CLIError(f"--resume: the checkpoint is at step {ckpt.step} and --max_iters "
+                           f"is {cfg.max_iters}: nothing to train; pass a larger --max_iters")
+        try:
+            trainer, _ = Trainer.resume(ckpt, train, val, config=cfg, objective=objective)
+        except CheckpointError as exc:
+            raise CLIError(f"--resume: {exc}") from None
+    else:
+        try:
+            trainer = Trainer(model, train, val, cfg, objective=objective(model))
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    trainer.data_source = data_source
+    model = trainer.model
+    print(f"numpyllm finetune {args.task}: {summary}")
+    print(f"model: {type(model).__name__}, {model.num_parameters():,} parameters, "
+          f"{model.parameter_summary()}; {cfg.max_iters} steps of batch {cfg.batch_size}"
+          + (f" (resuming at step {trainer.step})" if ckpt is not None else ""))
+    print(_schedule_line(cfg, trainer.step))
+    ckpt_dir = out / "ckpt"
+    logger = CSVLogger(out / "log.csv", append=ckpt is not None,
+                       resume_step=ckpt.step if ckpt is not None else None)
+    progress = Progress(cfg.max_iters, trainer.step, args.quiet)
+    trainer.callbacks += [logger, progress]
+    start, first = time.perf_counter(), trainer.step
+    try:
+        with StopOnSignal(lambda: progress.end_line() + "numpyllm finetune: stopping: saving "
+                          "the last completed step\n") as stop:
+            trainer.fit(checkpoint_dir=ckpt_dir, tokenizer=tokenizer, stop=stop)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"numpyllm finetune: interrupted again: {_newest(ckpt_dir)}", file=sys.stderr)
+        return 130
+    except NonFiniteError as exc:
+        progress.close()
+        raise CLIError(f"the run diverged ({exc}); {_newest(ckpt_dir)}: try a lower "
+                       "--learning_rate") from None
+    finally:
+        progress.close()
+    if stop.signum is not None:
+        print(f"numpyllm finetune: {signal.Signals(stop.signum).name}: stopped at step "
+              f"{trainer.step}; carry on with: numpyllm finetune {args.task} --out "
+              f"{shlex.quote(str(out))} --resume", file=sys.stderr)
+        return 128 + stop.signum
+    elapsed = time.perf_counter() - start
+    print(f"trained {trainer.step - first} steps in {elapsed:.1f} s; checkpoint in {ckpt_dir}")
+    return trainer
+
+
+def _data_source(path: Path, record: dict) -> dict:
+    """What the trainer state keeps under "data": the file (path, size, SHA-256) and the
+    task's record (how the file was read and split, the settings), for --resume and eval."""
+    return {**_file_record(path), "finetune": record}
+
+
+def _record(ckpt) -> dict:
+    """The task record of a finetune checkpoint ({} for another)."""
+    data = ckpt.trainer_state.get("data")
+    record = data.get("finetune") if isinstance(data, dict) else None
+    return record if isinstance(record, dict) else {}
+
+
+# ---------------------------------------------------------------------- classify
+def read_labelled(path: Path, how: dict, classes=None):
+    """The labelled texts of `path`, read as `how` says (format, columns)."""
+    from ..data.classification import read_csv, read_jsonl, read_tsv
+    if how["format"] == "csv":
+        return read_csv(path, text_column=how["text_column"], label_column=how["label_column"],
+                        classes=classes)
+    if how["format"] == "jsonl":
+        return read_jsonl(path, text_column=how["text_column"],
+                          label_column=how["label_column"], classes=classes)
+    return read_tsv(path, classes=classes)
+
+
+def labelled_splits(path: Path, record: dict):
+    """``(all, [train, val, test])`` of a classify run's file, as its record says."""
+    from ..data.classification import balance, stratified_split
+    data = read_labelled(path, record, classes=record.get("classes"))
+    if record.get("balance"):
+        data = balance(data, seed=record["seed"])
+    return data, stratified_split(data, record["split"], seed=record["seed"])
+
+
+def _classify(args, opts, explicit, lora, ckpt, record, split, out) -> int:
+    from ..nn import GPT, ClassifierConfig, GPTConfig, SequenceClassifier
+    from ..tokenizers import CharTokenizer
+    from ..training import Classification
+    from .train import _boolean
+    path = _data_file(args, (ckpt.trainer_state.get("data") if ckpt else None))
+    if record:
+        how = {k: record[k] for k in ("format", "text_column", "label_column", "balance",
+                                      "seed", "classes", "max_length")}
+    else:
+        suffix = path.suffix.lower()
+        how = {"format": suffix[1:] if suffix in (".csv", ".jsonl") else "tsv",
+               "text_column": args.text_column, "label_column": args.label_column,
+               "balance": args.balance, "seed": opts["seed"], "classes": None}
+    data, parts = labelled_splits(path, {**how, "split": split})
+    how["classes"] = list(data.classes)
+    if data.n_classes < 2:
+        raise CLIError(f"--data {path}: one class ({data.classes[0]!r}): nothing to tell apart")
+    train, val, test = parts
+    if len(train) == 0:
+        raise CLIError(f"--split: the training split of {path} is empty")
+    model = tokenizer = None
+    if ckpt is not None:
+        tokenizer = ckpt.tokenizer
+    elif args.init_from is not None:
+        backbone, tokenizer = load_init(args, opts, explicit)
+        _fine_tune_defaults(opts, explicit, lora)
+    else:
+        tokenizer = CharTokenizer(sorted(set("".join(train.texts))), unk_token="[UNK]")
+        try:
+            backbone = GPT(GPTConfig(vocab_size=tokenizer.vocab_size,
+                                     block_size=opts["block_size"], n_layer=opts["n_layer"],
+                                     n_head=opts["n_head"], n_embd=opts["n_embd"],
+                                     dropout=opts["dropout"], bias=_boolean("--bias", opts["bias"]),
+                                     positions=opts["positions"], dtype=opts["dtype"]),
+                           rng=np.random.default_rng(opts["seed"]))
+        except (TypeError, ValueError) as exc:
+            raise CLIError(str(exc)) from None
+    if ckpt is None:
+        context = backbone.config.block_size
+        how["max_length"] = min(context, opts["block_size"]) if "block_size" in explicit \
+            else context
+        config = ClassifierConfig(type(backbone).__name__, backbone.config.to_dict(),
+                                  n_classes=data.n_classes)
+        # built whole, as a checkpoint rebuilds it (one dropout generator), then the
+        # backbone's weights copied in (its own output head is not the classifier's)
+        model = SequenceClassifier(config, rng=np.random.default_rng(opts["seed"] + 1))
+        own = model.backbone.state_dict()
+        model.backbone.load_state_dict({k: v for k, v in backbone.state_dict().items()
+                                        if k in own}, strict=True)
+        _choose_trainable(model, args, lora, keep=[model.score])
+    sets = [part.encode(tokenizer, max_length=how["max_length"]) for part in parts]
+    pad = 0
+    record = {"task": "classify", "split": split, **how}
+
+    def objective(model):
+        return Classification(data.n_classes, pad_id=pad)
+    counts = ", ".join(f"{c}={n}" for c, n in zip(data.classes, data.counts()))
+    summary = (f"{len(data):,} texts of {path} ({counts}); {len(train)} train / {len(val)} "
+               f"val / {len(test)} test, at most {how['max_length']} tokens each "
+               f"({type(tokenizer).__name__}, vocab {tokenizer.vocab_size})")
+    trainer = _train(args, model, tokenizer, objective, sets[0],
+                     sets[1] if len(val) else None, opts, ckpt, out,
+                     _data_source(path, record), summary)
+    if isinstance(trainer, int):
+        return trainer
+    which, scored = ("test", sets[2]) if len(test) else ("validation", sets[1]) \
+        if len(val) else ("training", sets[0])
+    print(classifier_report(trainer.model, trainer.objective, scored, data.classes,
+                            f"{which} split"))
+    return 0
+
+
+def classifier_report(model, objective, data, classes, what: str) -> str:
+    """Accuracy, macro F1, and the per-class table with the confusion matrix."""
+    from ..evaluate import report_from_confusion, scores_from_confusion
+    from ..training import evaluate_objective
+    result = evaluate_objective(model, objective, data)
+    macro_f1 = scores_from_confusion(result["confusion"], average="macro")[2]
+    return (f"{what}: {result['count']:,} texts, accuracy {result['accuracy']:.4f}, macro F1 "
+            f"{macro_f1:.4f}, loss {result['loss']:.4f}\n"
+            + report_from_confusion(result["confusion"], [str(c) for c in classes]))
+
+
+# ---------------------------------------------------------------------- sft
+def _decoder(args, opts, explicit, lora, ckpt):
+    """The decoder to fine-tune (None when resuming: the checkpoint's) and its tokenizer."""
+    if ckpt is not None:
+        return None, ckpt.tokenizer
+    model, tokenizer = load_init(args, opts, explicit)
+    _fine_tune_defaults(opts, explicit, lora)
+    _choose_trainable(model, args, lora)
+    return model, tokenizer
+
+
+def _max_length(args, model, record) -> int:
+    context = model.config.block_size if model is not None else record["context"]
+    if record:
+        return record["max_length"]
+    if args.max_length is None:
+        return context + 1
+    if not 2 <= args.max_length <= context + 1:
+        raise CLIError(f"--max-length must be in [2, {context + 1}] (the model's context + "
+                       f"1), got {args.max_length}")
+    return args.max_length
+
+
+def _eos_id(tokenizer) -> int:
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is None:
+        eos = (getattr(tokenizer, "special_tokens", None) or {}).get("<|endoftext|>")
+    if eos is None:
+        raise CLIError("the tokenizer has no end token (eos_token_id or <|endoftext|>): a "
+                       "response could not end")
+    return int(eos)
+
+
+def _sft(args, opts, explicit, lora, ckpt, record, split, out) -> int:
+    from ..data.instruction import encode_instructions, read_instructions, split_examples
+    from ..generate import respond, write_responses
+    from ..training import evaluate_objective
+    from ..training.objectives import InstructionTuning
+    path = _data_file(args, ckpt.trainer_state.get("data") if ckpt else None)
+    model, tokenizer = _decoder(args, opts, explicit, lora, ckpt)
+    fmt = record.get("format", args.format)
+    max_length = _max_length(args, model, record)
+    seed = record.get("seed", opts["seed"])
+    examples = read_instructions(path)
+    parts = split_examples(examples, split, seed=seed)
+    if not parts[0]:
+        raise CLIError(f"--split: the training split of {path} is empty")
+    eos = _eos_id(tokenizer)
+    sets = [encode_instructions(tokenizer, part, format=fmt, eos_id=eos, max_length=max_length)
+            if part else None for part in parts]
+    settings = {"pad_id": eos, "train_on_prompt": int(record.get("train_on_prompt",
+                                                                  args.train_on_prompt)),
+                "max_length": max_length, "pack": int(record.get("pack", args.pack))}
+    context = model.config.block_size if model is not None else record["context"]
+    record = {"task": "sft", "split": split, "format": fmt, "max_length": max_length,
+              "seed": seed, "context": context, "train_on_prompt": settings["train_on_prompt"],
+              "pack": settings["pack"]}
+    try:
+        InstructionTuning(**settings)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+    def objective(model):
+        return InstructionTuning(**settings)
+    summary = (f"{len(examples):,} instructions of {path} ({fmt}); "
+               + " / ".join(f"{len(p)} {n}" for p, n in zip(parts, ("train", "val", "test")))
+               + f", at most {max_length} tokens each")
+    trainer = _train(args, model, tokenizer, objective, sets[0], sets[1], opts, ckpt, out,
+                     _data_source(path, record), summary)
+    if isinstance(trainer, int):
+        return trainer
+    model = trainer.model
+    held = sets[1] or sets[2]
+    if held is not None:
+        result = evaluate_objective(model, trainer.objective, held)
+        print(f"held-out ({'validation' if sets[1] else 'test'}) response loss "
+              f"{result['loss']:.4f} (perplexity {result['perplexity']:.2f}, "
+              f"{result['count']:,} tokens)")
+    if sets[2] is not None:
+        answers = respond(model, tokenizer, sets[2], max_new_tokens=args.max_new_tokens,
+                          eos_id=eos)
+        write_responses(out / "test-responses.json", sets[2].examples, answers)
+        print(f"test responses ({len(answers)}, greedy): {out / 'test-responses.json'}")
+    return 0
+
+
+# ---------------------------------------------------------------------- dpo
+def _dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
+    from ..data.instruction import split_examples
+    from ..data.preference import read_preference_json, tokenize_preferences
+    from ..nn.lora import disable_lora, lora_layers
+    from ..training import evaluate_objective
+    from ..training.objectives import DPO
+    from ..training.objectives.dpo import sequence_logprobs
+    path = _data_file(args, ckpt.trainer_state.get("data") if ckpt else None)
+    if ckpt is not None and ckpt.model_config.get("lora") is None:
+        raise CLIError("--resume: a DPO run without LoRA needs its reference, the model it "
+                       "started from, which the checkpoint does not hold: start a new run "
+                       "(with --lora-r, a DPO run resumes)")
+    model, tokenizer = _decoder(args, opts, explicit, lora, ckpt)
+    max_length = _max_length(args, model, record)
+    seed = record.get("seed", opts["seed"])
+    beta = record.get("beta", args.beta)
+    smoothing = record.get("label_smoothing", args.label_smoothing)
+    examples = read_preference_json(path)
+    parts = split_examples(examples, split, seed=seed)
+    if not parts[0]:
+        raise CLIError(f"--split: the training split of {path} is empty")
+    eos = _eos_id(tokenizer)
+    sets = [tokenize_preferences(part, tokenizer, max_length=max_length, eos_id=eos)
+            if part else None for part in parts]
+    context = model.config.block_size if model is not None else record["context"]
+    record = {"task": "dpo", "split": split, "max_length": max_length, "seed": seed,
+              "context": context, "beta": beta, "label_smoothing": smoothing}
+    try:
+        DPO(beta=beta, label_smoothing=smoothing, pad_id=eos)
+    except ValueError as exc:
+        raise CLIError(f"--beta/--label-smoothing: {exc}") from None
+
+    def objective(model):
+        reference = None                       # a frozen copy of the model as it starts
+        if lora_layers(model):                 # the base: the adapters switched off
+            def reference(ids, mask):
+                was = model.training
+                model.eval()
+                try:
+                    with disable_lora(model):
+                        return sequence_logprobs(model, ids, mask).data
+                finally:
+                    model.train(was)
+        return DPO(beta=beta, label_smoothing=smoothing, pad_id=eos, reference=reference)
+    summary = (f"{len(examples):,} preference pairs of {path}; "
+               + " / ".join(f"{len(p)} {n}" for p, n in zip(parts, ("train", "val", "test")))
+               + f", at most {max_length} tokens each; beta {beta}"
+               + (", reference: the base (LoRA off)" if lora or ckpt else
+                  ", reference: a frozen copy"))
+    trainer = _train(args, model, tokenizer, objective, sets[0], sets[1], opts, ckpt, out,
+                     _data_source(path, record), summary)
+    if isinstance(trainer, int):
+        return trainer
+    for name, held in (("validation", sets[1]), ("test", sets[2])):
+        if held is None:
+            continue
+        r = evaluate_objective(trainer.model, trainer.objective, held)
+        print(f"{name}: {r['count']:,} pairs, loss {r['loss']:.4f}, reward margin "
+              f"{r['margin']:.4f}, preference accuracy {r['accuracy']:.3f}, rewards: chosen "
+              f"{r['chosen_reward']:.4f}, rejected {r['rejected_reward']:.4f}")
+    return 0
