@@ -514,18 +514,9 @@ def _max_length(args, model, record) -> int:
     return args.max_length
 
 
-def _eos_id(tokenizer) -> int:
-    eos = getattr(tokenizer, "eos_token_id", None)
-    if eos is None:
-        eos = (getattr(tokenizer, "special_tokens", None) or {}).get("<|endoftext|>")
-    if eos is None:
-        raise CLIError("the tokenizer has no end token (eos_token_id or <|endoftext|>): a "
-                       "response could not end")
-    return int(eos)
-
-
 def _sft(args, opts, explicit, lora, ckpt, record, split, out) -> int:
-    from ..data.instruction import encode_instructions, read_instructions, split_examples
+    from ..data.instruction import (encode_instructions, end_token_id, read_instructions,
+                                    split_examples)
     from ..generate import respond, write_responses
     from ..training import evaluate_objective
     from ..training.objectives import InstructionTuning
@@ -538,7 +529,7 @@ def _sft(args, opts, explicit, lora, ckpt, record, split, out) -> int:
     parts = split_examples(examples, split, seed=seed)
     if not parts[0]:
         raise CLIError(f"--split: the training split of {path} is empty")
-    eos = _eos_id(tokenizer)
+    eos = end_token_id(tokenizer)
     sets = [encode_instructions(tokenizer, part, format=fmt, eos_id=eos, max_length=max_length)
             if part else None for part in parts]
     settings = {"pad_id": eos, "train_on_prompt": int(record.get("train_on_prompt",
@@ -579,7 +570,7 @@ def _sft(args, opts, explicit, lora, ckpt, record, split, out) -> int:
 
 # ---------------------------------------------------------------------- dpo
 def _dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
-    from ..data.instruction import split_examples
+    from ..data.instruction import end_token_id, split_examples
     from ..data.preference import read_preference_json, tokenize_preferences
     from ..nn.lora import disable_lora, lora_layers
     from ..training import evaluate_objective
@@ -599,7 +590,7 @@ def _dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
     parts = split_examples(examples, split, seed=seed)
     if not parts[0]:
         raise CLIError(f"--split: the training split of {path} is empty")
-    eos = _eos_id(tokenizer)
+    eos = end_token_id(tokenizer)
     sets = [tokenize_preferences(part, tokenizer, max_length=max_length, eos_id=eos)
             if part else None for part in parts]
     context = model.config.block_size if model is not None else record["context"]

@@ -57,7 +57,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["alpaca_prompt", "chat_prompt", "read_instructions", "encode_instructions",
-           "Instructions", "FORMATS", "split_examples"]
+           "Instructions", "FORMATS", "split_examples", "end_token_id"]
 
 FORMATS = ("alpaca", "chat")
 MAX_FILE_BYTES = 1 << 30
@@ -153,6 +153,18 @@ def split_examples(examples: Sequence, fractions: Sequence[float], seed: int = 1
     return parts
 
 
+def end_token_id(tokenizer) -> int:
+    """The id that ends a response: a Hugging Face tokenizer's ``eos_token_id``, else the
+    tokenizer's ``<|endoftext|>``; a ValueError when it has neither."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is None:
+        eos = (getattr(tokenizer, "special_tokens", None) or {}).get("<|endoftext|>")
+    if eos is None:
+        raise ValueError("the tokenizer has no end token (eos_token_id or <|endoftext|>): a "
+                         "response could not end")
+    return int(eos)
+
+
 @dataclass
 class Instructions:
     """Encoded examples: ``prompts[i]`` and ``responses[i]`` are 1-D int64 id arrays (the
@@ -187,12 +199,7 @@ def encode_instructions(tokenizer, examples: Sequence[dict], *, format: str = "a
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if eos_id is None:
-        eos_id = getattr(tokenizer, "eos_token_id", None)
-        if eos_id is None:
-            eos_id = (getattr(tokenizer, "special_tokens", None) or {}).get("<|endoftext|>")
-        if eos_id is None:
-            raise ValueError("the tokenizer has no end token (eos_token_id or <|endoftext|>): "
-                             "pass eos_id")
+        eos_id = end_token_id(tokenizer)
     prompts, responses = [], []
     for i, example in enumerate(examples):
         if format == "alpaca":
