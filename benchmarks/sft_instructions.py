@@ -2,8 +2,8 @@
 it prints them.
 
     python benchmarks/sft_instructions.py alpaca [--data ../shared/data/instruction/instruction-data.json]
-        [--pretrain-steps 300] [--epochs 1] [--seed 1337]
-    python benchmarks/sft_instructions.py tasks [--steps 1500] [--seed 1337]
+        [--pretrain-steps 600] [--epochs 2] [--seed 1337]
+    python benchmarks/sft_instructions.py tasks [--steps 5000] [--seed 1337]
 
 **alpaca**: the LLMs-from-scratch chapter 7 data (1,100 examples), split 85/10/5 with
 seed 123 (`split_examples`: 935 train, 110 test, 55 validation), Alpaca format
@@ -257,9 +257,9 @@ def main(argv=None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=("alpaca", "tasks"))
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="instruction-data.json")
-    ap.add_argument("--pretrain-steps", type=int, default=300)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=1500, help="tasks: training steps")
+    ap.add_argument("--pretrain-steps", type=int, default=600)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5000, help="tasks: training steps")
     ap.add_argument("--n-train", type=int, default=4000, help="tasks: examples per task")
     ap.add_argument("--seed", type=int, default=1337)
     args = ap.parse_args(argv)
