@@ -31,7 +31,6 @@ jobs, so the times are the machine's on that day, the memory is not.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time

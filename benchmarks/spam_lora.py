@@ -25,7 +25,6 @@ fine-tuning. The book's reference (GPT-2 small, LoRA r=16 on every Linear): 96.6
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
