@@ -124,6 +124,30 @@ def finetune(name: str, model: SequenceClassifier, sets: dict, steps: int, lr: f
             "seconds": seconds}
 
 
+def prepare(path, verbose: bool = True):
+    """The book's data from the collection at `path`: the balanced splits (train, val,
+    test), the pretraining text (every message outside val and test, no label), its
+    character tokenizer, and the splits encoded (``sets``)."""
+    everything = read_tsv(path)
+    balanced = balance(everything, seed=123)
+    parts = split_indices(balanced.labels, (0.7, 0.1, 0.2), seed=123)
+    train, val, test = (balanced.subset(rows) for rows in parts)
+    held_out = set(val.texts) | set(test.texts)
+    # pretraining text: every message but the validation and test ones, no labels
+    corpus = "\n".join(t for t in everything.texts if t not in held_out) + "\n"
+    chars = sorted(set(corpus))
+    tok = CharTokenizer(chars, unk_token="[UNK]")
+    if verbose:
+        print(f"SMS Spam Collection: {len(everything):,} messages "
+              f"{everything.counts().tolist()} (ham, spam); balanced {len(balanced):,}; "
+              f"train/val/test {len(train)}/{len(val)}/{len(test)}; pretraining text "
+              f"{len(corpus):,} characters (vocabulary {tok.vocab_size}); "
+              f"{os.cpu_count()} CPUs\n")
+    sets = {name: part.encode(tok, max_length=CONTEXT)
+            for name, part in (("train", train), ("val", val), ("test", test))}
+    return train, val, test, corpus, tok, sets
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 1)[1],
@@ -140,22 +164,7 @@ def main(argv=None) -> None:
                  "(../shared/data/sms_spam/SMSSpamCollection); pass its path with --data")
     from numpyllm.runtime import keep_freed_memory
     keep_freed_memory()              # as the numpyllm command line does
-    everything = read_tsv(path)
-    balanced = balance(everything, seed=123)
-    parts = split_indices(balanced.labels, (0.7, 0.1, 0.2), seed=123)
-    train, val, test = (balanced.subset(rows) for rows in parts)
-    held_out = set(val.texts) | set(test.texts)
-    # pretraining text: every message but the validation and test ones, no labels
-    corpus = "\n".join(t for t in everything.texts if t not in held_out) + "\n"
-    chars = sorted(set(corpus))
-    tok = CharTokenizer(chars, unk_token="[UNK]")
-    print(f"SMS Spam Collection: {len(everything):,} messages {everything.counts().tolist()} "
-          f"(ham, spam); balanced {len(balanced):,}; train/val/test "
-          f"{len(train)}/{len(val)}/{len(test)}; pretraining text {len(corpus):,} characters "
-          f"(vocabulary {tok.vocab_size}); {os.cpu_count()} CPUs\n")
-
-    sets = {name: part.encode(tok, max_length=CONTEXT)
-            for name, part in (("train", train), ("val", val), ("test", test))}
+    train, _, _, corpus, tok, sets = prepare(path)
     total = time.perf_counter()
     base = pretrain(np.array(tok.encode(corpus), dtype=np.int64), tok.vocab_size,
                     args.pretrain_steps, args.seed)
