@@ -267,3 +267,22 @@ def torch_threads(n: int) -> dict:
             "BLAS": "MKL" if torch.backends.mkl.is_available() else "not MKL",
             "ATen kernels": torch.backends.cpu.get_cpu_capability(),
             "torch threads": torch.get_num_threads()}
+
+
+def report_decoding_probes(results: dict, names: dict, probes: dict,
+                           ours: str = "numpyllm", ref: str = "pytorch-kv") -> None:
+    """The tail of a decoding comparison: each side's median time of one token's
+    matrix-vector products (`probes`: result key -> what it multiplies; decoding is a chain
+    of them, so they show how much of a ratio is the BLAS library's), each side's peak RSS,
+    and the load average. `results`: side -> its workers' results, `names`: side -> label."""
+    sides = list(results)
+    print("  one token's matrix-vector products in each process (median µs; decoding is a "
+          "chain of them, so these show how much of a ratio is the BLAS library's):")
+    for key, what in probes.items():
+        t = {s: statistics.median(r["probes"][key] for r in results[s]) for s in sides}
+        print(f"    {what}: " + "; ".join(f"{names[s]} {t[s] * 1e6:.0f}" for s in sides)
+              + f" ({names[ours]} / {names[ref]}: {t[ours] / t[ref]:.2f})")
+    print("  peak RSS (VmHWM, median over rounds): " + "; ".join(
+        f"{names[s]} {statistics.median(r['peak_rss_mb'] for r in results[s]):.0f} MB"
+        for s in sides))
+    print(f"  load average at end: {load()}")

@@ -280,17 +280,9 @@ def run_model(name: str, args, tmp: str) -> dict:
         out[ref] = H.report_pair(SIDES["numpyllm"], speed["numpyllm"], SIDES[ref], speed[ref],
                                  unit="tokens/s", scale=1.0, lower_is_better=False)
     C, V = m["n_embd"], m["vocab"]
-    print("  one token's matrix-vector products in each process (median µs; decoding is a "
-          "chain of them, so these show how much of a ratio is the BLAS library's):")
-    for key, what in (("c_fc", f"first MLP projection [1, {C}] x [{C}, {4 * C}]"),
-                      ("head", f"LM head [1, {C}] x [{C}, {V}]")):
-        t = {s: statistics.median(r["probes"][key] for r in results[s]) for s in sides}
-        print(f"    {what}: " + "; ".join(f"{SIDES[s]} {t[s] * 1e6:.0f}" for s in sides)
-              + f" (numpyllm / PyTorch KV loop: {t['numpyllm'] / t['pytorch-kv']:.2f})")
-    print("  peak RSS (VmHWM, median over rounds): " + "; ".join(
-        f"{SIDES[s]} {statistics.median(r['peak_rss_mb'] for r in results[s]):.0f} MB"
-        for s in sides))
-    print(f"  load average at end: {H.load()}")
+    H.report_decoding_probes({s: results[s] for s in sides}, SIDES,
+                             {"c_fc": f"first MLP projection [1, {C}] x [{C}, {4 * C}]",
+                               "head": f"LM head [1, {C}] x [{C}, {V}]"})
     return out
 
 

@@ -276,17 +276,9 @@ def run_model(name: str, args, tmp: str) -> dict:
                                              digits=1 if scale == 1.0 else 2,
                                              lower_is_better=not higher)
     C, I, V = c.n_embd, c.intermediate_size, c.vocab_size
-    print("  one token's matrix-vector products in each process (median µs; decoding is a "
-          "chain of them, so these show how much of a ratio is the BLAS library's):")
-    for key, what in (("gate", f"first MLP projection [1, {C}] x [{C}, {I}]"),
-                      ("head", f"LM head [1, {C}] x [{C}, {V}]")):
-        t = {s: statistics.median(r["probes"][key] for r in results[s]) for s in sides}
-        print(f"    {what}: " + "; ".join(f"{SIDES[s]} {t[s] * 1e6:.0f}" for s in sides)
-              + f" (numpyllm / PyTorch KV loop: {t['numpyllm'] / t['pytorch-kv']:.2f})")
-    print("  peak RSS (VmHWM, median over rounds): " + "; ".join(
-        f"{SIDES[s]} {statistics.median(r['peak_rss_mb'] for r in results[s]):.0f} MB"
-        for s in sides))
-    print(f"  load average at end: {H.load()}")
+    H.report_decoding_probes({s: results[s] for s in sides}, SIDES,
+                             {"gate": f"first MLP projection [1, {C}] x [{C}, {I}]",
+                               "head": f"LM head [1, {C}] x [{C}, {V}]"})
     return out
 
 
