@@ -204,44 +204,64 @@ def make_tasks(seed: int, n_train: int, n_test: int):
     return train, test
 
 
+def task_tokenizer() -> CharTokenizer:
+    """The character tokenizer of the tasks: letters, digits, space, '=', pad and end."""
+    chars = sorted(set(string.ascii_letters + string.digits + " ="))
+    return CharTokenizer(chars, special_tokens=[PAD, EOS])
+
+
+def encode_tasks(tok: CharTokenizer, pairs) -> Instructions:
+    """(prompt, answer) pairs as `Instructions`: the response is the answer and the end token."""
+    eos_id = tok.special_tokens[EOS]
+    return Instructions([np.array(tok.encode(p), dtype=np.int64) for p, _ in pairs],
+                        [np.array(tok.encode(a) + [eos_id], dtype=np.int64) for _, a in pairs],
+                        [{"prompt": p, "output": a} for p, a in pairs])
+
+
+def task_model(tok: CharTokenizer, seed: int) -> GPT:
+    """The tasks' GPT: 4 layers, 4 heads, 128 wide, context 128."""
+    return GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=128, n_layer=4, n_head=4,
+                         n_embd=128, dropout=0.0), rng=seed)
+
+
+def train_tasks(model: GPT, tok: CharTokenizer, train, steps: int, seed: int) -> float:
+    """`steps` batches of 64 training examples (prompt masked, packed rows of 128), AdamW
+    lr 2e-3 (warmup, cosine); prints the loss 5 times; returns the seconds taken."""
+    objective = InstructionTuning(pad_id=tok.special_tokens[PAD], max_length=128, pack=1)
+    trainer = Trainer(model, encode_tasks(tok, train), None, config(2e-3, steps, 64, seed),
+                      objective=objective)
+    start, losses = time.perf_counter(), []
+    for step in range(steps):
+        losses.append(trainer.train_step()["loss"])
+        if (step + 1) % max(1, steps // 5) == 0:
+            print(f"  step {step + 1}: response loss {np.mean(losses[-20:]):.3f} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+    return time.perf_counter() - start
+
+
+def answer_tasks(model: GPT, tok: CharTokenizer, pairs) -> list[str]:
+    """The model's greedy answers (`respond`, at most 8 characters) to the pairs' prompts."""
+    return respond(model, tok, encode_tasks(tok, pairs), max_new_tokens=8,
+                   eos_id=tok.special_tokens[EOS], batch_size=50)
+
+
 def tasks(args) -> None:
     train, test = make_tasks(args.seed, args.n_train, 100)
-    chars = sorted(set(string.ascii_letters + string.digits + " ="))
-    tok = CharTokenizer(chars, special_tokens=[PAD, EOS])
-    pad_id, eos_id = tok.special_tokens[PAD], tok.special_tokens[EOS]
-
-    def encode(pairs):
-        return Instructions([np.array(tok.encode(p), dtype=np.int64) for p, _ in pairs],
-                            [np.array(tok.encode(a) + [eos_id], dtype=np.int64)
-                             for _, a in pairs],
-                            [{"prompt": p, "output": a} for p, a in pairs])
-
+    tok = task_tokenizer()
     rng = np.random.default_rng(args.seed)
     train = [train[i] for i in rng.permutation(len(train))]
     print(f"generated instructions: {len(train):,} training examples ({args.n_train:,} per "
           f"task), 100 test prompts per task, inputs disjoint; e.g. "
           + ", ".join(f"{test[t][0][0]}{test[t][0][1]}" for t in TASKS)
           + f"; {os.cpu_count()} CPUs; load {load()}\n")
-    gcfg = GPTConfig(vocab_size=tok.vocab_size, block_size=128, n_layer=4, n_head=4,
-                     n_embd=128, dropout=0.0)
-    model = GPT(gcfg, rng=args.seed)
-    objective = InstructionTuning(pad_id=pad_id, max_length=128, pack=1)
-    trainer = Trainer(model, encode(train), None, config(2e-3, args.steps, 64, args.seed),
-                      objective=objective)
-    start, losses = time.perf_counter(), []
-    for step in range(args.steps):
-        losses.append(trainer.train_step()["loss"])
-        if (step + 1) % max(1, args.steps // 5) == 0:
-            print(f"  step {step + 1}: response loss {np.mean(losses[-20:]):.3f} "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
-    seconds = time.perf_counter() - start
+    model = task_model(tok, args.seed)
+    seconds = train_tasks(model, tok, train, args.steps, args.seed)
     print(f"\ntrained from scratch: {args.steps} steps of 64 examples ({args.steps * 64:,} "
           f"examples, {args.steps * 64 / len(train):.1f} epochs), {seconds:.0f} s\n")
     print(f"{'task':<8} {'exact match (test)':>19}   example (prompt -> model)")
     total = 0
     for t in TASKS:
-        data = encode(test[t])
-        answers = respond(model, tok, data, max_new_tokens=8, eos_id=eos_id, batch_size=50)
+        answers = answer_tasks(model, tok, test[t])
         right = sum(a == ref for a, (_, ref) in zip(answers, test[t]))
         total += right
         wrong = next(((p, a, r) for a, (p, r) in zip(answers, test[t]) if a != r), None)
