@@ -7,6 +7,7 @@
   kv_cache.py    the keys and values of earlier tokens, for decoding one token at a time
   residual.py    the residual connection with its layer norm (pre-LN or post-LN)
   heads.py       output heads: tied LM head, BERT's MLM head, pooling for classifiers
+  inputs.py      a decoder's inputs checked: token ids, prefix / packed-segment masks
   gpt.py         GPTConfig, GPT (decoder-only; prefix decoder with prefix_lengths)
   llama.py       LlamaConfig, Llama (the LLaMA family: RMSNorm, SwiGLU, RoPE, grouped-query
                  attention; Qwen2's q/k/v biases, Mistral's sliding window)

@@ -33,6 +33,7 @@ from ..validation import (DTYPES, ConfigDict, as_generator, check_choice, check_
                           check_positive_fields, check_positive_number, positive_int)
 from .attention import MultiHeadAttention
 from .heads import output_logits
+from .inputs import attention_rule, check_vocab, token_ids
 from .kv_cache import KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, MLP
 from .module import Module, ModuleList
@@ -154,19 +155,13 @@ class GPT(Module):
     # ------------------------------------------------------------------ input checks
     def check_ids(self, idx, name: str = "idx") -> np.ndarray:
         """`idx` as an int64 array [B, T], or a clear error."""
-        idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
-        if not np.issubdtype(idx.dtype, np.integer):
-            raise TypeError(f"GPT: {name} must hold integer token ids, got dtype {idx.dtype}")
-        if idx.ndim == 1:
-            idx = idx[None, :]
-        if idx.ndim != 2 or idx.shape[1] == 0:
-            raise ValueError(f"GPT: {name} must have shape [B, T] with T >= 1, got {idx.shape}")
+        idx = token_ids(idx, "GPT", name)
         T = idx.shape[1]
         if self.config.positions == "learned" and T > self.config.block_size:
             raise ValueError(f"GPT: sequence length {T} is longer than block_size "
                              f"{self.config.block_size} (learned positions stop there; crop the "
                              "input, or use sinusoidal/rope/alibi positions)")
-        return idx.astype(np.int64, copy=False)
+        return idx
 
     # ------------------------------------------------------------------ forward
     def positions_table(self, T: int) -> np.ndarray:
@@ -178,40 +173,17 @@ class GPT(Module):
                                               dtype=np.dtype(self.config.dtype))
         return self._sinusoid[:T]
 
-    def prefix_mask(self, prefix_lengths, B: int, T: int):
-        """The attention mask of a prefix decoder, bool ``[B, 1, T, T]``, from the
-        per-row prefix lengths ``[B]`` (None: no mask, the causal rule)."""
-        if prefix_lengths is None:
-            return None
-        lengths = np.asarray(prefix_lengths)
-        if lengths.shape != (B,):
-            raise ValueError(f"GPT: prefix_lengths must have shape [B] = ({B},), got "
-                             f"{lengths.shape}")
-        return F.prefix_lm_mask(T, lengths)
-
-    def segments(self, segment_ids, B: int, T: int):
-        """``(mask [B, 1, T, T], positions [B, T])`` of packed sequences from their segment
-        ids ``[B, T]`` (runs of equal ids): each segment attends only within itself and
-        its positions start at 0, so it computes exactly what it would alone. RoPE and
-        ALiBi depend on i - j only: their positions need no restart."""
-        seg = np.asarray(segment_ids)
-        if seg.shape != (B, T):
-            raise ValueError(f"GPT: segment_ids must have shape {(B, T)}, got {seg.shape}")
-        return F.segment_mask(seg), F.segment_positions(seg)
-
     def hidden_states(self, idx, *, prefix_lengths=None, segment_ids=None) -> Tensor:
         """The last layer's output after ``ln_f``: ``idx [B, T]`` -> ``[B, T, C]`` (what
         the LM head reads; a sequence classifier pools it). `segment_ids` ``[B, T]``:
-        several sequences packed in each row (`segments`)."""
+        several sequences packed in each row: each attends only within itself and its
+        positions start at 0, so it computes exactly what it would alone (RoPE and ALiBi
+        depend on i - j only: their positions need no restart)."""
         idx = self.check_ids(idx)
         B, T = idx.shape
-        positions = np.arange(T)                            # [T]
-        if segment_ids is not None:
-            if prefix_lengths is not None:
-                raise ValueError("GPT: prefix_lengths and segment_ids cannot be combined")
-            mask, positions = self.segments(segment_ids, B, T)    # positions [B, T]
-        else:
-            mask = self.prefix_mask(prefix_lengths, B, T)
+        mask, positions = attention_rule("GPT", B, T, prefix_lengths, segment_ids)
+        if positions is None:
+            positions = np.arange(T)                        # [T]; packed: [B, T]
         x = self.wte(idx)                                   # [B, T, C]
         if self.config.positions == "learned":
             x = x + self.wpe(positions)                     # + [T, C] or [B, T, C]
@@ -273,7 +245,7 @@ class GPT(Module):
         (True, 4)
         """
         idx = self.check_ids(idx)
-        self._check_vocab(idx)
+        check_vocab(idx, self.config.vocab_size, "GPT")
         B, T = idx.shape
         cfg = self.config
         if prefix and cache.length:
@@ -296,12 +268,6 @@ class GPT(Module):
             if last_only:
                 x = x[:, -1:]                                       # [B, 1, C]
             return self.head(self.ln_f(x))                          # [B, T or 1, V]
-
-    def _check_vocab(self, idx: np.ndarray) -> None:
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= self.config.vocab_size:
-            raise ValueError(f"GPT: token id {lo if lo < 0 else hi} is outside the "
-                             f"vocabulary [0, {self.config.vocab_size})")
 
     def head(self, x: Tensor) -> Tensor:
         """The LM head: [..., C] -> [..., V] logits, tied to ``wte`` by default."""

@@ -62,6 +62,7 @@ from ..functional.normalization import rms_norm_forward
 from ..validation import (DTYPES, ConfigDict, as_generator, check_choice, check_fraction,
                           check_positive_fields, check_positive_number, positive_int)
 from .heads import output_logits
+from .inputs import attention_rule, check_vocab, token_ids
 from .kv_cache import KVCache
 from .layers import Dropout, Embedding, Linear
 from .module import Module, ModuleList, Parameter
@@ -345,28 +346,9 @@ class Llama(Module):
     # ------------------------------------------------------------------ inputs
     def check_ids(self, idx, name: str = "idx") -> np.ndarray:
         """`idx` as an int64 array [B, T] with every id in the vocabulary, or a clear error."""
-        idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
-        if not np.issubdtype(idx.dtype, np.integer):
-            raise TypeError(f"Llama: {name} must hold integer token ids, got dtype {idx.dtype}")
-        if idx.ndim == 1:
-            idx = idx[None, :]
-        if idx.ndim != 2 or idx.shape[1] == 0:
-            raise ValueError(f"Llama: {name} must have shape [B, T] with T >= 1, got {idx.shape}")
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= self.config.vocab_size:
-            raise ValueError(f"Llama: token id {lo if lo < 0 else hi} is outside the "
-                             f"vocabulary [0, {self.config.vocab_size})")
-        return idx.astype(np.int64, copy=False)
-
-    def prefix_mask(self, prefix_lengths, B: int, T: int):
-        """The attention mask of a prefix decoder, bool ``[B, 1, T, T]`` (None: causal)."""
-        if prefix_lengths is None:
-            return None
-        lengths = np.asarray(prefix_lengths)
-        if lengths.shape != (B,):
-            raise ValueError(f"Llama: prefix_lengths must have shape [B] = ({B},), got "
-                             f"{lengths.shape}")
-        return F.prefix_lm_mask(T, lengths)
+        idx = token_ids(idx, "Llama", name)
+        check_vocab(idx, self.config.vocab_size, "Llama")
+        return idx
 
     # ------------------------------------------------------------------ forward
     def hidden_states(self, idx, *, prefix_lengths=None, segment_ids=None) -> Tensor:
@@ -374,19 +356,8 @@ class Llama(Module):
         `segment_ids` ``[B, T]``: sequences packed in each row attend only within
         themselves (and the window); RoPE is relative, so no position restarts."""
         idx = self.check_ids(idx)
-        if segment_ids is not None:
-            if prefix_lengths is not None:
-                raise ValueError("Llama: prefix_lengths and segment_ids cannot be combined")
-            seg = np.asarray(segment_ids)
-            if seg.shape != idx.shape:
-                raise ValueError(f"Llama: segment_ids must have shape {idx.shape}, got "
-                                 f"{seg.shape}")
-            mask = F.segment_mask(seg, self.config.sliding_window)
-        else:
-            if prefix_lengths is not None and self.config.sliding_window is not None:
-                raise ValueError("Llama: a prefix decoder with a sliding window is not "
-                                 "supported")
-            mask = self.prefix_mask(prefix_lengths, *idx.shape)
+        mask, _ = attention_rule("Llama", *idx.shape, prefix_lengths, segment_ids,
+                                 self.config.sliding_window)
         x = self.drop(self.embed_tokens(idx))                      # [B, T, C]
         for layer in self.layers:
             x = layer(x, mask)
