@@ -118,6 +118,89 @@ def test_dpo_reports_margin_and_accuracy(tmp_path, decoder, capsys, lora):
     assert ("LoRA off" in text) == bool(lora)
 
 
+@pytest.mark.parametrize("task, lora", [("sft", []), ("sft", ["--lora-r", "2"]),
+                                        ("dpo", []), ("dpo", ["--lora-r", "2"])],
+                         ids=["sft", "sft-lora", "dpo", "dpo-lora"])
+def test_sft_and_dpo_resume_as_if_never_stopped(tmp_path, decoder, capsys, task, lora):
+    """5 steps, then --resume to 12 == 12 steps at once, weight for weight (a full DPO
+    run resumes from the reference log-probabilities it kept in --out)."""
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(INSTRUCTIONS if task == "sft" else PREFERENCES))
+    short = ["--max-new-tokens", "2"] if task == "sft" else []
+    start = ["finetune", task, "--data", str(data), "--init-from", str(decoder),
+             "--lr_decay_iters", "12", *short, *lora, *QUICK]
+    assert main([*start, "--out", str(tmp_path / "once"), "--max_iters", "12"]) == 0
+    assert main([*start, "--out", str(tmp_path / "twice"), "--max_iters", "5"]) == 0
+    assert main(["finetune", task, "--out", str(tmp_path / "twice"), "--resume",
+                 "--max_iters", "12", "--quiet", *short]) == 0
+    assert "resuming at step 5" in capsys.readouterr().out
+    once, twice = load_checkpoint(tmp_path / "once" / "ckpt"), \
+        load_checkpoint(tmp_path / "twice" / "ckpt")
+    assert once.step == twice.step == 12 and once.weights.keys() == twice.weights.keys()
+    for name, value in once.weights.items():
+        np.testing.assert_array_equal(twice.weights[name], value, err_msg=name)
+
+
+def test_full_dpo_resume_needs_its_reference_logprobs(tmp_path, decoder, capsys,
+                                                      one_line_error):
+    data = tmp_path / "pairs.json"
+    data.write_text(json.dumps(PREFERENCES))
+    out = tmp_path / "dpo"
+    assert main(["finetune", "dpo", "--data", str(data), "--init-from", str(decoder),
+                 "--out", str(out), "--max_iters", "3", *QUICK]) == 0
+    assert "reference: the starting model's log-probabilities" in capsys.readouterr().out
+    saved = out / "reference_logps.npz"
+    resume = ["finetune", "dpo", "--out", str(out), "--resume", "--max_iters", "4"]
+    with np.load(saved) as arrays:
+        train = arrays["train"]
+    # the stored values are the starting model's log-probabilities of the training pairs
+    from numpyllm.data.instruction import end_token_id, split_examples
+    from numpyllm.data.preference import tokenize_preferences
+    from numpyllm.training.objectives.dpo import DPO
+    model, tok, _ = load_model(decoder)
+    pairs = tokenize_preferences(split_examples(PREFERENCES, [0.85, 0.05, 0.1], seed=1337)[0],
+                                 tok, max_length=161, eos_id=end_token_id(tok))
+    np.testing.assert_allclose(train, DPO(reference=model, pad_id=0).reference_logps(pairs),
+                               rtol=1e-6)
+    saved.write_bytes(b"PK\x03\x04 not a zip")
+    one_line_error(capsys, resume, "reference_logps.npz: unreadable")
+    saved.unlink()
+    one_line_error(capsys, resume, "reference_logps.npz is missing")
+
+
+def test_sft_in_the_chat_format_of_a_hugging_face_directory(tmp_path, capsys):
+    """--format chat: the prompt is the tokenizer's chat template with the assistant's
+    turn opened, the response its content and the end token."""
+    pytest.importorskip("jinja2")
+    from numpyllm.data.instruction import encode_instructions
+    from numpyllm.hub import save_pretrained
+    from numpyllm.nn import Llama, LlamaConfig
+    from numpyllm.tokenizers import BPETokenizer, HFTokenizer
+    text = " ".join(f"{e['instruction']} {e['output']}" for e in INSTRUCTIONS) * 4
+    tok = HFTokenizer.from_bpe(BPETokenizer(special_tokens=["<|im_start|>", "<|im_end|>"])
+                               .train(text, 300))
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] "
+                         "}}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}"
+                         "<|im_start|>assistant\n{% endif %}")
+    tok.eos_token = "<|im_end|>"
+    model = Llama(LlamaConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=1, n_head=2,
+                              n_kv_head=1, n_embd=16, intermediate_size=32), rng=0)
+    save_pretrained(model, tok, tmp_path / "hf")
+    data = tmp_path / "instructions.json"
+    data.write_text(json.dumps(INSTRUCTIONS))
+    encoded = encode_instructions(tok, INSTRUCTIONS[:1], format="chat")
+    prompt = tok.decode(encoded.prompts[0].tolist())
+    assert prompt == "<|im_start|>user\nRepeat cat.<|im_end|>\n<|im_start|>assistant\n"
+    assert tok.decode(encoded.responses[0].tolist()) == "cat<|im_end|>"
+    out = tmp_path / "chat"
+    assert main(["finetune", "sft", "--data", str(data), "--init-from", str(tmp_path / "hf"),
+                 "--format", "chat", "--out", str(out), "--max_iters", "6", "--lora-r", "2",
+                 "--max-new-tokens", "3", *QUICK]) == 0
+    assert "(chat)" in capsys.readouterr().out
+    rows = json.loads((out / "test-responses.json").read_text())
+    assert len(rows) == 3 and all("model_response" in r for r in rows)
+
+
 @pytest.mark.parametrize("extra, fragment", [
     (["--lora-r", "0"], "--lora-r must be >= 1"),
     (["--lora-alpha", "8"], "without --lora-r"),

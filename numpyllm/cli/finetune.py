@@ -35,8 +35,6 @@ import argparse
 import hashlib
 import math
 import shlex
-import signal
-import sys
 import time
 from pathlib import Path
 
@@ -314,9 +312,10 @@ def _train(args, model, tokenizer, objective, train, val, opts, ckpt, out, data_
            summary: str):
     """Build (or resume) the trainer, run it with progress lines, stop cleanly on Ctrl-C;
     returns the trainer, or an exit code when the run stopped early."""
-    from ..training import CSVLogger, NonFiniteError, TrainConfig, Trainer
+    from ..training import CSVLogger, TrainConfig, Trainer
     from ..training.checkpoint import CheckpointError
-    from .train import TRAIN_OPTIONS, Progress, StopOnSignal, _newest, _schedule_line
+    from ._fit import Progress, fit, schedule_line
+    from .train import TRAIN_OPTIONS
     saved = ckpt.trainer_state.get("train_config", {}) if ckpt else {}
     try:
         cfg = TrainConfig.from_dict({**saved, **{k: opts[k] for k in TRAIN_OPTIONS}})
@@ -341,32 +340,18 @@ def _train(args, model, tokenizer, objective, train, val, opts, ckpt, out, data_
     print(f"model: {type(model).__name__}, {model.num_parameters():,} parameters, "
           f"{model.parameter_summary()}; {cfg.max_iters} steps of batch {cfg.batch_size}"
           + (f" (resuming at step {trainer.step})" if ckpt is not None else ""))
-    print(_schedule_line(cfg, trainer.step))
+    print(schedule_line(cfg, trainer.step))
     ckpt_dir = out / "ckpt"
     logger = CSVLogger(out / "log.csv", append=ckpt is not None,
                        resume_step=ckpt.step if ckpt is not None else None)
     progress = Progress(cfg.max_iters, trainer.step, args.quiet)
     trainer.callbacks += [logger, progress]
     start, first = time.perf_counter(), trainer.step
-    try:
-        with StopOnSignal(lambda: progress.end_line() + "numpyllm finetune: stopping: saving "
-                          "the last completed step\n") as stop:
-            trainer.fit(checkpoint_dir=ckpt_dir, tokenizer=tokenizer, stop=stop)
-    except KeyboardInterrupt:
-        progress.close()
-        print(f"numpyllm finetune: interrupted again: {_newest(ckpt_dir)}", file=sys.stderr)
-        return 130
-    except NonFiniteError as exc:
-        progress.close()
-        raise CLIError(f"the run diverged ({exc}); {_newest(ckpt_dir)}: try a lower "
-                       "--learning_rate") from None
-    finally:
-        progress.close()
-    if stop.signum is not None:
-        print(f"numpyllm finetune: {signal.Signals(stop.signum).name}: stopped at step "
-              f"{trainer.step}; carry on with: numpyllm finetune {args.task} --out "
-              f"{shlex.quote(str(out))} --resume", file=sys.stderr)
-        return 128 + stop.signum
+    _, code = fit(trainer, command=f"finetune {args.task}", ckpt_dir=ckpt_dir,
+                  tokenizer=tokenizer, progress=progress,
+                  resume=f"numpyllm finetune {args.task} --out {shlex.quote(str(out))} --resume")
+    if code is not None:
+        return code
     elapsed = time.perf_counter() - start
     print(f"trained {trainer.step - first} steps in {elapsed:.1f} s; checkpoint in {ckpt_dir}")
     return trainer
@@ -572,15 +557,11 @@ def _sft(args, opts, explicit, lora, ckpt, record, split, out) -> int:
 def _dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
     from ..data.instruction import end_token_id, split_examples
     from ..data.preference import read_preference_json, tokenize_preferences
-    from ..nn.lora import disable_lora, lora_layers
+    from ..nn.lora import disable_lora
     from ..training import evaluate_objective
     from ..training.objectives import DPO
     from ..training.objectives.dpo import sequence_logprobs
     path = _data_file(args, ckpt.trainer_state.get("data") if ckpt else None)
-    if ckpt is not None and ckpt.model_config.get("lora") is None:
-        raise CLIError("--resume: a DPO run without LoRA needs its reference, the model it "
-                       "started from, which the checkpoint does not hold: start a new run "
-                       "(with --lora-r, a DPO run resumes)")
     model, tokenizer = _decoder(args, opts, explicit, lora, ckpt)
     max_length = _max_length(args, model, record)
     seed = record.get("seed", opts["seed"])
@@ -601,9 +582,16 @@ def _dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
     except ValueError as exc:
         raise CLIError(f"--beta/--label-smoothing: {exc}") from None
 
+    with_lora = bool(lora) or (ckpt is not None and ckpt.model_config.get("lora") is not None)
+    if not with_lora:
+        # the reference is the model as it starts: its log-probabilities of every pair,
+        # computed now and kept in --out, so training holds no second copy of the weights
+        # and --resume needs no reference model
+        logps = _reference_logps(model, sets, out, ckpt is not None,
+                                 DPO(beta=beta, label_smoothing=smoothing, pad_id=eos))
+
     def objective(model):
-        reference = None                       # a frozen copy of the model as it starts
-        if lora_layers(model):                 # the base: the adapters switched off
+        if with_lora:                          # the reference: the base, adapters off
             def reference(ids, mask):
                 was = model.training
                 model.eval()
@@ -612,12 +600,17 @@ def _dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
                         return sequence_logprobs(model, ids, mask).data
                 finally:
                     model.train(was)
-        return DPO(beta=beta, label_smoothing=smoothing, pad_id=eos, reference=reference)
+            return DPO(beta=beta, label_smoothing=smoothing, pad_id=eos, reference=reference)
+        dpo = DPO(beta=beta, label_smoothing=smoothing, pad_id=eos, reference=_no_reference)
+        for data, values in zip(sets, logps):
+            if data is not None:
+                dpo.set_reference_logps(data, values)
+        return dpo
     summary = (f"{len(examples):,} preference pairs of {path}; "
                + " / ".join(f"{len(p)} {n}" for p, n in zip(parts, ("train", "val", "test")))
                + f", at most {max_length} tokens each; beta {beta}"
-               + (", reference: the base (LoRA off)" if lora or ckpt else
-                  ", reference: a frozen copy"))
+               + (", reference: the base (LoRA off)" if with_lora else
+                  f", reference: the starting model's log-probabilities ({out / REFERENCE})"))
     trainer = _train(args, model, tokenizer, objective, sets[0], sets[1], opts, ckpt, out,
                      _data_source(path, record), summary)
     if isinstance(trainer, int):
@@ -630,3 +623,68 @@ def _dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
               f"{r['margin']:.4f}, preference accuracy {r['accuracy']:.3f}, rewards: chosen "
               f"{r['chosen_reward']:.4f}, rejected {r['rejected_reward']:.4f}")
     return 0
+
+
+REFERENCE = "reference_logps.npz"      # a DPO run's reference log-probabilities, in --out
+
+
+def _no_reference(ids, mask):
+    raise ValueError("DPO: a pair whose reference log-probabilities were not computed "
+                     "before training")
+
+
+def _pairs_digest(data) -> str:
+    """SHA-256 of a data set's token ids: the pairs the saved log-probabilities are of."""
+    h = hashlib.sha256()
+    for rows in (data.prompts, data.chosen, data.rejected):
+        for ids in rows:
+            h.update(np.asarray(ids, dtype="<i8").tobytes())
+            h.update(b"|")
+    return h.hexdigest()
+
+
+def _reference_logps(model, sets, out: Path, resuming: bool, dpo) -> list:
+    """The reference log-probabilities ``[N, 2]`` of each set (None where a set is), of
+    `model` as it is now (a new run: written to --out) or read back from --out (a run
+    that resumes: checked to be of the same pairs)."""
+    import os
+    import zipfile
+    path = out / REFERENCE
+    names = ("train", "val", "test")
+    if resuming:
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                stored = {k: saved[k] for k in saved.files}
+        except FileNotFoundError:
+            raise CLIError(f"--resume: {path} is missing: a DPO run without LoRA keeps its "
+                           "reference log-probabilities there; start a new run") from None
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            raise CLIError(f"--resume: {path}: unreadable ({exc})") from None
+        logps = []
+        for name, data in zip(names, sets):
+            if data is None:
+                logps.append(None)
+                continue
+            values, digest = stored.get(name), stored.get(name + "_digest")
+            if (values is None or digest is None or values.shape != (len(data), 2)
+                    or str(digest) != _pairs_digest(data)):
+                raise CLIError(f"--resume: {path} does not hold the reference "
+                               f"log-probabilities of this run's {name} pairs (the data "
+                               "or the split changed?): start a new run")
+            logps.append(values)
+        return logps
+    dpo.reference = model
+    logps = [dpo.reference_logps(data) if data is not None else None for data in sets]
+    arrays = {}
+    for name, data, values in zip(names, sets, logps):
+        if data is not None:
+            arrays[name] = values
+            arrays[name + "_digest"] = np.array(_pairs_digest(data))
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:               # written whole, then renamed into place
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return logps

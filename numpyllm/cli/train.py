@@ -39,17 +39,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shlex
-import signal
-import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from . import CLIError
+from ._fit import Progress, StopOnSignal, fit, lr_at, schedule_line  # noqa: F401 (re-exported)
 
 # --objective -> the model it trains (numpyllm/cli/_objectives.py)
 OBJECTIVE_MODELS = {
@@ -226,161 +223,12 @@ def _check_model_options(explicit: set, opts: dict, config: dict, step: int) -> 
                            f"drop --{name}, or start a new run in another --out")
 
 
-def _lr_at(cfg, step: int) -> float:
-    from ..optim import CosineWithWarmup
-    if not cfg.decay_lr:
-        return cfg.learning_rate
-    return CosineWithWarmup(cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters)(step)
-
-
-def _schedule_line(cfg, step: int) -> str:
-    lr = _lr_at(cfg, step)
-    if not cfg.decay_lr:
-        return f"learning rate: {lr:.2e}, constant"
-    if step < cfg.warmup_iters:
-        return (f"learning rate: {lr:.2e} at step {step}, warming up to {cfg.learning_rate:.2e} "
-                f"at step {cfg.warmup_iters}, cosine decay to {cfg.min_lr:.2e} at step "
-                f"{cfg.lr_decay_iters} (--lr_decay_iters)")
-    if step < cfg.lr_decay_iters:
-        return (f"learning rate: {lr:.2e} at step {step}, cosine decay to {cfg.min_lr:.2e} at "
-                f"step {cfg.lr_decay_iters} (--lr_decay_iters)")
-    return (f"learning rate: {lr:.2e} (--min_lr: the cosine decay ended at step "
-            f"{cfg.lr_decay_iters}, --lr_decay_iters)")
-
-
-# ---------------------------------------------------------------------- progress
-def _clock(seconds: float) -> str:
-    """1:05 or 1:02:03."""
-    s = int(round(max(seconds, 0)))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-class Progress:
-    """Prints the progress of a run: every logged step with its time elapsed and left,
-    and every evaluation.
-
-        step   120/2000   6% | loss 2.3456 | lr 9.97e-04 | 5,432 tok/s | 0:12 elapsed, 3:08 left
-
-    On a terminal that line is one live line, rewritten in place, and the evaluation
-    lines stay above it; anywhere else (a file, a pipe) every line is a line of its own,
-    with no carriage returns. `--quiet` drops the step lines, not the evaluations.
-    """
-
-    def __init__(self, total: int, start: int, quiet: bool, stream=None, clock=time.perf_counter):
-        self.total, self.start, self.quiet = total, start, quiet
-        self.stream = stream if stream is not None else sys.stdout
-        try:
-            self.live = not quiet and self.stream.isatty()
-        except (AttributeError, ValueError):
-            self.live = False
-        self.clock = clock
-        self.t0 = clock()
-        self._shown = 0                     # width of the live line on the screen, 0: none
-
-    def __call__(self, event: dict) -> None:
-        if event["kind"] == "step" and not self.quiet:
-            self._line(self.step_line(event), keep=not self.live)
-        elif event["kind"] == "eval":
-            line = (f"step {event['step']:5d} | eval: train loss {event['train_loss']:.4f}"
-                    + (f", val loss {event['val_loss']:.4f} (perplexity "
-                       f"{event['val_perplexity']:.2f})" if "val_loss" in event else ""))
-            self._line(line, keep=True)
-
-    def step_line(self, event: dict) -> str:
-        step, total = event["step"], self.total
-        elapsed = self.clock() - self.t0
-        done = step - self.start
-        left = (total - step) * elapsed / done if done > 0 else float("nan")
-        tps = event["tokens"] / max(event["seconds"], 1e-9)
-        width = len(str(total))
-        return (f"step {step:{width}d}/{total} {100 * step / max(total, 1):3.0f}% | loss "
-                f"{event['loss']:.4f} | lr {event['lr']:.2e} | {tps:,.0f} tok/s | "
-                f"{_clock(elapsed)} elapsed, "
-                + (f"{_clock(left)} left" if math.isfinite(left) else "? left"))
-
-    def _line(self, text: str, keep: bool) -> None:
-        if self._shown:                                   # replace the live line
-            self.stream.write("\r" + " " * self._shown + "\r")
-            self._shown = 0
-        if keep:
-            self.stream.write(text + "\n")
-        else:
-            self.stream.write(text)
-            self._shown = len(text)
-        self.stream.flush()
-
-    def end_line(self) -> str:
-        """What ends the live line, if one is shown ("\\n" or ""), for a message written
-        past this object (from a signal handler); the line counts as ended."""
-        shown, self._shown = self._shown, 0
-        return "\n" if shown else ""
-
-    def close(self) -> None:
-        """End the live line (it stays on the screen) so that what follows starts a line."""
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._shown = 0
-
-
-# ---------------------------------------------------------------------- signals
-class StopOnSignal:
-    """While active (``with StopOnSignal() as stop``), SIGINT (Ctrl-C) and SIGTERM ask the
-    trainer to stop after the current step, which it then saves, instead of ending the
-    process: ``stop()`` says whether one came, ``stop.signum`` which. The first prints
-    `message` (or what it returns, if callable). A second signal
-    raises KeyboardInterrupt at once (a checkpoint being written stays atomic: the
-    previous one is still complete). Signal handlers can only be set in the main
-    thread; elsewhere this does nothing."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, message=""):
-        self.signum = None
-        self.message = message          # a str, or a callable that returns one
-        self._previous = {}
-        self._fd = None
-
-    def __enter__(self):
-        try:
-            self._fd = sys.stderr.fileno()
-        except (AttributeError, OSError, ValueError):      # a stream without a file (tests)
-            self._fd = None
-        if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous = {}
-
-    def __call__(self) -> bool:
-        return self.signum is not None
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-        message = self.message() if callable(self.message) else self.message
-        if not message:
-            return
-        if self._fd is not None:   # os.write: a print here could re-enter a print it interrupted
-            os.write(self._fd, message.encode())
-        else:
-            try:
-                sys.stderr.write(message)
-            except RuntimeError:
-                pass
-
-
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
     from ..training.checkpoint import CheckpointError, load_checkpoint
     from ..data import train_val_split
     from ..nn.gpt import GPT, GPTConfig
-    from ..training import CSVLogger, NonFiniteError, TrainConfig, Trainer
+    from ..training import CSVLogger, TrainConfig, Trainer
     from . import _objectives as objectives
     from ._common import describe, encode, read_text, recorded_text, same_text
 
@@ -560,10 +408,10 @@ def run(args) -> int:
         print(f"{objectives.describe_model(model)}, {steps_line}")
     if name != "clm":
         print(objectives.describe_objective(trainer.objective, tokenizer))
-    print(_schedule_line(train_cfg, trainer.step))
+    print(schedule_line(train_cfg, trainer.step))
     if ckpt is not None:
-        before = _lr_at(TrainConfig.from_dict(saved), trainer.step)
-        now = _lr_at(train_cfg, trainer.step)
+        before = lr_at(TrainConfig.from_dict(saved), trainer.step)
+        now = lr_at(train_cfg, trainer.step)
         if not math.isclose(before, now, rel_tol=1e-9):
             print(f"note: the settings given move the learning rate at step {trainer.step} from "
                   f"{before:.2e} (the checkpoint's schedule) to {now:.2e}")
@@ -573,44 +421,15 @@ def run(args) -> int:
     logger = CSVLogger(out / "log.csv", append=ckpt is not None,
                        resume_step=ckpt.step if ckpt is not None else None)
     progress = Progress(train_cfg.max_iters, trainer.step, args.quiet)
-    saves = []
-    trainer.callbacks += [logger, progress,
-                          lambda e: saves.append(e["path"]) if e["kind"] == "checkpoint" else None]
-    start = time.perf_counter()
-    first_step = trainer.step
-    def stop_message() -> str:
-        return progress.end_line() + ("numpyllm train: stopping: saving the last completed "
-                                      "step (a second Ctrl-C quits without saving it)\n")
-    try:
-        with StopOnSignal(stop_message) as stop:
-            evals = trainer.fit(checkpoint_dir=ckpt_dir, tokenizer=tokenizer, stop=stop)
-    except KeyboardInterrupt:
-        progress.close()
-        print(f"numpyllm train: interrupted again: stopped without saving step {trainer.step}; "
-              f"{_newest(ckpt_dir)}", file=sys.stderr)
-        return 130
-    except NonFiniteError as exc:
-        progress.close()
-        raise CLIError(f"the run diverged ({exc}); {_newest(ckpt_dir)}: try a lower "
-                       "--learning_rate") from None
-    finally:
-        progress.close()
+    trainer.callbacks += [logger, progress]
+    start, first_step = time.perf_counter(), trainer.step
+    evals, code = fit(trainer, command="train", ckpt_dir=ckpt_dir, tokenizer=tokenizer,
+                      progress=progress,
+                      resume=f"numpyllm train --out {shlex.quote(str(out))} --resume")
+    if code is not None:
+        return code
     elapsed = time.perf_counter() - start
     steps = trainer.step - first_step
-    if stop.signum is not None:
-        signame = signal.Signals(stop.signum).name
-        if saves:
-            what = f"saved step {trainer.step} in {saves[-1]}"
-        elif trainer.step > 0:
-            what = f"step {trainer.step} is in {_newest(ckpt_dir, bare=True)}"
-        else:
-            print(f"numpyllm train: {signame}: stopped before the first step; nothing to save",
-                  file=sys.stderr)
-            return 128 + stop.signum
-        print(f"numpyllm train: {signame}: stopped after {steps} steps this run; {what}; "
-              f"carry on with: numpyllm train --out {shlex.quote(str(out))} --resume",
-              file=sys.stderr)
-        return 128 + stop.signum
     print(f"trained {steps} steps in {elapsed:.1f} s "
           f"({1000 * elapsed / max(steps, 1):.1f} ms/step); checkpoint in {ckpt_dir}")
     if evals and "val_loss" in evals[-1]:
@@ -627,16 +446,6 @@ def run(args) -> int:
         _report(trainer.objective, model, tokenizer, val_data if held_out else train_data,
                 "validation" if held_out else "training", args, opts["seed"])
     return 0
-
-
-def _newest(ckpt_dir: Path, bare: bool = False) -> str:
-    """Where the newest complete checkpoint is, for a message."""
-    from ..training.checkpoint import CheckpointError, resolve
-    try:
-        path = str(resolve(ckpt_dir))
-    except CheckpointError:
-        return "no checkpoint" if bare else "there is no checkpoint yet"
-    return path if bare else f"the newest checkpoint is {path}"
 
 
 def _print_samples(model, tokenizer, args, seed: int) -> None:

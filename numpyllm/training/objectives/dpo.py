@@ -22,7 +22,9 @@ the threads of data parallelism run the policy only.
 
 A checkpoint records the settings (beta, label_smoothing, average, pad_id), not the
 reference: a resumed run needs it again (``DPO.from_dict``-built objectives have
-``reference=None``; set it, or the resumed model itself would become the reference).
+``reference=None``; set it, or the resumed model itself would become the reference), or
+the reference log-probabilities of its pairs, computed before training
+(`set_reference_logps`: what ``numpyllm finetune dpo`` does without LoRA).
 """
 from __future__ import annotations
 
@@ -128,6 +130,18 @@ class DPO(ExampleObjective):
             mask = np.concatenate([arrays["chosen_mask"], arrays["rejected_mask"]])
             cache[part] = self._reference(ids, mask).reshape(2, -1).T               # [b, 2]
         return cache[rows]
+
+    def set_reference_logps(self, data: PreferencePairs, logps) -> None:
+        """Give the reference log-probabilities of every pair of `data`, ``[N, 2]``
+        (chosen, rejected, as `reference_logps` returns them), computed earlier: e.g.
+        before training, saved, and read back by a resumed run, which then needs no
+        reference model at all."""
+        logps = np.asarray(logps, dtype=np.float64)
+        if logps.shape != (len(data), 2) or not np.isfinite(logps).all():
+            raise ValueError(f"DPO.set_reference_logps: need [{len(data)}, 2] finite "
+                             f"log-probabilities for {len(data)} pairs, got shape "
+                             f"{logps.shape}")
+        self._cache[data] = logps.copy()
 
     def _reference(self, ids, mask) -> np.ndarray:
         ref = self.reference
