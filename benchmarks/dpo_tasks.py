@@ -2,7 +2,7 @@
 exact-match accuracy per task before and after DPO, on pairs whose `chosen` is the correct
 answer and `rejected` a wrong one. Figures, not a test: it prints them.
 
-    python benchmarks/dpo_tasks.py [--sft-steps 1500] [--dpo-steps 300] [--beta 0.1]
+    python benchmarks/dpo_tasks.py [--sft-steps 1500] [--dpo-steps 300] [--beta 0.1] [--sft-weight 0]
         [--lr 1e-4] [--pairs-per-task 400] [--seed 1337]
 
 **The protocol.** The tasks, tokenizer, model and SFT are `benchmarks/sft_instructions.py
@@ -83,6 +83,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sft-steps", type=int, default=1500)
     ap.add_argument("--dpo-steps", type=int, default=300)
     ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--sft-weight", type=float, default=0.0,
+                    help="RPO: add this times the chosen answers' per-token NLL")
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--pairs-per-task", type=int, default=400)
     ap.add_argument("--n-train", type=int, default=4000, help="SFT examples per task")
@@ -119,7 +121,7 @@ def main(argv=None) -> int:
           f"SFT model's own wrong answer, the rest corrupted), {len(val_pairs)} held out on "
           f"the test prompts ({val_own} own); {time.perf_counter() - t0:.0f} s")
 
-    objective = DPO(beta=args.beta, pad_id=tok.special_tokens[PAD])
+    objective = DPO(beta=args.beta, pad_id=tok.special_tokens[PAD], sft_weight=args.sft_weight)
     cfg = config(args.lr, args.dpo_steps, 32, args.seed)
     cfg.weight_decay = 0.0
     trainer = Trainer(model, train_pairs, val_pairs, cfg, objective=objective)

@@ -147,8 +147,11 @@ def test_full_dpo_resume_needs_its_reference_logprobs(tmp_path, decoder, capsys,
     data.write_text(json.dumps(PREFERENCES))
     out = tmp_path / "dpo"
     assert main(["finetune", "dpo", "--data", str(data), "--init-from", str(decoder),
-                 "--out", str(out), "--max_iters", "3", *QUICK]) == 0
-    assert "reference: the starting model's log-probabilities" in capsys.readouterr().out
+                 "--out", str(out), "--max_iters", "3", "--sft-weight", "0.5", *QUICK]) == 0
+    text = capsys.readouterr().out
+    assert "reference: the starting model's log-probabilities" in text
+    assert "SFT term 0.5" in text
+    assert load_checkpoint(out / "ckpt").trainer_state["objective"]["sft_weight"] == 0.5
     saved = out / "reference_logps.npz"
     resume = ["finetune", "dpo", "--out", str(out), "--resume", "--max_iters", "4"]
     with np.load(saved) as arrays:

@@ -257,3 +257,21 @@ def test_appending_after_a_resume_drops_the_rows_after_the_checkpoint(tmp_path):
     assert [s for s, k in rows if k == "step"] == [str(i) for i in range(1, 10)]
     assert [s for s, k in rows if k == "eval"] == ["3", "6"]
     assert [p.name for p in tmp_path.iterdir()] == ["log.csv"]        # no temporary left
+
+
+def test_appending_to_an_older_log_keeps_its_columns(tmp_path):
+    """A run resumed from a log written before val_accuracy/val_margin existed: the new
+    rows have as many cells as its header."""
+    path = tmp_path / "log.csv"
+    old = ("step", "kind", "loss", "train_loss", "val_loss", "val_perplexity", "lr",
+           "grad_norm", "tokens_per_sec")
+    path.write_text(",".join(old) + "\n1,step,2.0,,,,0.001,,\n")
+    CSVLogger(path, append=True, resume_step=1)({"kind": "eval", "step": 2, "train_loss": 1.5,
+                                                 "val_loss": 1.6, "val_accuracy": 0.5})
+    rows = list(csv.reader(open(path)))
+    assert rows[0] == list(old) and all(len(r) == len(old) for r in rows)
+    assert rows[2][:5] == ["2", "eval", "", "1.5", "1.6"]
+    fresh = tmp_path / "new.csv"
+    CSVLogger(fresh)({"kind": "eval", "step": 2, "train_loss": 1.5, "val_accuracy": 0.5})
+    row = next(csv.DictReader(open(fresh)))
+    assert row["val_accuracy"] == "0.5" and row["val_margin"] == ""

@@ -108,9 +108,10 @@ def _lora(family, **kwargs):
     return build
 
 
-def _dpo(average):
+def _dpo(average, sft_weight=0.0):
     """The DPO loss of a GPT against a reference GPT with other weights (so Δ ≠ 0 and
-    σ(-βΔ) differs between pairs), through the fused sequence_logprob."""
+    σ(-βΔ) differs between pairs), through the fused sequence_logprob (and with
+    `sft_weight`, RPO's per-token NLL of the chosen responses added)."""
     def build(rng):
         from ..data.preference import PreferencePairs
         from ..training.objectives.dpo import DPO
@@ -120,7 +121,8 @@ def _dpo(average):
         reference = perturb(GPT(cfg, rng=rng), rng)
         pairs = PreferencePairs([[1, 2], [3, 4, 5], [6]], [[7, 8, 9], [1], [2, 3, 4, 5]],
                                 [[9, 8], [6, 5, 4], [10, 1]])
-        objective = DPO(beta=0.5, average=average, reference=reference)
+        objective = DPO(beta=0.5, average=average, reference=reference,
+                        sft_weight=sft_weight)
         batch = objective.make_batch(pairs, np.arange(3))
         return module_case(model, lambda: objective.loss(model, batch))
     return build
@@ -144,6 +146,8 @@ CHECKS = [
            _GPT_SHAPES + ", prefixes 2, 3"),
     _model("GPT (DPO loss, summed)", _dpo(False), "3 pairs, L 6, 2 layers, d 8"),
     _model("GPT (DPO loss, averaged)", _dpo(True), "3 pairs, L 6, 2 layers, d 8"),
+    _model("GPT (DPO loss + SFT term)", _dpo(False, sft_weight=0.7),
+           "3 pairs, L 6, 2 layers, d 8"),
     _model("Llama (GQA, tied)", _llama(n_kv_head=2), "idx [2, 5], 2 layers, 4/2 heads"),
     _model("Llama (MQA, untied)", _llama(n_kv_head=1, tie_weights=False), "idx [2, 5], 4/1 heads"),
     _model("Llama (MHA, q/k/v bias)", _llama(n_kv_head=4, attention_bias=True),

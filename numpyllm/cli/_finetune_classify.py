@@ -9,6 +9,7 @@ import numpy as np
 
 from . import CLIError
 
+
 def read_labelled(path: Path, how: dict, classes=None):
     """The labelled texts of `path`, read as `how` says (format, columns)."""
     from ..data.classification import read_csv, read_jsonl, read_tsv

@@ -25,6 +25,7 @@ def run_dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
     seed = record.get("seed", opts["seed"])
     beta = record.get("beta", args.beta)
     smoothing = record.get("label_smoothing", args.label_smoothing)
+    sft_weight = record.get("sft_weight", args.sft_weight)
     examples = read_preference_json(path)
     parts = split_examples(examples, split, seed=seed)
     if not parts[0]:
@@ -34,11 +35,12 @@ def run_dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
             if part else None for part in parts]
     context = model.config.block_size if model is not None else record["context"]
     record = {"task": "dpo", "split": split, "max_length": max_length, "seed": seed,
-              "context": context, "beta": beta, "label_smoothing": smoothing}
+              "context": context, "beta": beta, "label_smoothing": smoothing,
+              "sft_weight": sft_weight}
     try:
-        DPO(beta=beta, label_smoothing=smoothing, pad_id=eos)
+        DPO(beta=beta, label_smoothing=smoothing, pad_id=eos, sft_weight=sft_weight)
     except ValueError as exc:
-        raise CLIError(f"--beta/--label-smoothing: {exc}") from None
+        raise CLIError(f"--beta/--label-smoothing/--sft-weight: {exc}") from None
 
     with_lora = bool(lora) or (ckpt is not None and ckpt.model_config.get("lora") is not None)
     if not with_lora:
@@ -58,8 +60,10 @@ def run_dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
                         return sequence_logprobs(model, ids, mask).data
                 finally:
                     model.train(was)
-            return DPO(beta=beta, label_smoothing=smoothing, pad_id=eos, reference=reference)
-        dpo = DPO(beta=beta, label_smoothing=smoothing, pad_id=eos, reference=_no_reference)
+            return DPO(beta=beta, label_smoothing=smoothing, pad_id=eos,
+                       sft_weight=sft_weight, reference=reference)
+        dpo = DPO(beta=beta, label_smoothing=smoothing, pad_id=eos, sft_weight=sft_weight,
+                  reference=_no_reference)
         for data, values in zip(sets, logps):
             if data is not None:
                 dpo.set_reference_logps(data, values)
@@ -67,6 +71,7 @@ def run_dpo(args, opts, explicit, lora, ckpt, record, split, out) -> int:
     summary = (f"{len(examples):,} preference pairs of {path}; "
                + " / ".join(f"{len(p)} {n}" for p, n in zip(parts, ("train", "val", "test")))
                + f", at most {max_length} tokens each; beta {beta}"
+               + (f", SFT term {sft_weight}" if sft_weight else "")
                + (", reference: the base (LoRA off)" if with_lora else
                   f", reference: the starting model's log-probabilities ({out / REFERENCE})"))
     trainer = _train(args, model, tokenizer, objective, sets[0], sets[1], opts, ckpt, out,

@@ -70,8 +70,12 @@ class Progress:
             self._line(self.step_line(event), keep=not self.live)
         elif event["kind"] == "eval":
             line = (f"step {event['step']:5d} | eval: train loss {event['train_loss']:.4f}"
-                    + (f", val loss {event['val_loss']:.4f} (perplexity "
-                       f"{event['val_perplexity']:.2f})" if "val_loss" in event else ""))
+                    + (f", val loss {event['val_loss']:.4f}" if "val_loss" in event else "")
+                    + (f" (perplexity {event['val_perplexity']:.2f})"
+                       if "val_perplexity" in event else "")
+                    + "".join(f", val {key[4:]} {value:.4f}" for key, value in event.items()
+                              if key.startswith("val_") and key not in ("val_loss",
+                                                                        "val_perplexity")))
             self._line(line, keep=True)
 
     def step_line(self, event: dict) -> str:

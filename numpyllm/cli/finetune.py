@@ -12,7 +12,8 @@
             the tokenizer's chat template). At the end: the held-out response loss, and
             the test split's responses (greedy) in DIR/test-responses.json.
   dpo       --data FILE of preference pairs (JSON: instruction, input, chosen, rejected):
-            DPO (--beta, --label-smoothing) against the model as it starts. At the end:
+            DPO (--beta, --label-smoothing; --sft-weight adds the chosen responses'
+            NLL, RPO) against the model as it starts. At the end:
             the held-out reward margin, preference accuracy and rewards.
 
 sft and dpo need --init-from (a decoder and a tokenizer with an end token). What trains:
@@ -112,6 +113,9 @@ def _add_arguments(p, task: str) -> None:
         p.add_argument("--beta", type=float, default=0.1, help="DPO's beta (default 0.1)")
         p.add_argument("--label-smoothing", type=float, default=0.0,
                        help="conservative DPO's epsilon in [0, 0.5) (default 0)")
+        p.add_argument("--sft-weight", type=float, default=0.0,
+                       help="add this times the chosen responses' per-token negative "
+                       "log-likelihood (RPO; keeps the right answers likely; default 0)")
     add_options(p)
 
 

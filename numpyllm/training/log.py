@@ -11,7 +11,10 @@ __all__ = ["CSVLogger"]
 
 class CSVLogger:
     """A callback that appends step and eval events to a CSV file:
-    ``step,kind,loss,train_loss,val_loss,val_perplexity,lr,grad_norm,tokens_per_sec``.
+    ``step,kind,loss,train_loss,val_loss,val_perplexity,lr,grad_norm,tokens_per_sec,
+    val_accuracy,val_margin`` (the last two where the objective reports them: a
+    classifier, DPO). Appending to a log with fewer columns (an older run's) keeps its
+    header's columns.
 
     The file is written at the first event, not before: a run that fails before its
     first step leaves no header-only log behind (and, with ``append=False``, an older
@@ -22,10 +25,11 @@ class CSVLogger:
     """
 
     COLUMNS = ("step", "kind", "loss", "train_loss", "val_loss", "val_perplexity", "lr",
-               "grad_norm", "tokens_per_sec")
+               "grad_norm", "tokens_per_sec", "val_accuracy", "val_margin")
 
     def __init__(self, path, append: bool = False, *, resume_step: int | None = None):
         self.path = Path(path)
+        self._header = None                 # the columns of the file, once known
         self._fresh = not append            # (over)write the file, header first, at the first row
         if append and resume_step is not None and self.path.is_file():
             self._drop_rows_after(resume_step)
@@ -55,12 +59,22 @@ class CSVLogger:
         header = self._fresh or not self.path.is_file() or self.path.stat().st_size == 0
         if header:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        columns = self.COLUMNS if header else self._columns()
         with open(self.path, "w" if self._fresh else "a", newline="") as f:
             writer = csv.writer(f)
             if header:
-                writer.writerow(self.COLUMNS)
-            writer.writerow([_fmt(row.get(c, "")) for c in self.COLUMNS])
+                writer.writerow(columns)
+            writer.writerow([_fmt(row.get(c, "")) for c in columns])
         self._fresh = False
+        self._header = columns
+
+    def _columns(self) -> tuple:
+        """The columns of the log being appended to (its header, read once)."""
+        if self._header is None:
+            with open(self.path, newline="") as f:
+                first = next(csv.reader(f), [])
+            self._header = tuple(first) if first and first[0] == "step" else self.COLUMNS
+        return self._header
 
 
 def _after(row: list, step: int) -> bool:

@@ -211,6 +211,26 @@ class Trainer:
             self.model.train()
         return out
 
+    def estimate_scores(self, iters: int | None = None) -> dict:
+        """The objective's `eval_scores` (DPO: the reward margin and the preference
+        accuracy) on the validation batches `estimate_loss` draws (same generator, same
+        batches), each a mean per counted example: ``{"val_margin": ..., ...}``."""
+        iters = iters or self.config.eval_iters
+        objective, totals = self.objective, {}
+        rng = np.random.default_rng([self.config.seed, self.step, 1])  # estimate_loss's val
+        self.model.eval()
+        try:
+            with no_grad(), self._blas_scope():
+                for _ in range(iters):
+                    batch = objective.sample(self.val_set, self.config.batch_size, rng)
+                    for key, value in objective.scores(self.model, batch).items():
+                        totals[key] = totals.get(key, 0) + value
+        finally:
+            self.model.train()
+        count = max(totals.get("count", 0), 1)
+        return {f"val_{name}": totals["correct" if name == "accuracy" else name] / count
+                for name in objective.eval_scores}
+
     # ------------------------------------------------------------------ the loop
     def fit(self, *, max_iters: int | None = None, checkpoint_dir=None, tokenizer=None,
             stop: Callable[[], bool] | None = None) -> list:
@@ -236,8 +256,10 @@ class Trainer:
                 losses = self.estimate_loss()
                 event = {"kind": "eval", "step": self.step, "lr": info["lr"], **{
                     f"{k}_loss": v for k, v in losses.items()}}
-                if "val" in losses:
+                if "val" in losses and self.objective.perplexity:
                     event["val_perplexity"] = perplexity(losses["val"])
+                if "val" in losses and self.objective.eval_scores:
+                    event.update(self.estimate_scores())
                 evals.append(event)
                 self._emit(event)
                 if checkpoint_dir is not None:

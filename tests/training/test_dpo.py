@@ -50,9 +50,10 @@ def np_log_softmax(x):
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
-def np_dpo(logits, ids, mask, ref, beta, eps=0.0, average=False):
+def np_dpo(logits, ids, mask, ref, beta, eps=0.0, average=False, sft=0.0):
     """Direct float64 DPO on logits [2B, L-1, V] of rows ids [2B, L] (chosen rows first)
-    with response mask [2B, L] and reference logps [2B]: loss, rewards and d loss/d logits."""
+    with response mask [2B, L] and reference logps [2B]: loss, rewards and d loss/d logits.
+    `sft`: RPO's weight of the chosen rows' mean per-token NLL, added."""
     B2, Lm1, V_ = logits.shape
     B = B2 // 2
     lsm = np_log_softmax(logits)
@@ -66,6 +67,9 @@ def np_dpo(logits, ids, mask, ref, beta, eps=0.0, average=False):
     loss = np.mean(-(1 - eps) * np.log(sig(z)) - eps * np.log(sig(-z)))
     dz = (-(1 - eps) * sig(-z) + eps * sig(z)) / B                 # d loss / d z
     dlogp = np.concatenate([beta * dz, -beta * dz])                # [2B]
+    per_token = 1 if average else n[:B]                            # log π(y_w) -> mean NLL
+    loss += sft * np.mean(-pi_w / per_token)
+    dlogp[:B] -= sft / per_token / B
     onehot = np.eye(V_)[tgt]                                       # [2B, L-1, V]
     soft = np.exp(lsm)
     scale = (dlogp / (n if average else 1))[:, None, None] * m[..., None]
@@ -85,11 +89,11 @@ class FixedLogits:
 
 
 @pytest.mark.parametrize("average", [False, True])
-@pytest.mark.parametrize("eps", [0.0, 0.2])
-def test_loss_rewards_and_gradients_equal_the_formula(average, eps):
+@pytest.mark.parametrize("eps, sft", [(0.0, 0.0), (0.2, 0.0), (0.0, 0.7)])
+def test_loss_rewards_and_gradients_equal_the_formula(average, eps, sft):
     rng = np.random.default_rng(3)
     pairs = random_pairs(5, seed=1)
-    objective = DPO(beta=0.3, label_smoothing=eps, average=average,
+    objective = DPO(beta=0.3, label_smoothing=eps, average=average, sft_weight=sft,
                     reference=lambda ids, mask: rng.standard_normal(len(ids)))
     batch = objective.make_batch(pairs, np.arange(5))
     ids = np.concatenate([batch["chosen_ids"], batch["rejected_ids"]])
@@ -99,7 +103,7 @@ def test_loss_rewards_and_gradients_equal_the_formula(average, eps):
     model = FixedLogits(logits)
     loss = objective.loss(model, batch)
     loss.backward()
-    want, r_w, r_l, grad = np_dpo(logits.data, ids, mask, ref, 0.3, eps, average)
+    want, r_w, r_l, grad = np_dpo(logits.data, ids, mask, ref, 0.3, eps, average, sft)
     assert abs(loss.item() - want) < 1e-13
     np.testing.assert_allclose(logits.grad, grad, rtol=1e-12, atol=1e-15)
     s = objective.scores(model, batch)
@@ -300,15 +304,20 @@ def test_check_model_freezes_a_copy_of_the_model_as_the_reference():
 
 
 def test_records_round_trip_without_the_reference():
-    objective = DPO(beta=0.2, label_smoothing=0.1, average=True, pad_id=3, reference=gpt())
+    objective = DPO(beta=0.2, label_smoothing=0.1, average=True, pad_id=3, sft_weight=0.5,
+                    reference=gpt())
     record = objective.to_dict()
     assert record == {"name": "dpo", "beta": 0.2, "label_smoothing": 0.1, "average": True,
-                      "pad_id": 3}
+                      "pad_id": 3, "sft_weight": 0.5}
     json.dumps(record)
     again = objective_from_dict(record)
     assert again == objective and again.reference is None
     with pytest.raises(ValueError, match="beta"):
         objective_from_dict({"name": "dpo", "beta": "high"})
+    with pytest.raises(ValueError, match="sft_weight"):
+        objective_from_dict({"name": "dpo", "sft_weight": -1})
+    # a record written before sft_weight existed reads as plain DPO
+    assert objective_from_dict({"name": "dpo", "beta": 0.2}).sft_weight == 0.0
 
 
 def test_the_trainer_runs_dpo_data_parallel_equal_to_one_thread_and_the_margin_grows():
@@ -332,6 +341,29 @@ def test_the_trainer_runs_dpo_data_parallel_equal_to_one_thread_and_the_margin_g
     assert trainer.estimate_loss()["val"] < math.log(2)
 
 
+def test_the_trainer_reports_margin_and_accuracy_not_perplexity_at_each_evaluation():
+    pairs = random_pairs(24, seed=4)
+    cfg = TrainConfig(batch_size=8, max_iters=4, warmup_iters=1, learning_rate=1e-2,
+                      eval_iters=3, eval_interval=2, weight_decay=0.0)
+    model = gpt(0)
+    trainer = Trainer(model, pairs, pairs, cfg, objective=DPO(beta=0.5))
+    events = trainer.fit()
+    assert [e["step"] for e in events] == [2, 4]
+    last = events[-1]
+    assert "val_perplexity" not in last and 0 <= last["val_accuracy"] <= 1
+    # the same validation batches as the loss's, scored by DPO.scores
+    rng = np.random.default_rng([cfg.seed, trainer.step, 1])
+    totals = {"margin": 0.0, "correct": 0, "count": 0, "loss": 0.0}
+    with no_grad():
+        for _ in range(3):
+            s = trainer.objective.scores(model, trainer.objective.sample(pairs, 8, rng))
+            for key in totals:
+                totals[key] += s[key]
+    assert last["val_margin"] == pytest.approx(totals["margin"] / totals["count"], rel=1e-12)
+    assert last["val_accuracy"] == totals["correct"] / totals["count"]
+    assert last["val_loss"] == pytest.approx(totals["loss"] / totals["count"], rel=1e-9)
+
+
 def test_dpo_refuses_a_model_it_cannot_train():
     from numpyllm.nn import ClassifierConfig, SequenceClassifier
     clf = SequenceClassifier(ClassifierConfig("GPT", GPTConfig(
@@ -344,7 +376,7 @@ def test_the_gradient_checks_are_registered():
     names = {c.name for c in all_checks()}
     for name in ("sequence_logprob (sum)", "sequence_logprob (mean)", "dpo_loss",
                  "dpo_loss (label smoothing 0.2)", "GPT (DPO loss, summed)",
-                 "GPT (DPO loss, averaged)"):
+                 "GPT (DPO loss, averaged)", "GPT (DPO loss + SFT term)"):
         assert name in names
 
 

@@ -71,10 +71,18 @@ class Objective:
     - ``loss(model, batch) -> Tensor``: the mean loss over the counted targets;
     - ``scores(model, batch) -> dict``: sums for evaluation (at least ``loss``, the summed
       loss, and ``count``; e.g. ``correct`` for an accuracy).
+
+    Two class settings say what the Trainer's periodic evaluation reports besides the
+    losses: `perplexity` (whether exp(loss) means anything: not for DPO or a classifier)
+    and `eval_scores`, names of `scores` sums to report on the validation batches as a
+    mean per counted example (``accuracy`` is ``correct`` per count), e.g. DPO's
+    ``("margin", "accuracy")``.
     """
 
     name: ClassVar[str] = "objective"
     models: ClassVar[tuple] = ()
+    perplexity: ClassVar[bool] = True
+    eval_scores: ClassVar[tuple] = ()
 
     def __post_init__(self):
         """Each setting has its declared kind (an int, a number, a tuple of ints), so a

@@ -32,6 +32,8 @@ class Classification(ExampleObjective):
 
     name: ClassVar[str] = "classify"
     models: ClassVar[tuple] = ("SequenceClassifier",)
+    perplexity: ClassVar[bool] = False
+    eval_scores: ClassVar[tuple] = ("accuracy",)
 
     def __post_init__(self):
         super().__post_init__()

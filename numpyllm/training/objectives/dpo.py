@@ -63,16 +63,21 @@ class DPO(ExampleObjective):
     """DPO on `numpyllm.data.preference.PreferencePairs` (see the module doc).
     Settings: `beta` (the KL strength: small lets the policy move far from the reference),
     `label_smoothing` ε in [0, 0.5) (conservative DPO), `average` (length-averaged rather
-    than summed log-probabilities), `pad_id`."""
+    than summed log-probabilities), `pad_id`, and `sft_weight` λ ≥ 0: adds λ times the
+    chosen response's negative log-likelihood per token (RPO, Pang et al. 2024), which
+    keeps the chosen answers likely while DPO widens the gap (DPO alone may lower both)."""
 
     beta: float = 0.1
     label_smoothing: float = 0.0
     average: bool = False
     pad_id: int = 0
+    sft_weight: float = 0.0
     reference: object = field(default=None, repr=False, compare=False)
 
     name: ClassVar[str] = "dpo"
     models: ClassVar[tuple] = ("GPT", "Llama")
+    perplexity: ClassVar[bool] = False
+    eval_scores: ClassVar[tuple] = ("margin", "accuracy")
 
     def __post_init__(self):
         super().__post_init__()
@@ -81,6 +86,10 @@ class DPO(ExampleObjective):
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"DPO.label_smoothing must be in [0, 0.5), got "
                              f"{self.label_smoothing}")
+        if not (isinstance(self.sft_weight, (int, float, np.floating))
+                and np.isfinite(self.sft_weight) and self.sft_weight >= 0):
+            raise ValueError(f"DPO.sft_weight must be a finite number >= 0, got "
+                             f"{self.sft_weight!r:.40}")
         if not isinstance(self.average, (bool, np.bool_)):
             raise ValueError(f"DPO.average must be true or false, got {self.average!r:.40}")
         if not (isinstance(self.pad_id, (int, np.integer)) and self.pad_id >= 0):
@@ -179,9 +188,25 @@ class DPO(ExampleObjective):
 
     def loss(self, model, batch, reduction: str = "mean"):
         chosen, rejected = self.policy_logps(model, batch)
-        return dpo_loss(chosen, rejected, batch["ref_chosen"], batch["ref_rejected"],
+        loss = dpo_loss(chosen, rejected, batch["ref_chosen"], batch["ref_rejected"],
                         beta=self.beta, label_smoothing=self.label_smoothing,
                         reduction=reduction)
+        if self.sft_weight:
+            loss = loss + self.sft_weight * self._reduce(self.chosen_nll(chosen, batch),
+                                                         reduction)
+        return loss
+
+    def chosen_nll(self, chosen, batch):
+        """−log π(y_w|x) per response token, ``[B]``: the SFT term of `sft_weight`."""
+        if self.average:                       # already a mean over the response tokens
+            return -chosen
+        n = batch["chosen_mask"][:, 1:].sum(axis=1)          # [B] tokens scored per row
+        return chosen * (-1.0 / np.maximum(n, 1))
+
+    @staticmethod
+    def _reduce(values, reduction: str):
+        return values if reduction == "none" else values.sum() if reduction == "sum" \
+            else values.mean()
 
     def scores(self, model, batch) -> dict:
         """Sums over the batch's pairs: the loss, the chosen and rejected rewards, the
@@ -191,6 +216,8 @@ class DPO(ExampleObjective):
             losses = dpo_loss(chosen, rejected, batch["ref_chosen"], batch["ref_rejected"],
                               beta=self.beta, label_smoothing=self.label_smoothing,
                               reduction="none").data
+            if self.sft_weight:
+                losses = losses + self.sft_weight * self.chosen_nll(chosen, batch).data
         r_w = self.beta * (chosen.data.astype(np.float64) - batch["ref_chosen"])     # [B]
         r_l = self.beta * (rejected.data.astype(np.float64) - batch["ref_rejected"])
         return {"loss": float(losses.sum()), "count": len(losses),
