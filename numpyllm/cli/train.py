@@ -39,6 +39,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
 import shlex
 import time
 from pathlib import Path
@@ -136,6 +138,9 @@ def register(subparsers) -> None:
     p.add_argument("--sample_tokens", type=int, default=300, help="tokens per sample (a decoder's)")
     p.add_argument("--no_plot", action="store_true", help="do not write loss.png")
     p.add_argument("--quiet", action="store_true", help="no progress lines (evaluations still print)")
+    p.add_argument("--parallel", choices=["dp"], default=None,
+                   help="train over the MPI ranks mpiexec started: dp = data parallel "
+                   "(mpiexec -n 2 numpyllm train --parallel dp ...; pip install mpi4py mpich)")
     add_options(p)
     p.set_defaults(func=run)
 
@@ -225,6 +230,27 @@ def _check_model_options(explicit: set, opts: dict, config: dict, step: int) -> 
 
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
+    """One process, or (--parallel) this rank of the MPI world: rank 0 prints, logs and
+    writes; a rank that fails ends every rank with its one-line error (no rank is left
+    waiting in a collective)."""
+    if args.parallel is None:
+        return _run(args, None)
+    from ..distributed import MPIUnavailable, abort, world
+    try:
+        comm = world()
+    except MPIUnavailable as exc:
+        raise CLIError(f"--parallel {args.parallel}: {exc}") from None
+    if comm.rank != 0:                         # the other ranks compute, rank 0 reports
+        sys.stdout = open(os.devnull, "w")
+    try:
+        return _run(args, comm)
+    except (CLIError, Exception) as exc:
+        if comm.size > 1:
+            abort(comm, f"numpyllm train: error: {exc}")
+        raise
+
+
+def _run(args, comm) -> int:
     from ..training.checkpoint import CheckpointError, load_checkpoint
     from ..data import train_val_split
     from ..nn.gpt import GPT, GPTConfig
@@ -416,12 +442,26 @@ def run(args) -> int:
             print(f"note: the settings given move the learning rate at step {trainer.step} from "
                   f"{before:.2e} (the checkpoint's schedule) to {now:.2e}")
 
+    if comm is not None:
+        from ..distributed import MPIDataParallel
+        try:
+            trainer.parallel = MPIDataParallel(model, comm)
+        except ValueError as exc:
+            raise CLIError(f"--parallel {args.parallel}: {exc}") from None
+        if train_cfg.batch_size < comm.size:
+            raise CLIError(f"--parallel {args.parallel}: --batch_size {train_cfg.batch_size} "
+                           f"cannot be shared by {comm.size} ranks")
+        print(f"data parallel over {comm.size} MPI ranks: {train_cfg.batch_size} rows a "
+              f"batch, about {train_cfg.batch_size // comm.size} each; gradients summed "
+              "by allreduce once a step")
+    writer = comm is None or comm.rank == 0
     # the log: with --resume, the rows after the checkpoint's step (written by a run that
     # stopped after it) are dropped first, so each step is in it once
-    logger = CSVLogger(out / "log.csv", append=ckpt is not None,
-                       resume_step=ckpt.step if ckpt is not None else None)
     progress = Progress(train_cfg.max_iters, trainer.step, args.quiet)
-    trainer.callbacks += [logger, progress]
+    trainer.callbacks.append(progress)
+    if writer:
+        trainer.callbacks.append(CSVLogger(out / "log.csv", append=ckpt is not None,
+                                           resume_step=ckpt.step if ckpt is not None else None))
     start, first_step = time.perf_counter(), trainer.step
     evals, code = fit(trainer, command="train", ckpt_dir=ckpt_dir, tokenizer=tokenizer,
                       progress=progress,
@@ -435,6 +475,8 @@ def run(args) -> int:
     if evals and "val_loss" in evals[-1]:
         print(f"final val loss {evals[-1]['val_loss']:.4f} "
               f"(perplexity {math.exp(evals[-1]['val_loss']):.2f})")
+    if not writer:
+        return 0                               # rank 0 plots and samples
     if not args.no_plot:
         from ..plots import plot_loss_csv
         png = plot_loss_csv(out / "log.csv", out / "loss.png")

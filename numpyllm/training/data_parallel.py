@@ -96,6 +96,20 @@ class DataParallel:
                 return self._run(batch, loss_fn, 1.0, backward=False)
         return self._run(batch, loss_fn, float(scale), backward=True)
 
+    # what a Trainer asks of its `parallel`, trivial in one process (see
+    # numpyllm.distributed.MPIDataParallel for the same over MPI ranks)
+    writes_checkpoints = True
+
+    def reduce(self, loss: float) -> float:
+        """The step's loss, its gradients complete: nothing to add up in one process."""
+        return loss
+
+    def agree(self, flag: bool) -> bool:
+        return bool(flag)
+
+    def barrier(self) -> None:
+        pass
+
     def forward_backward(self, x, targets, *, scale: float = 1.0) -> float:
         """Next-token prediction: the mean loss over the counted targets of
         ``model(x, targets=targets)``; ``scale * dL/dθ`` is added to each ``.grad``."""

@@ -166,11 +166,13 @@ class Trainer:
             batch = self.objective.sample(self.train_set, cfg.batch_size, self.data_rng)
             tokens += batch.tokens
             # forward and backward; scale 1/accum: the grads add up to the mean of all
-            value = self.parallel.run(batch, self.objective.loss, scale=1.0 / accum)
-            if not math.isfinite(value):
-                self.optimizer.zero_grad()
-                raise NonFiniteError(f"step {self.step}: the loss is {value}")
-            total += value / accum
+            total += self.parallel.run(batch, self.objective.loss, scale=1.0 / accum) / accum
+        # over MPI ranks: the gradients and the loss summed across them (in one process:
+        # nothing to do); every rank then sees the same loss and takes the same step
+        total = self.parallel.reduce(total)
+        if not math.isfinite(total):
+            self.optimizer.zero_grad()
+            raise NonFiniteError(f"step {self.step}: the loss is {total}")
         grads = [p for _, p in self.params]
         norm = clip_grad_norm_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else grad_norm(grads)
         if not math.isfinite(norm):
@@ -248,7 +250,8 @@ class Trainer:
         max_iters = cfg.max_iters if max_iters is None else max_iters
         evals = []
         saved = self.step                   # the step the newest checkpoint holds (or began)
-        while self.step < max_iters and not (stop is not None and stop()):
+        # every rank (over MPI) must stop after the same step, whichever saw the signal
+        while self.step < max_iters and not (stop is not None and self.parallel.agree(stop())):
             info = self.train_step()
             if self.step % cfg.log_interval == 0 or self.step == 1:
                 self._emit(info)
@@ -270,8 +273,13 @@ class Trainer:
         return evals
 
     def _checkpoint(self, directory, tokenizer) -> None:
-        path = self.save(directory, tokenizer=tokenizer)
-        self._emit({"kind": "checkpoint", "step": self.step, "path": str(path)})
+        # over MPI ranks, which hold the same weights and state, rank 0 writes and the
+        # others wait for it: a checkpoint any rank reports is complete
+        path = self.save(directory, tokenizer=tokenizer) if self.parallel.writes_checkpoints \
+            else None
+        self.parallel.barrier()
+        if path is not None:
+            self._emit({"kind": "checkpoint", "step": self.step, "path": str(path)})
 
     def _emit(self, event: dict) -> None:
         for cb in self.callbacks:
