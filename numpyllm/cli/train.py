@@ -138,9 +138,11 @@ def register(subparsers) -> None:
     p.add_argument("--sample_tokens", type=int, default=300, help="tokens per sample (a decoder's)")
     p.add_argument("--no_plot", action="store_true", help="do not write loss.png")
     p.add_argument("--quiet", action="store_true", help="no progress lines (evaluations still print)")
-    p.add_argument("--parallel", choices=["dp"], default=None,
-                   help="train over the MPI ranks mpiexec started: dp = data parallel "
-                   "(mpiexec -n 2 numpyllm train --parallel dp ...; pip install mpi4py mpich)")
+    p.add_argument("--parallel", choices=["dp", "zero1", "zero2"], default=None,
+                   help="train over the MPI ranks mpiexec started: dp = data parallel; "
+                   "zero1/zero2 = data parallel with the optimizer state (and the "
+                   "gradients) sharded over the ranks (mpiexec -n 2 numpyllm train "
+                   "--parallel dp ...; pip install mpi4py mpich)")
     add_options(p)
     p.set_defaults(func=run)
 
@@ -443,17 +445,27 @@ def _run(args, comm) -> int:
                   f"{before:.2e} (the checkpoint's schedule) to {now:.2e}")
 
     if comm is not None:
-        from ..distributed import MPIDataParallel
-        try:
-            trainer.parallel = MPIDataParallel(model, comm)
-        except ValueError as exc:
-            raise CLIError(f"--parallel {args.parallel}: {exc}") from None
+        from ..distributed import MPIDataParallel, ZeRO
         if train_cfg.batch_size < comm.size:
             raise CLIError(f"--parallel {args.parallel}: --batch_size {train_cfg.batch_size} "
                            f"cannot be shared by {comm.size} ranks")
-        print(f"data parallel over {comm.size} MPI ranks: {train_cfg.batch_size} rows a "
-              f"batch, about {train_cfg.batch_size // comm.size} each; gradients summed "
-              "by allreduce once a step")
+        try:
+            if args.parallel == "dp":
+                trainer.parallel = MPIDataParallel(model, comm)
+            else:
+                trainer.parallel = ZeRO(model, trainer.optimizer, comm,
+                                        stage=int(args.parallel[-1]))
+                trainer.optimizer = trainer.parallel.optimizer
+        except ValueError as exc:
+            raise CLIError(f"--parallel {args.parallel}: {exc}") from None
+        what = {"dp": "data parallel", "zero1": "ZeRO stage 1 (optimizer state sharded)",
+                "zero2": "ZeRO stage 2 (optimizer state and gradients sharded)"}
+        print(f"{what[args.parallel]} over {comm.size} MPI ranks: {train_cfg.batch_size} rows "
+              f"a batch, about {train_cfg.batch_size // comm.size} each")
+        if args.parallel != "dp":
+            mb = {k: v / 2**20 for k, v in trainer.parallel.memory().items()}
+            print(f"per rank: weights {mb['weights']:.2f} MiB, gradients {mb['gradients']:.2f} "
+                  f"MiB, optimizer state {mb['optimizer']:.2f} MiB")
     writer = comm is None or comm.rank == 0
     # the log: with --resume, the rows after the checkpoint's step (written by a run that
     # stopped after it) are dropped first, so each step is in it once

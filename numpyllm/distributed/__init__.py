@@ -4,10 +4,14 @@
   comm.py           the MPI world, and ending every rank when one fails
   data_parallel.py  MPIDataParallel: whole model per rank, the batch shared, gradients
                     summed by bucketed allreduce
+  zero.py           ZeRO stages 1 and 2: the optimizer state (1) and the gradients (2)
+                    sharded over the ranks, a flat parameter buffer, consolidated
+                    checkpoints
 
 Launch: ``mpiexec -n 2 numpyllm train --parallel dp ...`` (docs/distributed.md).
 """
 from .comm import MPIUnavailable, abort, world
 from .data_parallel import MPIDataParallel
+from .zero import ZeRO
 
-__all__ = ["MPIDataParallel", "MPIUnavailable", "abort", "world"]
+__all__ = ["MPIDataParallel", "MPIUnavailable", "ZeRO", "abort", "world"]

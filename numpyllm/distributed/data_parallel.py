@@ -92,6 +92,13 @@ class MPIDataParallel:
     def barrier(self) -> None:
         self.comm.Barrier()
 
+    def clip_grad_norm(self, params, max_norm: float) -> float:
+        """After `reduce` every rank holds the whole gradient: clip it as one process does."""
+        return self.local.clip_grad_norm(params, max_norm)
+
+    def prepare_checkpoint(self) -> None:
+        """Nothing to gather: every rank holds the whole optimizer state."""
+
     # ------------------------------------------------------------------ a batch
     def _mine(self, batch):
         """This rank's rows of the global batch and their weight n_r / N_t."""

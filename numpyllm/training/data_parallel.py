@@ -54,6 +54,7 @@ import numpy as np
 
 from ..autograd import enable_grad, no_grad
 from ..nn.module import Parameter
+from ..optim import clip_grad_norm_, grad_norm
 from ..parallel import for_slices, num_threads
 from ..runtime import blas_threads
 from ..validation import positive_int
@@ -109,6 +110,13 @@ class DataParallel:
 
     def barrier(self) -> None:
         pass
+
+    def clip_grad_norm(self, params, max_norm: float) -> float:
+        """The gradients' global norm, clipped to `max_norm` when it is > 0."""
+        return clip_grad_norm_(params, max_norm) if max_norm > 0 else grad_norm(params)
+
+    def prepare_checkpoint(self) -> None:
+        """Called on every rank before a checkpoint is written (ZeRO gathers its shards)."""
 
     def forward_backward(self, x, targets, *, scale: float = 1.0) -> float:
         """Next-token prediction: the mean loss over the counted targets of

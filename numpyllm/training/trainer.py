@@ -45,7 +45,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..autograd import no_grad
-from ..optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups, grad_norm
+from ..optim import AdamW, CosineWithWarmup, configure_param_groups
 from ..runtime import blas_threads
 from ..validation import ConfigDict, check_positive_fields
 from .data_parallel import DataParallel, model_generators
@@ -174,7 +174,7 @@ class Trainer:
             self.optimizer.zero_grad()
             raise NonFiniteError(f"step {self.step}: the loss is {total}")
         grads = [p for _, p in self.params]
-        norm = clip_grad_norm_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else grad_norm(grads)
+        norm = self.parallel.clip_grad_norm(grads, cfg.grad_clip)
         if not math.isfinite(norm):
             bad = next((n for n, p in self.params
                         if p.grad is not None and not np.isfinite(p.grad).all()), "?")
@@ -275,6 +275,7 @@ class Trainer:
     def _checkpoint(self, directory, tokenizer) -> None:
         # over MPI ranks, which hold the same weights and state, rank 0 writes and the
         # others wait for it: a checkpoint any rank reports is complete
+        self.parallel.prepare_checkpoint()         # (ZeRO: the optimizer's shards gathered)
         path = self.save(directory, tokenizer=tokenizer) if self.parallel.writes_checkpoints \
             else None
         self.parallel.barrier()

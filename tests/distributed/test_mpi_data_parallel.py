@@ -1,7 +1,8 @@
-"""Data parallelism over MPI ranks (issue 18): N ranks train exactly as one process on
-the same global batches (float64, gradient accumulation too), a run resumes under another
-world size, the bytes sent are the gradient buffer, and a failing rank ends every rank
-with its one-line error instead of a hang. Each multi-rank case starts `mpiexec` itself,
+"""Data parallelism and ZeRO stages 1 and 2 over MPI ranks (issue 18): N ranks train
+exactly as one process on the same global batches (float64, gradient accumulation and
+clipping too), a run resumes under another world size and strategy, ZeRO's optimizer
+state per rank is 1/N of the whole, the bytes sent are the gradient buffer, and a failing
+rank ends every rank with its one-line error instead of a hang. Each multi-rank case starts `mpiexec` itself,
 with a timeout; 4 ranks oversubscribe the 2-core machine on purpose."""
 import os
 import shutil
@@ -70,25 +71,41 @@ def same_run(a: Path, b: Path) -> None:
     assert cut(log_a) == cut(log_b)
 
 
+@pytest.mark.parametrize("strategy", ["dp", "zero1", "zero2"])
 @pytest.mark.parametrize("ranks", [2, 4])
-def test_n_ranks_train_as_one_process(tmp_path, text, ranks):
+def test_n_ranks_train_as_one_process(tmp_path, text, ranks, strategy):
+    """Weights, AdamW's moments (ZeRO: consolidated into the checkpoint) and every logged
+    loss; --grad_clip 0.05 so that clipping by the global norm acts on every step."""
     args = ["train", "--data", text, *TINY, "--batch_size", "8", "--max_iters", "5",
-            "--eval_interval", "5", "--gradient_accumulation_steps", "2"]
+            "--eval_interval", "5", "--gradient_accumulation_steps", "2", "--grad_clip", "0.05"]
     launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
-    done = launch(ranks, [*args, "--out", tmp_path / "many", "--parallel", "dp"], tmp_path)
-    assert f"data parallel over {ranks} MPI ranks" in done.stdout
+    done = launch(ranks, [*args, "--out", tmp_path / "many", "--parallel", strategy], tmp_path)
+    assert f"over {ranks} MPI ranks" in done.stdout
     assert done.stdout.count("trained 5 steps") == 1           # rank 0 reports, alone
     same_run(tmp_path / "one", tmp_path / "many")
+    a = load_checkpoint(tmp_path / "one" / "ckpt").optimizer_state
+    b = load_checkpoint(tmp_path / "many" / "ckpt").optimizer_state
+    assert a["param_groups"] == b["param_groups"] and a["state"].keys() == b["state"].keys()
+    for i, entry in a["state"].items():
+        assert b["state"][i]["step"] == entry["step"] == 5
+        for name in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_allclose(b["state"][i][name], entry[name], rtol=0, atol=1e-12)
 
 
-def test_a_run_resumes_under_another_world_size(tmp_path, text):
+@pytest.mark.parametrize("first, then", [((2, "dp"), (1, None)),
+                                         ((2, "zero2"), (4, "zero1")),
+                                         ((1, None), (3, "zero2"))],
+                         ids=["dp2-then-one", "zero2x2-then-zero1x4", "one-then-zero2x3"])
+def test_a_run_resumes_under_another_world_size_and_strategy(tmp_path, text, first, then):
     args = ["train", "--data", text, *TINY, "--batch_size", "4", "--max_iters", "6",
             "--eval_interval", "3", "--lr_decay_iters", "6"]
     launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
-    launch(2, [*args, "--out", tmp_path / "mixed", "--max_iters", "3", "--parallel", "dp"],
+    (n1, s1), (n2, s2) = first, then
+    launch(n1, [*args, "--out", tmp_path / "mixed", "--max_iters", "3",
+                *(["--parallel", s1] if s1 else [])], tmp_path)
+    launch(n2, ["train", "--out", tmp_path / "mixed", "--resume", "--max_iters", "6",
+                "--quiet", "--no_plot", "--samples", "0", *(["--parallel", s2] if s2 else [])],
            tmp_path)
-    launch(1, ["train", "--out", tmp_path / "mixed", "--resume", "--max_iters", "6",
-               "--quiet", "--no_plot", "--samples", "0"], tmp_path)
     same_run(tmp_path / "one", tmp_path / "mixed")
 
 
@@ -196,3 +213,44 @@ def test_ranks_weigh_their_rows_by_counted_targets(tmp_path):
     assert one.files == mpi.files
     for key in one.files:
         np.testing.assert_allclose(mpi[key], one[key], rtol=0, atol=1e-10, err_msg=key)
+
+
+ZERO_MEMORY = """
+import json, sys
+import numpy as np
+from numpyllm.distributed import ZeRO, world
+from numpyllm.nn import GPT, GPTConfig
+from numpyllm.training import TrainConfig, Trainer
+comm = world()
+model = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=12), rng=0)
+trainer = Trainer(model, np.arange(400) % 50, config=TrainConfig(batch_size=4))
+zero = ZeRO(model, trainer.optimizer, comm, stage=int(sys.argv[1]))
+trainer.parallel, trainer.optimizer = zero, zero.optimizer
+trainer.train_step()
+held = sum(s["exp_avg"].nbytes + s["exp_avg_sq"].nbytes for s in zero.optimizer.state)
+rows = comm.gather({"rank": comm.rank, "memory": zero.memory(), "held": held,
+                    "whole": 2 * 4 * sum(p.data.size for p in model.parameters())})
+if comm.rank == 0:
+    print(json.dumps(rows))
+"""
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_zero_holds_one_nth_of_the_optimizer_state(tmp_path, stage):
+    import json
+    script = tmp_path / "zero_memory.py"
+    script.write_text(ZERO_MEMORY)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([mpiexec(), "-n", "3", sys.executable, str(script), str(stage)],
+                          env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    whole = rows[0]["whole"]                     # AdamW's two float32 moments, every weight
+    rounding = 2 * 4 * 3             # the shards are ⌈P/3⌉ long: at most 2 elements off
+    for row in rows:
+        # the moments actually held, and what memory() says, are a third of the whole
+        assert abs(row["held"] - whole / 3) <= rounding
+        assert row["held"] <= row["memory"]["optimizer"] <= whole / 3 + rounding
+        grads = row["memory"]["gradients"]
+        assert grads == (row["memory"]["weights"] if stage == 1 else row["memory"]["optimizer"] // 2)
+    assert sum(r["held"] for r in rows) == whole
