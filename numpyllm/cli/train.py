@@ -138,10 +138,11 @@ def register(subparsers) -> None:
     p.add_argument("--sample_tokens", type=int, default=300, help="tokens per sample (a decoder's)")
     p.add_argument("--no_plot", action="store_true", help="do not write loss.png")
     p.add_argument("--quiet", action="store_true", help="no progress lines (evaluations still print)")
-    p.add_argument("--parallel", choices=["dp", "zero1", "zero2"], default=None,
+    p.add_argument("--parallel", choices=["dp", "zero1", "zero2", "tp"], default=None,
                    help="train over the MPI ranks mpiexec started: dp = data parallel; "
                    "zero1/zero2 = data parallel with the optimizer state (and the "
-                   "gradients) sharded over the ranks (mpiexec -n 2 numpyllm train "
+                   "gradients) sharded over the ranks; tp = tensor parallel (each block's "
+                   "heads and MLP split over the ranks) (mpiexec -n 2 numpyllm train "
                    "--parallel dp ...; pip install mpi4py mpich)")
     add_options(p)
     p.set_defaults(func=run)
@@ -445,13 +446,15 @@ def _run(args, comm) -> int:
                   f"{before:.2e} (the checkpoint's schedule) to {now:.2e}")
 
     if comm is not None:
-        from ..distributed import MPIDataParallel, ZeRO
-        if train_cfg.batch_size < comm.size:
+        from ..distributed import MPIDataParallel, TensorParallel, ZeRO
+        if train_cfg.batch_size < comm.size and args.parallel != "tp":
             raise CLIError(f"--parallel {args.parallel}: --batch_size {train_cfg.batch_size} "
                            f"cannot be shared by {comm.size} ranks")
         try:
             if args.parallel == "dp":
                 trainer.parallel = MPIDataParallel(model, comm)
+            elif args.parallel == "tp":
+                trainer.parallel = TensorParallel(trainer, comm)
             else:
                 trainer.parallel = ZeRO(model, trainer.optimizer, comm,
                                         stage=int(args.parallel[-1]))
@@ -460,9 +463,14 @@ def _run(args, comm) -> int:
             raise CLIError(f"--parallel {args.parallel}: {exc}") from None
         what = {"dp": "data parallel", "zero1": "ZeRO stage 1 (optimizer state sharded)",
                 "zero2": "ZeRO stage 2 (optimizer state and gradients sharded)"}
-        print(f"{what[args.parallel]} over {comm.size} MPI ranks: {train_cfg.batch_size} rows "
-              f"a batch, about {train_cfg.batch_size // comm.size} each")
-        if args.parallel != "dp":
+        if args.parallel == "tp":
+            print(f"tensor parallel over {comm.size} MPI ranks: {c.n_head // comm.size} "
+                  f"heads and {4 * c.n_embd // comm.size} MLP units of each block per rank; "
+                  "the whole batch on every rank")
+        else:
+            print(f"{what[args.parallel]} over {comm.size} MPI ranks: {train_cfg.batch_size} "
+                  f"rows a batch, about {train_cfg.batch_size // comm.size} each")
+        if args.parallel.startswith("zero"):
             mb = {k: v / 2**20 for k, v in trainer.parallel.memory().items()}
             print(f"per rank: weights {mb['weights']:.2f} MiB, gradients {mb['gradients']:.2f} "
                   f"MiB, optimizer state {mb['optimizer']:.2f} MiB")
@@ -489,6 +497,8 @@ def _run(args, comm) -> int:
               f"(perplexity {math.exp(evals[-1]['val_loss']):.2f})")
     if not writer:
         return 0                               # rank 0 plots and samples
+    if args.parallel == "tp":                  # sample from the whole model it saved
+        model = trainer.parallel.to_save(model, None)[0]
     if not args.no_plot:
         from ..plots import plot_loss_csv
         png = plot_loss_csv(out / "log.csv", out / "loss.png")

@@ -7,11 +7,15 @@
   zero.py           ZeRO stages 1 and 2: the optimizer state (1) and the gradients (2)
                     sharded over the ranks, a flat parameter buffer, consolidated
                     checkpoints
+  tensor_parallel.py  Megatron's tensor parallelism: heads and MLP units split, the
+                    f/g operators, consolidated checkpoints
 
 Launch: ``mpiexec -n 2 numpyllm train --parallel dp ...`` (docs/distributed.md).
 """
 from .comm import MPIUnavailable, abort, world
 from .data_parallel import MPIDataParallel
+from .tensor_parallel import TensorParallel, tensor_parallel
 from .zero import ZeRO
 
-__all__ = ["MPIDataParallel", "MPIUnavailable", "ZeRO", "abort", "world"]
+__all__ = ["MPIDataParallel", "MPIUnavailable", "TensorParallel", "ZeRO", "abort",
+           "tensor_parallel", "world"]

@@ -99,6 +99,9 @@ class MPIDataParallel:
     def prepare_checkpoint(self) -> None:
         """Nothing to gather: every rank holds the whole optimizer state."""
 
+    def to_save(self, model, optimizer):
+        return model, optimizer
+
     # ------------------------------------------------------------------ a batch
     def _mine(self, batch):
         """This rank's rows of the global batch and their weight n_r / N_t."""

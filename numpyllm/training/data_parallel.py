@@ -118,6 +118,10 @@ class DataParallel:
     def prepare_checkpoint(self) -> None:
         """Called on every rank before a checkpoint is written (ZeRO gathers its shards)."""
 
+    def to_save(self, model, optimizer):
+        """The model and optimizer a checkpoint holds (tensor parallelism: consolidated)."""
+        return model, optimizer
+
     def forward_backward(self, x, targets, *, scale: float = 1.0) -> float:
         """Next-token prediction: the mean loss over the counted targets of
         ``model(x, targets=targets)``; ``scale * dL/dθ`` is added to each ``.grad``."""

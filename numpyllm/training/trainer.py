@@ -311,8 +311,10 @@ class Trainer:
     def save(self, directory, *, tokenizer=None, keep: int = 2):
         """An atomic checkpoint of model, optimizer, tokenizer and trainer state."""
         from .checkpoint import save_checkpoint
-        return save_checkpoint(directory, step=self.step, model=self.model,
-                               optimizer=self.optimizer, tokenizer=tokenizer,
+        # (split over MPI ranks: the whole model and optimizer, gathered on rank 0)
+        model, optimizer = self.parallel.to_save(self.model, self.optimizer)
+        return save_checkpoint(directory, step=self.step, model=model,
+                               optimizer=optimizer, tokenizer=tokenizer,
                                trainer_state=self.state_dict(), keep=keep)
 
     @property

@@ -19,7 +19,7 @@ from numpyllm.training.checkpoint import load_checkpoint  # noqa: E402
 
 TIMEOUT = 120
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--n_layer", "2", "--n_embd", "16", "--n_head", "2", "--block_size", "16",
+TINY = ["--n_layer", "2", "--n_embd", "16", "--n_head", "4", "--block_size", "16",
         "--dtype", "float64", "--eval_iters", "2", "--no_plot", "--samples", "0", "--quiet"]
 
 
@@ -71,7 +71,7 @@ def same_run(a: Path, b: Path) -> None:
     assert cut(log_a) == cut(log_b)
 
 
-@pytest.mark.parametrize("strategy", ["dp", "zero1", "zero2"])
+@pytest.mark.parametrize("strategy", ["dp", "zero1", "zero2", "tp"])
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_n_ranks_train_as_one_process(tmp_path, text, ranks, strategy):
     """Weights, AdamW's moments (ZeRO: consolidated into the checkpoint) and every logged
@@ -94,8 +94,11 @@ def test_n_ranks_train_as_one_process(tmp_path, text, ranks, strategy):
 
 @pytest.mark.parametrize("first, then", [((2, "dp"), (1, None)),
                                          ((2, "zero2"), (4, "zero1")),
-                                         ((1, None), (3, "zero2"))],
-                         ids=["dp2-then-one", "zero2x2-then-zero1x4", "one-then-zero2x3"])
+                                         ((1, None), (3, "zero2")),
+                                         ((2, "tp"), (4, "tp")),
+                                         ((4, "tp"), (2, "zero1"))],
+                         ids=["dp2-then-one", "zero2x2-then-zero1x4", "one-then-zero2x3",
+                              "tp2-then-tp4", "tp4-then-zero1x2"])
 def test_a_run_resumes_under_another_world_size_and_strategy(tmp_path, text, first, then):
     args = ["train", "--data", text, *TINY, "--batch_size", "4", "--max_iters", "6",
             "--eval_interval", "3", "--lr_decay_iters", "6"]
@@ -254,3 +257,55 @@ def test_zero_holds_one_nth_of_the_optimizer_state(tmp_path, stage):
         grads = row["memory"]["gradients"]
         assert grads == (row["memory"]["weights"] if stage == 1 else row["memory"]["optimizer"] // 2)
     assert sum(r["held"] for r in rows) == whole
+
+
+TP_WORKER = """
+import numpy as np
+from numpyllm import Tensor
+from numpyllm.autograd import gradcheck
+from numpyllm.checks import perturb
+from numpyllm.distributed import tensor_parallel, world
+from numpyllm.nn import GPT, GPTConfig
+comm = world()
+rng = np.random.default_rng(0)
+cfg = GPTConfig(vocab_size=13, block_size=6, n_layer=2, n_head=4, n_embd=8, dtype="float64",
+                positions="{positions}")
+full = perturb(GPT(cfg, rng=1), np.random.default_rng(2))      # the same on every rank
+split = perturb(GPT(cfg, rng=1), np.random.default_rng(2))
+parts = tensor_parallel(split, comm)
+x = rng.integers(0, 13, (2, 6))
+y = rng.integers(0, 13, (2, 6))
+_, a = full(x, targets=y)
+_, b = split(x, targets=y)
+assert abs(a.item() - b.item()) < 1e-12, (a.item(), b.item())
+a.backward(); b.backward()
+theirs = dict(full.named_parameters())
+for name, p in split.named_parameters():
+    target, index = parts.get(name, (name, None))
+    want = theirs[target].grad if index is None else theirs[target].grad[index(comm.rank)]
+    assert np.allclose(p.grad, want, rtol=1e-10, atol=1e-12), name
+# the split block as a whole, by finite differences of its input (the same on every rank;
+# its gradient comes back through f's sum over the ranks)
+h = Tensor(rng.standard_normal((2, 5, 8)), requires_grad=True)
+R = rng.standard_normal((2, 5, 8))
+assert gradcheck(lambda t: (split.h[0](t) * R).sum(), h)
+print("ok", comm.rank)
+"""
+
+
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positions):
+    script = tmp_path / "tp.py"
+    script.write_text(TP_WORKER.replace("{positions}", positions))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(done.stdout.split()) == ["0", "1", "ok", "ok"]
+
+
+def test_tensor_parallel_refuses_what_it_cannot_split(tmp_path, text):
+    done = launch(3, ["train", "--data", text, *TINY, "--max_iters", "2", "--out",
+                      tmp_path / "x", "--parallel", "tp"], tmp_path, expect=None)
+    assert "needs the heads (n_head=4) divisible by 3" in done.stderr
+    assert "Traceback" not in done.stderr
