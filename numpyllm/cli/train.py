@@ -144,6 +144,9 @@ def register(subparsers) -> None:
                    "gradients) sharded over the ranks; tp = tensor parallel (each block's "
                    "heads and MLP split over the ranks) (mpiexec -n 2 numpyllm train "
                    "--parallel dp ...; pip install mpi4py mpich)")
+    p.add_argument("--tp", type=int, default=None, metavar="K",
+                   help="with --parallel tp: split each block over K ranks, and train the "
+                   "world size / K copies data parallel (default: K = the world size)")
     add_options(p)
     p.set_defaults(func=run)
 
@@ -236,6 +239,8 @@ def run(args) -> int:
     """One process, or (--parallel) this rank of the MPI world: rank 0 prints, logs and
     writes; a rank that fails ends every rank with its one-line error (no rank is left
     waiting in a collective)."""
+    if args.tp is not None and args.parallel != "tp":
+        raise CLIError("--tp K goes with --parallel tp")
     if args.parallel is None:
         return _run(args, None)
     from ..distributed import MPIUnavailable, abort, world
@@ -447,14 +452,15 @@ def _run(args, comm) -> int:
 
     if comm is not None:
         from ..distributed import MPIDataParallel, TensorParallel, ZeRO
-        if train_cfg.batch_size < comm.size and args.parallel != "tp":
+        share = comm.size // (args.tp or comm.size) if args.parallel == "tp" else comm.size
+        if train_cfg.batch_size < share:
             raise CLIError(f"--parallel {args.parallel}: --batch_size {train_cfg.batch_size} "
-                           f"cannot be shared by {comm.size} ranks")
+                           f"cannot be shared by {share} ranks")
         try:
             if args.parallel == "dp":
                 trainer.parallel = MPIDataParallel(model, comm)
             elif args.parallel == "tp":
-                trainer.parallel = TensorParallel(trainer, comm)
+                trainer.parallel = TensorParallel(trainer, comm, tp=args.tp)
             else:
                 trainer.parallel = ZeRO(model, trainer.optimizer, comm,
                                         stage=int(args.parallel[-1]))
@@ -464,9 +470,12 @@ def _run(args, comm) -> int:
         what = {"dp": "data parallel", "zero1": "ZeRO stage 1 (optimizer state sharded)",
                 "zero2": "ZeRO stage 2 (optimizer state and gradients sharded)"}
         if args.parallel == "tp":
-            print(f"tensor parallel over {comm.size} MPI ranks: {c.n_head // comm.size} "
-                  f"heads and {4 * c.n_embd // comm.size} MLP units of each block per rank; "
-                  "the whole batch on every rank")
+            tp, dp = trainer.parallel.tp, trainer.parallel.dp
+            print(f"tensor parallel over {tp} MPI ranks: {c.n_head // tp} heads and "
+                  f"{4 * c.n_embd // tp} MLP units of each block per rank"
+                  + (f"; x data parallel over {dp} groups of {tp}, about "
+                     f"{train_cfg.batch_size // dp} rows each" if dp > 1 else
+                     "; the whole batch on every rank"))
         else:
             print(f"{what[args.parallel]} over {comm.size} MPI ranks: {train_cfg.batch_size} "
                   f"rows a batch, about {train_cfg.batch_size // comm.size} each")

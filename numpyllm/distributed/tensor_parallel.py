@@ -229,13 +229,29 @@ class TensorParallel:
 
     ``TensorParallel(trainer, comm)`` splits ``trainer.model`` and rebuilds
     ``trainer.optimizer`` over the rank's parameters, keeping (sliced) any state it
-    held, so a run resumed from any checkpoint carries on."""
+    held, so a run resumed from any checkpoint carries on.
 
-    def __init__(self, trainer, comm=None):
+    **With data parallelism** (``tp=K`` of a world of N = K·D ranks): the world is a
+    grid, D groups of K ranks. Rank w is slice ``w % K`` of the model in tensor group
+    ``w // K``; each tensor group takes its rows of the batch as one data-parallel rank
+    (`MPIDataParallel` over the D ranks holding the same slice), and the gradients of
+    the same slice are summed across the D groups. Sent per step: the tensor-parallel
+    sums inside each group, and an allreduce of 1/K of the gradient across groups."""
+
+    def __init__(self, trainer, comm=None, *, tp: int | None = None):
         from ..optim import AdamW, configure_param_groups
         from ..training.data_parallel import DataParallel
         from .comm import world
-        self.comm = world() if comm is None else comm
+        from .data_parallel import MPIDataParallel
+        self.world = world() if comm is None else comm
+        tp = self.world.size if tp is None else tp
+        if not (isinstance(tp, int) and tp >= 1 and self.world.size % tp == 0):
+            raise ValueError(f"--tp {tp} does not divide the {self.world.size} ranks")
+        self.tp, self.dp = tp, self.world.size // tp
+        # the grid: tensor group w // tp (the ranks that split one model), data group
+        # w % tp (the ranks that hold the same slice)
+        self.comm = self.world.Split(self.world.rank // tp, self.world.rank)
+        self.data_comm = self.world.Split(self.world.rank % tp, self.world.rank)
         self.rank, self.size = self.comm.rank, self.comm.size
         model, old = trainer.model, trainer.optimizer
         full_config = model.config
@@ -253,26 +269,30 @@ class TensorParallel:
         self.optimizer = trainer.optimizer
         self.names = _optimizer_names(model, self.optimizer)
         self._load_state(full_state, full_names)
-        self.local = DataParallel(model, threads=1)
+        self.local = DataParallel(model, threads=1) if self.dp == 1 else \
+            MPIDataParallel(model, self.data_comm)
         self.split = {id(p) for n, p in model.named_parameters() if n in self.parts
                       and self.parts[n][1] is not None}
         self._consolidated = None
 
     threads = 1
-    writes_checkpoints = property(lambda self: self.rank == 0)
+    writes_checkpoints = property(lambda self: self.world.rank == 0)
 
     def run(self, batch, loss_fn, *, scale: float = 1.0, backward: bool = True) -> float:
+        """The tensor group's rows of the batch (all of them without data parallelism)."""
         return self.local.run(batch, loss_fn, scale=scale, backward=backward)
 
     def reduce(self, loss: float) -> float:
-        return loss                    # the ranks saw the same batch: nothing to add up
+        """Without data parallelism the ranks saw the same batch: nothing to add up;
+        with it, each slice's gradient is summed over the groups holding it."""
+        return self.local.reduce(loss)
 
     def agree(self, flag: bool) -> bool:
         from mpi4py import MPI
-        return bool(self.comm.allreduce(bool(flag), op=MPI.LOR))
+        return bool(self.world.allreduce(bool(flag), op=MPI.LOR))
 
     def barrier(self) -> None:
-        self.comm.Barrier()
+        self.world.Barrier()
 
     def clip_grad_norm(self, params, max_norm: float) -> float:
         """The norm of the whole model's gradient: the split parameters' squares summed
@@ -312,7 +332,10 @@ class TensorParallel:
 
     def prepare_checkpoint(self) -> None:
         """Gather the split weights and moments on rank 0 into an ordinary GPT and AdamW
-        (a collective: every rank calls it)."""
+        (a collective of the first tensor group, which holds world rank 0; the other
+        groups hold the same numbers)."""
+        if self.world.rank // self.tp != 0:
+            return
         from ..nn.gpt import GPT
         from ..nn.layers import uninitialized_weights
         from ..optim import AdamW, configure_param_groups

@@ -112,6 +112,23 @@ def test_a_run_resumes_under_another_world_size_and_strategy(tmp_path, text, fir
     same_run(tmp_path / "one", tmp_path / "mixed")
 
 
+def test_tensor_times_data_parallel_trains_as_one_process_and_resumes(tmp_path, text):
+    """4 ranks as a 2 x 2 grid (--tp 2): two data-parallel copies of a model split in two;
+    then the run carries on as pure tensor parallelism on 2 ranks."""
+    args = ["train", "--data", text, *TINY, "--batch_size", "8", "--max_iters", "6",
+            "--eval_interval", "3", "--lr_decay_iters", "6", "--grad_clip", "0.05"]
+    launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
+    done = launch(4, [*args, "--out", tmp_path / "grid", "--max_iters", "3", "--parallel",
+                      "tp", "--tp", "2"], tmp_path)
+    assert "x data parallel over 2 groups of 2" in done.stdout
+    launch(2, ["train", "--out", tmp_path / "grid", "--resume", "--max_iters", "6", "--quiet",
+               "--no_plot", "--samples", "0", "--parallel", "tp"], tmp_path)
+    same_run(tmp_path / "one", tmp_path / "grid")
+    done = launch(4, [*args, "--out", tmp_path / "x", "--parallel", "tp", "--tp", "3"],
+                  tmp_path, expect=None)
+    assert "--tp 3 does not divide the 4 ranks" in done.stderr
+
+
 def test_a_batch_smaller_than_the_world_is_one_clear_error(tmp_path, text):
     done = launch(2, ["train", "--data", text, *TINY, "--batch_size", "1", "--max_iters", "2",
                       "--out", tmp_path / "x", "--parallel", "dp"], tmp_path, expect=None)
