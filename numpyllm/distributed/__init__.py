@@ -9,13 +9,16 @@
                     checkpoints
   tensor_parallel.py  Megatron's tensor parallelism: heads and MLP units split, the
                     f/g operators, consolidated checkpoints
+  pipeline.py       GPipe and 1F1B: stages of consecutive blocks, micro-batches sent
+                    point to point, the tied table's gradient summed, the bubble
 
 Launch: ``mpiexec -n 2 numpyllm train --parallel dp ...`` (docs/distributed.md).
 """
 from .comm import MPIUnavailable, abort, world
 from .data_parallel import MPIDataParallel
+from .pipeline import PipelineParallel, PipelineStage
 from .tensor_parallel import TensorParallel, tensor_parallel
 from .zero import ZeRO
 
-__all__ = ["MPIDataParallel", "MPIUnavailable", "TensorParallel", "ZeRO", "abort",
-           "tensor_parallel", "world"]
+__all__ = ["MPIDataParallel", "MPIUnavailable", "PipelineParallel", "PipelineStage",
+           "TensorParallel", "ZeRO", "abort", "tensor_parallel", "world"]

@@ -287,13 +287,15 @@ class Trainer:
             cb(event)
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
+    def state_dict(self, model=None) -> dict:
         """The trainer's own state (JSON-ready): step, config, the objective, every RNG
-        state, and `data_source` (under "data") when it is set."""
+        state (of `model`'s generators: the model being saved, by default the trainer's),
+        and `data_source` (under "data") when it is set."""
+        model = self.model if model is None else model
         state = {"step": self.step, "train_config": self.config.to_dict(),
                  "objective": self.objective.to_dict(),
                  "data_rng": self.data_rng.bit_generator.state,
-                 "model_rngs": [g.bit_generator.state for g in model_generators(self.model)]}
+                 "model_rngs": [g.bit_generator.state for g in model_generators(model)]}
         if self.data_source is not None:
             state["data"] = self.data_source
         return state
@@ -315,7 +317,7 @@ class Trainer:
         model, optimizer = self.parallel.to_save(self.model, self.optimizer)
         return save_checkpoint(directory, step=self.step, model=model,
                                optimizer=optimizer, tokenizer=tokenizer,
-                               trainer_state=self.state_dict(), keep=keep)
+                               trainer_state=self.state_dict(model), keep=keep)
 
     @property
     def train_windows(self):

@@ -19,7 +19,7 @@ from numpyllm.training.checkpoint import load_checkpoint  # noqa: E402
 
 TIMEOUT = 120
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--n_layer", "2", "--n_embd", "16", "--n_head", "4", "--block_size", "16",
+TINY = ["--n_layer", "4", "--n_embd", "16", "--n_head", "4", "--block_size", "16",
         "--dtype", "float64", "--eval_iters", "2", "--no_plot", "--samples", "0", "--quiet"]
 
 
@@ -71,7 +71,7 @@ def same_run(a: Path, b: Path) -> None:
     assert cut(log_a) == cut(log_b)
 
 
-@pytest.mark.parametrize("strategy", ["dp", "zero1", "zero2", "tp"])
+@pytest.mark.parametrize("strategy", ["dp", "zero1", "zero2", "tp", "pp"])
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_n_ranks_train_as_one_process(tmp_path, text, ranks, strategy):
     """Weights, AdamW's moments (ZeRO: consolidated into the checkpoint) and every logged
@@ -96,9 +96,10 @@ def test_n_ranks_train_as_one_process(tmp_path, text, ranks, strategy):
                                          ((2, "zero2"), (4, "zero1")),
                                          ((1, None), (3, "zero2")),
                                          ((2, "tp"), (4, "tp")),
-                                         ((4, "tp"), (2, "zero1"))],
+                                         ((4, "tp"), (2, "zero1")),
+                                         ((3, "pp"), (2, "tp"))],
                          ids=["dp2-then-one", "zero2x2-then-zero1x4", "one-then-zero2x3",
-                              "tp2-then-tp4", "tp4-then-zero1x2"])
+                              "tp2-then-tp4", "tp4-then-zero1x2", "pp3-then-tp2"])
 def test_a_run_resumes_under_another_world_size_and_strategy(tmp_path, text, first, then):
     args = ["train", "--data", text, *TINY, "--batch_size", "4", "--max_iters", "6",
             "--eval_interval", "3", "--lr_decay_iters", "6"]
@@ -127,6 +128,31 @@ def test_tensor_times_data_parallel_trains_as_one_process_and_resumes(tmp_path, 
     done = launch(4, [*args, "--out", tmp_path / "x", "--parallel", "tp", "--tp", "3"],
                   tmp_path, expect=None)
     assert "--tp 3 does not divide the 4 ranks" in done.stderr
+
+
+@pytest.mark.parametrize("ranks, micro", [(3, 4), (4, 3), (2, 1)])
+def test_the_1f1b_schedule_trains_as_gpipe_and_one_process(tmp_path, text, ranks, micro):
+    """1F1B (warm-up forwards, then one forward one backward) with more, fewer and as
+    many micro-batches as stages; the bubble is reported."""
+    args = ["train", "--data", text, *TINY, "--batch_size", "8", "--max_iters", "4",
+            "--eval_interval", "4", "--grad_clip", "0.05"]
+    launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
+    done = launch(ranks, [*args, "--out", tmp_path / "pp", "--parallel", "pp", "--schedule",
+                          "1f1b", "--micro_batches", str(micro)], tmp_path)
+    bubble = [ln for ln in done.stdout.splitlines() if ln.startswith("pipeline bubble")]
+    assert len(bubble) == 1 and "% of the last step" in bubble[0]
+    same_run(tmp_path / "one", tmp_path / "pp")
+
+
+def test_pipeline_refusals_are_one_clear_error(tmp_path, text):
+    done = launch(5, ["train", "--data", text, *TINY, "--max_iters", "2", "--out",
+                      tmp_path / "x", "--parallel", "pp"], tmp_path, expect=None)
+    assert "needs at least one block per stage; the model has n_layer=4" in done.stderr
+    done = launch(2, ["train", "--data", text, *TINY, "--max_iters", "2", "--out",
+                      tmp_path / "y", "--parallel", "pp", "--objective", "prefix_lm"],
+                  tmp_path, expect=None)
+    assert "pipeline parallelism trains next-token prediction (clm), not prefix_lm" \
+        in done.stderr
 
 
 def test_a_batch_smaller_than_the_world_is_one_clear_error(tmp_path, text):
