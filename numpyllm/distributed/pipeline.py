@@ -41,6 +41,9 @@ import numpy as np
 from ..autograd import Tensor, no_grad
 from ..functional import cross_entropy
 from ..nn.module import Module, ModuleList, Parameter
+from ..optim import scale_to_norm_
+from .tensor_parallel import sum_identical
+from .whole import adamw_like, optimizer_names, take_state, whole_model
 
 __all__ = ["PipelineParallel", "PipelineStage"]
 
@@ -134,9 +137,7 @@ class PipelineParallel:
     threads = 1
 
     def __init__(self, trainer, comm=None, *, micro_batches: int = 4, schedule: str = "gpipe"):
-        from ..optim import AdamW, configure_param_groups
         from .comm import world
-        from .tensor_parallel import _optimizer_names
         if schedule not in ("gpipe", "1f1b"):
             raise ValueError(f"pipeline schedule must be gpipe or 1f1b, got {schedule!r}")
         if not (isinstance(micro_batches, int) and micro_batches >= 1):
@@ -152,17 +153,17 @@ class PipelineParallel:
         self.micro_batches, self.schedule = micro_batches, schedule
         model, old = trainer.model, trainer.optimizer
         self.full_config = model.config
-        full_state, full_names = old.state_dict(), _optimizer_names(model, old)
+        full_state, full_names = old.state_dict(), optimizer_names(model, old)
         self.stage = PipelineStage(model, self.rank, self.size)
         trainer.model = self.stage
-        group = old.param_groups[0]
-        decay = max(g["weight_decay"] for g in old.param_groups)
-        trainer.optimizer = AdamW(configure_param_groups(self.stage, decay), lr=group["lr"],
-                                  betas=group["betas"], eps=group["eps"], weight_decay=decay)
+        trainer.optimizer = self.optimizer = adamw_like(self.stage, old)
         trainer.params = [(n, p) for n, p in self.stage.named_parameters()]
-        self.optimizer = trainer.optimizer
-        self.names = _optimizer_names(self.stage, self.optimizer)
-        self._load_state(full_state, full_names)
+        self.names = optimizer_names(self.stage, self.optimizer)
+        # a resumed run: this stage's part of the whole AdamW state (the tied copy: the
+        # token table's)
+        self.optimizer.state = take_state(
+            full_state, full_names, self.names,
+            lambda name: (self.stage.full_name(name) or "wte.weight", None))
         # the first and last stage sum the tied table's gradient between them
         self.tied = self.full_config.tie_weights and self.size > 1
         self.last_bubble = 0.0
@@ -301,23 +302,15 @@ class PipelineParallel:
             if self.stage.full_name(name) is not None:
                 g = p.grad.reshape(-1).astype(np.float64)
                 own += float(np.dot(g, g))
-        from .tensor_parallel import sum_identical
         norm = math.sqrt(float(sum_identical(self.comm, np.array([own]))[0]))
-        if max_norm > 0 and math.isfinite(norm):
-            scale = max_norm / (norm + 1e-6)
-            if scale < 1.0:
-                for g in grads:
-                    g *= scale
+        if max_norm > 0:
+            scale_to_norm_(grads, norm, max_norm)
         return norm
 
     # ------------------------------------------------------------------ checkpoints
     def prepare_checkpoint(self) -> None:
         """Every stage sends its weights and moments (by the whole model's names) to
         rank 0, which builds an ordinary GPT and AdamW state."""
-        from ..nn.gpt import GPT
-        from ..nn.layers import uninitialized_weights
-        from ..optim import AdamW, configure_param_groups
-        from .tensor_parallel import _optimizer_names
         mine = {}
         for name, p in self.stage.named_parameters():
             full = self.stage.full_name(name)
@@ -329,32 +322,12 @@ class PipelineParallel:
         if self.rank != 0:
             return
         merged = {k: v for part in gathered for k, v in part.items()}
-        with uninitialized_weights():
-            full = GPT(self.full_config)
-        full.load_state_dict({k: data for k, (data, _) in merged.items()})
-        group = self.optimizer.param_groups[0]
-        decay = max(g["weight_decay"] for g in self.optimizer.param_groups)
-        opt = AdamW(configure_param_groups(full, decay), lr=group["lr"], betas=group["betas"],
-                    eps=group["eps"], weight_decay=decay)
-        index = _optimizer_names(full, opt)
-        opt.state = {index[k]: state for k, (_, state) in merged.items() if state is not None}
-        self._consolidated = (full, opt)
+        self._consolidated = whole_model(
+            self.full_config, {k: data for k, (data, _) in merged.items()},
+            {k: state for k, (_, state) in merged.items() if state is not None},
+            self.optimizer)
 
     def to_save(self, model, optimizer):
         if self._consolidated is None:
             raise RuntimeError("PipelineParallel: to_save() on rank 0 after prepare_checkpoint()")
         return self._consolidated
-
-    def _load_state(self, full_state: dict, full_names: dict) -> None:
-        saved = full_state["state"]
-        if not saved:
-            return
-        by_name = {name: saved[i] for name, i in full_names.items() if i in saved}
-        state = {}
-        for name, i in self.names.items():
-            full = self.stage.full_name(name) or "wte.weight"        # the tied copy too
-            entry = by_name.get(full)
-            if entry is not None:
-                state[i] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
-                            for k, v in entry.items()}
-        self.optimizer.state = state

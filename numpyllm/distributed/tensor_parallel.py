@@ -39,12 +39,16 @@ depend on the global head index).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ..autograd import Function, Tensor
+from ..autograd import Function
 from ..nn.attention import MultiHeadAttention
 from ..nn.layers import Linear
 from ..nn.module import Module, Parameter
+from ..optim import scale_to_norm_
+from .whole import adamw_like, optimizer_names, take_state, whole_model
 
 __all__ = ["tensor_parallel", "ParallelAttention", "ParallelMLP", "TensorParallel"]
 
@@ -92,22 +96,9 @@ def _ranks(n: int, comm, what: str) -> tuple[int, int]:
     return comm.rank * k, (comm.rank + 1) * k
 
 
-class _RankHeads(MultiHeadAttention):
-    """A MultiHeadAttention over this rank's heads: input width C (not C/N), ``c_attn``
-    C -> 3C/N, ``c_proj`` C/N -> C without bias and without dropout (both come after the
-    sum)."""
-
-    def _check_input(self, name: str, x) -> tuple:
-        shape = np.shape(x.data if isinstance(x, Tensor) else x)
-        if len(shape) != 3 or shape[-1] != self.input_width:
-            raise ValueError(f"ParallelAttention: {name} must be [B, T, {self.input_width}], "
-                             f"got shape {shape}")
-        return shape
-
-
 class ParallelAttention(Module):
     """This rank's heads of a causal self-attention `attn` (sliced from it):
-    ``local`` (`_RankHeads`), ``bias`` (c_proj's, added after the sum), and the original
+    ``local`` (a MultiHeadAttention of those heads), ``bias`` (c_proj's, added after the sum), and the original
     output dropout."""
 
     def __init__(self, attn: MultiHeadAttention, comm):
@@ -120,9 +111,11 @@ class ParallelAttention(Module):
         lo, hi = _ranks(nh, comm, f"the heads (n_head={nh})")
         n = hi - lo                                             # heads on this rank
         dtype = attn.c_proj.weight.data.dtype
-        local = _RankHeads(n * hs, n, causal=attn.causal, bias=attn.c_attn.bias is not None,
-                           dropout=attn.dropout, positions=attn.rope, dtype=dtype,
-                           block_size=attn.block_size)
+        # this rank's heads: an attention over n heads of the input's full width C, whose
+        # c_attn is C -> 3C/N and c_proj C/N -> C, without bias or dropout (both after g)
+        local = MultiHeadAttention(n * hs, n, causal=attn.causal,
+                                   bias=attn.c_attn.bias is not None, dropout=attn.dropout,
+                                   positions=attn.rope, dtype=dtype, block_size=attn.block_size)
         local.input_width = C
         local.rng = attn.rng                                    # the same dropout draws
         def qkv_columns(r):                 # rank r's q | k | v columns of c_attn
@@ -239,7 +232,6 @@ class TensorParallel:
     sums inside each group, and an allreduce of 1/K of the gradient across groups."""
 
     def __init__(self, trainer, comm=None, *, tp: int | None = None):
-        from ..optim import AdamW, configure_param_groups
         from ..training.data_parallel import DataParallel
         from .comm import world
         from .data_parallel import MPIDataParallel
@@ -256,19 +248,15 @@ class TensorParallel:
         model, old = trainer.model, trainer.optimizer
         full_config = model.config
         # the whole model's names and state, before it is split
-        full_state = old.state_dict()
-        full_names = _optimizer_names(model, old)
+        full_state, full_names = old.state_dict(), optimizer_names(model, old)
         self.parts = tensor_parallel(model, self.comm)
         self.full_config = full_config
         self.model = model
-        group = old.param_groups[0]
-        decay = max(g["weight_decay"] for g in old.param_groups)
-        trainer.optimizer = AdamW(configure_param_groups(model, decay), lr=group["lr"],
-                                  betas=group["betas"], eps=group["eps"], weight_decay=decay)
+        trainer.optimizer = self.optimizer = adamw_like(model, old)
         trainer.params = [(n, p) for n, p in model.named_parameters()]
-        self.optimizer = trainer.optimizer
-        self.names = _optimizer_names(model, self.optimizer)
-        self._load_state(full_state, full_names)
+        self.names = optimizer_names(model, self.optimizer)
+        # a resumed run: this rank's slices of the whole AdamW state
+        self.optimizer.state = take_state(full_state, full_names, self.names, self._source)
         self.local = DataParallel(model, threads=1) if self.dp == 1 else \
             MPIDataParallel(model, self.data_comm)
         self.split = {id(p) for n, p in model.named_parameters() if n in self.parts
@@ -297,7 +285,6 @@ class TensorParallel:
     def clip_grad_norm(self, params, max_norm: float) -> float:
         """The norm of the whole model's gradient: the split parameters' squares summed
         over the ranks, the replicated ones counted once."""
-        import math
         split = replicated = 0.0
         grads = []
         for p in params:
@@ -310,11 +297,8 @@ class TensorParallel:
                 replicated += float(np.dot(g, g))
             grads.append(p.grad)
         norm = math.sqrt(float(sum_identical(self.comm, np.array([split]))[0]) + replicated)
-        if max_norm > 0 and math.isfinite(norm):
-            scale = max_norm / (norm + 1e-6)
-            if scale < 1.0:
-                for g in grads:
-                    g *= scale
+        if max_norm > 0:
+            scale_to_norm_(grads, norm, max_norm)
         return norm
 
     # ------------------------------------------------------------------ checkpoints
@@ -336,9 +320,6 @@ class TensorParallel:
         groups hold the same numbers)."""
         if self.world.rank // self.tp != 0:
             return
-        from ..nn.gpt import GPT
-        from ..nn.layers import uninitialized_weights
-        from ..optim import AdamW, configure_param_groups
         full_shapes = _full_shapes(self.full_config)
         weights, moments = {}, {}
         for name, p in self.model.named_parameters():
@@ -351,18 +332,9 @@ class TensorParallel:
                 moments[target] = {k: (self._full(name, v, full_shapes[target]) if split else v)
                                    if isinstance(v, np.ndarray) else v
                                    for k, v in state.items()}
-        if self.rank != 0:
-            return
-        with uninitialized_weights():
-            full = GPT(self.full_config)
-        full.load_state_dict(weights)
-        group = self.optimizer.param_groups[0]
-        decay = max(g["weight_decay"] for g in self.optimizer.param_groups)
-        opt = AdamW(configure_param_groups(full, decay), lr=group["lr"], betas=group["betas"],
-                    eps=group["eps"], weight_decay=decay)
-        index = _optimizer_names(full, opt)
-        opt.state = {index[n]: s for n, s in moments.items()}
-        self._consolidated = (full, opt)
+        if self.rank == 0:
+            self._consolidated = whole_model(self.full_config, weights, moments,
+                                             self.optimizer)
 
     def to_save(self, model, optimizer):
         """What rank 0 writes: the consolidated GPT and AdamW."""
@@ -373,28 +345,11 @@ class TensorParallel:
     def _full_name(self, local: str) -> str:
         return self.parts[local][0] if local in self.parts else local
 
-    def _load_state(self, full_state: dict, full_names: dict) -> None:
-        """Slice a whole AdamW state (possibly empty) onto this rank's parameters."""
-        saved = full_state["state"]
-        if not saved:
-            return
-        by_name = {name: saved[i] for name, i in full_names.items() if i in saved}
-        state = {}
-        for name, i in self.names.items():
-            entry = by_name.get(self._full_name(name))
-            if entry is None:
-                continue
-            index = self.parts[name][1] if name in self.parts else None
-            state[i] = {k: (np.array(v[index(self.rank)]) if index is not None else v.copy())
-                        if isinstance(v, np.ndarray) else v for k, v in entry.items()}
-        self.optimizer.state = state
-
-
-def _optimizer_names(model, optimizer) -> dict:
-    """name -> the parameter's index in `optimizer`'s state."""
-    order = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups
-                                            for p in g["params"])}
-    return {n: order[id(p)] for n, p in model.named_parameters() if id(p) in order}
+    def _source(self, name: str) -> tuple:
+        """(whole name, this rank's index into it) of a local parameter."""
+        if name in self.parts and self.parts[name][1] is not None:
+            return self.parts[name][0], self.parts[name][1](self.rank)
+        return self._full_name(name), None
 
 
 def _full_shapes(config) -> dict:

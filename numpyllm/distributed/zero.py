@@ -45,6 +45,7 @@ import math
 
 import numpy as np
 
+from ..optim import scale_to_norm_
 from .data_parallel import MPIDataParallel
 
 __all__ = ["ZeRO"]
@@ -89,10 +90,8 @@ class ZeRO(MPIDataParallel):
         grad = self.optimizer.grad
         g64 = grad.astype(np.float64)
         norm = math.sqrt(self.comm.allreduce(float(np.dot(g64, g64))))
-        if max_norm > 0 and math.isfinite(norm):
-            scale = max_norm / (norm + 1e-6)
-            if scale < 1.0:
-                grad *= scale
+        if max_norm > 0:
+            scale_to_norm_([grad], norm, max_norm)
         return norm
 
     def prepare_checkpoint(self) -> None:

