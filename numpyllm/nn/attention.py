@@ -166,6 +166,7 @@ class MultiHeadAttention(Module):
             raise ValueError(f"MultiHeadAttention: n_embd={C} is not divisible by n_head={nh}")
         rng = np.random.default_rng() if rng is None else rng
         self.n_embd, self.n_head, self.head_size = C, nh, C // nh
+        self.input_width = C        # what x must be (a tensor-parallel rank's heads: wider)
         self.cross, self.causal = bool(cross), bool(causal)
         if self.cross:
             self.q_proj = Linear(C, C, bias, rng=rng, dtype=dtype)
@@ -207,9 +208,9 @@ class MultiHeadAttention(Module):
 
     def _check_input(self, name: str, x) -> tuple:
         shape = np.shape(x.data if isinstance(x, Tensor) else x)
-        if len(shape) != 3 or shape[-1] != self.n_embd:
-            raise ValueError(f"MultiHeadAttention: {name} must be [B, T, n_embd={self.n_embd}], "
-                             f"got shape {shape}")
+        if len(shape) != 3 or shape[-1] != self.input_width:
+            raise ValueError(f"MultiHeadAttention: {name} must be [B, T, n_embd="
+                             f"{self.input_width}], got shape {shape}")
         return shape
 
     def _key_padding(self, key_padding_mask, B: int, Tk: int):

@@ -182,6 +182,16 @@ class GPT(Module):
         idx = self.check_ids(idx)
         B, T = idx.shape
         mask, positions = attention_rule("GPT", B, T, prefix_lengths, segment_ids)
+        x = self.embed(idx, positions)                      # [B, T, C]
+        for block in self.h:
+            x = block(x, mask)
+        return self.ln_f(x)
+
+    def embed(self, idx: np.ndarray, positions=None) -> Tensor:
+        """What the first block reads: token embeddings, plus learned or sinusoidal
+        positions (``positions``: ``[T]`` or, packed, ``[B, T]``; default 0..T-1), after
+        dropout. ``idx [B, T]`` (checked) -> ``[B, T, C]``."""
+        T = idx.shape[1]
         if positions is None:
             positions = np.arange(T)                        # [T]; packed: [B, T]
         x = self.wte(idx)                                   # [B, T, C]
@@ -190,10 +200,7 @@ class GPT(Module):
         elif self.config.positions == "sinusoidal":
             x = x + self.positions_table(T)[positions]      # a constant: no gradient
         # rope and alibi act inside attention, on the queries/keys or the scores
-        x = self.drop(x)
-        for block in self.h:
-            x = block(x, mask)
-        return self.ln_f(x)
+        return self.drop(x)
 
     def forward(self, idx, targets=None, *, prefix_lengths=None, segment_ids=None):
         idx = self.check_ids(idx)

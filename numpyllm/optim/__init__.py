@@ -20,10 +20,10 @@ A training step::
         opt.step()
 """
 from .adam import Adam, AdamW
-from .clip import clip_grad_norm_, grad_norm
+from .clip import clip_grad_norm_, grad_norm, scale_to_norm_
 from .optimizer import Optimizer, configure_param_groups
 from .schedule import Constant, CosineWithWarmup, constant, cosine_with_warmup
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "configure_param_groups", "clip_grad_norm_", "grad_norm",
-           "cosine_with_warmup", "CosineWithWarmup", "constant", "Constant"]
+           "scale_to_norm_", "cosine_with_warmup", "CosineWithWarmup", "constant", "Constant"]

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..autograd import Tensor
 
-__all__ = ["clip_grad_norm_", "grad_norm"]
+__all__ = ["clip_grad_norm_", "grad_norm", "scale_to_norm_"]
 
 
 def clip_grad_norm_(params, max_norm: float) -> float:
@@ -40,13 +40,20 @@ def clip_grad_norm_(params, max_norm: float) -> float:
         params = [params]
     grads = [p.grad for p in params if p.grad is not None]
     norm = _norm(grads)
+    scale_to_norm_(grads, norm, max_norm)
+    return norm
+
+
+def scale_to_norm_(grads, norm: float, max_norm: float) -> None:
+    """The clipping step of `clip_grad_norm_` for a norm measured elsewhere (across MPI
+    ranks, say): scale the arrays `grads` in place by ``max_norm / (norm + 1e-6)`` when
+    that is below 1; a non-finite norm leaves them untouched."""
     if not math.isfinite(norm):
-        return norm
+        return
     scale = max_norm / (norm + 1e-6)
     if scale < 1.0:
         for g in grads:
             g *= scale
-    return norm
 
 
 def grad_norm(params) -> float:

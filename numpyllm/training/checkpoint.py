@@ -185,7 +185,9 @@ def save_checkpoint(directory, *, step: int, model, model_type: str | None = Non
             arrays, meta = _split_optimizer_state(optimizer.state_dict())
             save_file(arrays, tmp / "optimizer.safetensors")
             files["optimizer.safetensors"] = None
-            manifest["optimizer"] = {"type": type(optimizer).__name__, **meta}
+            # (a sharded optimizer saves its consolidated state under its inner type)
+            kind = getattr(optimizer, "saves_as", type(optimizer).__name__)
+            manifest["optimizer"] = {"type": kind, **meta}
         if tokenizer is not None:
             kind = type(tokenizer).__name__
             if kind == "HFTokenizer":      # tokenizer.json + tokenizer_config.json, as HF's

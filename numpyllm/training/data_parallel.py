@@ -54,6 +54,7 @@ import numpy as np
 
 from ..autograd import enable_grad, no_grad
 from ..nn.module import Parameter
+from ..optim import clip_grad_norm_, grad_norm
 from ..parallel import for_slices, num_threads
 from ..runtime import blas_threads
 from ..validation import positive_int
@@ -95,6 +96,31 @@ class DataParallel:
             with no_grad():
                 return self._run(batch, loss_fn, 1.0, backward=False)
         return self._run(batch, loss_fn, float(scale), backward=True)
+
+    # what a Trainer asks of its `parallel`, trivial in one process (see
+    # numpyllm.distributed.MPIDataParallel for the same over MPI ranks)
+    writes_checkpoints = True
+
+    def reduce(self, loss: float) -> float:
+        """The step's loss, its gradients complete: nothing to add up in one process."""
+        return loss
+
+    def agree(self, flag: bool) -> bool:
+        return bool(flag)
+
+    def barrier(self) -> None:
+        pass
+
+    def clip_grad_norm(self, params, max_norm: float) -> float:
+        """The gradients' global norm, clipped to `max_norm` when it is > 0."""
+        return clip_grad_norm_(params, max_norm) if max_norm > 0 else grad_norm(params)
+
+    def prepare_checkpoint(self) -> None:
+        """Called on every rank before a checkpoint is written (ZeRO gathers its shards)."""
+
+    def to_save(self, model, optimizer):
+        """The model and optimizer a checkpoint holds (tensor parallelism: consolidated)."""
+        return model, optimizer
 
     def forward_backward(self, x, targets, *, scale: float = 1.0) -> float:
         """Next-token prediction: the mean loss over the counted targets of

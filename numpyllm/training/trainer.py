@@ -45,7 +45,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..autograd import no_grad
-from ..optim import AdamW, CosineWithWarmup, clip_grad_norm_, configure_param_groups, grad_norm
+from ..optim import AdamW, CosineWithWarmup, configure_param_groups
 from ..runtime import blas_threads
 from ..validation import ConfigDict, check_positive_fields
 from .data_parallel import DataParallel, model_generators
@@ -166,13 +166,15 @@ class Trainer:
             batch = self.objective.sample(self.train_set, cfg.batch_size, self.data_rng)
             tokens += batch.tokens
             # forward and backward; scale 1/accum: the grads add up to the mean of all
-            value = self.parallel.run(batch, self.objective.loss, scale=1.0 / accum)
-            if not math.isfinite(value):
-                self.optimizer.zero_grad()
-                raise NonFiniteError(f"step {self.step}: the loss is {value}")
-            total += value / accum
+            total += self.parallel.run(batch, self.objective.loss, scale=1.0 / accum) / accum
+        # over MPI ranks: the gradients and the loss summed across them (in one process:
+        # nothing to do); every rank then sees the same loss and takes the same step
+        total = self.parallel.reduce(total)
+        if not math.isfinite(total):
+            self.optimizer.zero_grad()
+            raise NonFiniteError(f"step {self.step}: the loss is {total}")
         grads = [p for _, p in self.params]
-        norm = clip_grad_norm_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else grad_norm(grads)
+        norm = self.parallel.clip_grad_norm(grads, cfg.grad_clip)
         if not math.isfinite(norm):
             bad = next((n for n, p in self.params
                         if p.grad is not None and not np.isfinite(p.grad).all()), "?")
@@ -248,7 +250,8 @@ class Trainer:
         max_iters = cfg.max_iters if max_iters is None else max_iters
         evals = []
         saved = self.step                   # the step the newest checkpoint holds (or began)
-        while self.step < max_iters and not (stop is not None and stop()):
+        # every rank (over MPI) must stop after the same step, whichever saw the signal
+        while self.step < max_iters and not (stop is not None and self.parallel.agree(stop())):
             info = self.train_step()
             if self.step % cfg.log_interval == 0 or self.step == 1:
                 self._emit(info)
@@ -270,21 +273,29 @@ class Trainer:
         return evals
 
     def _checkpoint(self, directory, tokenizer) -> None:
-        path = self.save(directory, tokenizer=tokenizer)
-        self._emit({"kind": "checkpoint", "step": self.step, "path": str(path)})
+        # over MPI ranks, which hold the same weights and state, rank 0 writes and the
+        # others wait for it: a checkpoint any rank reports is complete
+        self.parallel.prepare_checkpoint()         # (ZeRO: the optimizer's shards gathered)
+        path = self.save(directory, tokenizer=tokenizer) if self.parallel.writes_checkpoints \
+            else None
+        self.parallel.barrier()
+        if path is not None:
+            self._emit({"kind": "checkpoint", "step": self.step, "path": str(path)})
 
     def _emit(self, event: dict) -> None:
         for cb in self.callbacks:
             cb(event)
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
+    def state_dict(self, model=None) -> dict:
         """The trainer's own state (JSON-ready): step, config, the objective, every RNG
-        state, and `data_source` (under "data") when it is set."""
+        state (of `model`'s generators: the model being saved, by default the trainer's),
+        and `data_source` (under "data") when it is set."""
+        model = self.model if model is None else model
         state = {"step": self.step, "train_config": self.config.to_dict(),
                  "objective": self.objective.to_dict(),
                  "data_rng": self.data_rng.bit_generator.state,
-                 "model_rngs": [g.bit_generator.state for g in model_generators(self.model)]}
+                 "model_rngs": [g.bit_generator.state for g in model_generators(model)]}
         if self.data_source is not None:
             state["data"] = self.data_source
         return state
@@ -302,9 +313,11 @@ class Trainer:
     def save(self, directory, *, tokenizer=None, keep: int = 2):
         """An atomic checkpoint of model, optimizer, tokenizer and trainer state."""
         from .checkpoint import save_checkpoint
-        return save_checkpoint(directory, step=self.step, model=self.model,
-                               optimizer=self.optimizer, tokenizer=tokenizer,
-                               trainer_state=self.state_dict(), keep=keep)
+        # (split over MPI ranks: the whole model and optimizer, gathered on rank 0)
+        model, optimizer = self.parallel.to_save(self.model, self.optimizer)
+        return save_checkpoint(directory, step=self.step, model=model,
+                               optimizer=optimizer, tokenizer=tokenizer,
+                               trainer_state=self.state_dict(model), keep=keep)
 
     @property
     def train_windows(self):

@@ -1,0 +1,24 @@
+"""Training across processes and machines, over MPI (mpi4py): an optional extra,
+``pip install mpi4py mpich``, never imported by ``import numpyllm``.
+
+  comm.py           the MPI world, and ending every rank when one fails
+  data_parallel.py  MPIDataParallel: whole model per rank, the batch shared, gradients
+                    summed by bucketed allreduce
+  zero.py           ZeRO stages 1 and 2: the optimizer state (1) and the gradients (2)
+                    sharded over the ranks, a flat parameter buffer, consolidated
+                    checkpoints
+  tensor_parallel.py  Megatron's tensor parallelism: heads and MLP units split, the
+                    f/g operators, consolidated checkpoints
+  pipeline.py       GPipe and 1F1B: stages of consecutive blocks, micro-batches sent
+                    point to point, the tied table's gradient summed, the bubble
+
+Launch: ``mpiexec -n 2 numpyllm train --parallel dp ...`` (docs/distributed.md).
+"""
+from .comm import MPIUnavailable, abort, world
+from .data_parallel import MPIDataParallel
+from .pipeline import PipelineParallel, PipelineStage
+from .tensor_parallel import TensorParallel, tensor_parallel
+from .zero import ZeRO
+
+__all__ = ["MPIDataParallel", "MPIUnavailable", "PipelineParallel", "PipelineStage",
+           "TensorParallel", "ZeRO", "abort", "tensor_parallel", "world"]

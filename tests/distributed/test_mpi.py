@@ -1,0 +1,354 @@
+"""Data parallelism and ZeRO stages 1 and 2 over MPI ranks (issue 18): N ranks train
+exactly as one process on the same global batches (float64, gradient accumulation and
+clipping too), a run resumes under another world size and strategy, ZeRO's optimizer
+state per rank is 1/N of the whole, the bytes sent are the gradient buffer, and a failing
+rank ends every rank with its one-line error instead of a hang. Each multi-rank case starts `mpiexec` itself,
+with a timeout; 4 ranks oversubscribe the 2-core machine on purpose."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py")
+
+from numpyllm.training.checkpoint import load_checkpoint  # noqa: E402
+
+TIMEOUT = 120
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--n_layer", "4", "--n_embd", "16", "--n_head", "4", "--block_size", "16",
+        "--dtype", "float64", "--eval_iters", "2", "--no_plot", "--samples", "0", "--quiet"]
+
+
+def mpiexec() -> str:
+    here = Path(sys.executable).parent / "mpiexec"        # the venv's (pip install mpich)
+    found = str(here) if here.exists() else shutil.which("mpiexec")
+    if found is None:
+        pytest.fail("mpi4py is installed but no mpiexec is: pip install mpich")
+    return found
+
+
+def launch(ranks: int, args: list, cwd, expect: int | None = 0) -> subprocess.CompletedProcess:
+    """`numpyllm ARGS` on `ranks` MPI ranks (1: a plain process), in `cwd`; the exit
+    code must be `expect` (None: any failure)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "numpyllm", *map(str, args)]
+    if ranks > 1:
+        command = [mpiexec(), "-n", str(ranks), *command]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    if expect is None:
+        assert done.returncode != 0, done.stdout + done.stderr
+    else:
+        assert done.returncode == expect, done.stdout + done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mpi") / "text.txt"
+    rng = np.random.default_rng(0)
+    path.write_text("".join(rng.choice(list("abcdefgh \n"), size=20_000)))
+    return path
+
+
+def weights(out: Path) -> dict:
+    return load_checkpoint(out / "ckpt").weights
+
+
+def same_run(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        np.testing.assert_allclose(wb[name], wa[name], rtol=0, atol=1e-10, err_msg=name)
+    log_a = (a / "log.csv").read_text().splitlines()
+    log_b = (b / "log.csv").read_text().splitlines()
+    # the same losses step by step (the tokens/s column differs)
+    cut = lambda rows: [r.split(",")[:6] for r in rows]              # noqa: E731
+    assert cut(log_a) == cut(log_b)
+
+
+@pytest.mark.parametrize("strategy", ["dp", "zero1", "zero2", "tp", "pp"])
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_n_ranks_train_as_one_process(tmp_path, text, ranks, strategy):
+    """Weights, AdamW's moments (ZeRO: consolidated into the checkpoint) and every logged
+    loss; --grad_clip 0.05 so that clipping by the global norm acts on every step."""
+    args = ["train", "--data", text, *TINY, "--batch_size", "8", "--max_iters", "5",
+            "--eval_interval", "5", "--gradient_accumulation_steps", "2", "--grad_clip", "0.05"]
+    launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
+    done = launch(ranks, [*args, "--out", tmp_path / "many", "--parallel", strategy], tmp_path)
+    assert f"over {ranks} MPI ranks" in done.stdout
+    assert done.stdout.count("trained 5 steps") == 1           # rank 0 reports, alone
+    same_run(tmp_path / "one", tmp_path / "many")
+    a = load_checkpoint(tmp_path / "one" / "ckpt").optimizer_state
+    b = load_checkpoint(tmp_path / "many" / "ckpt").optimizer_state
+    assert a["param_groups"] == b["param_groups"] and a["state"].keys() == b["state"].keys()
+    for i, entry in a["state"].items():
+        assert b["state"][i]["step"] == entry["step"] == 5
+        for name in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_allclose(b["state"][i][name], entry[name], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("first, then", [((2, "dp"), (1, None)),
+                                         ((2, "zero2"), (4, "zero1")),
+                                         ((1, None), (3, "zero2")),
+                                         ((2, "tp"), (4, "tp")),
+                                         ((4, "tp"), (2, "zero1")),
+                                         ((3, "pp"), (2, "tp"))],
+                         ids=["dp2-then-one", "zero2x2-then-zero1x4", "one-then-zero2x3",
+                              "tp2-then-tp4", "tp4-then-zero1x2", "pp3-then-tp2"])
+def test_a_run_resumes_under_another_world_size_and_strategy(tmp_path, text, first, then):
+    args = ["train", "--data", text, *TINY, "--batch_size", "4", "--max_iters", "6",
+            "--eval_interval", "3", "--lr_decay_iters", "6"]
+    launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
+    (n1, s1), (n2, s2) = first, then
+    launch(n1, [*args, "--out", tmp_path / "mixed", "--max_iters", "3",
+                *(["--parallel", s1] if s1 else [])], tmp_path)
+    launch(n2, ["train", "--out", tmp_path / "mixed", "--resume", "--max_iters", "6",
+                "--quiet", "--no_plot", "--samples", "0", *(["--parallel", s2] if s2 else [])],
+           tmp_path)
+    same_run(tmp_path / "one", tmp_path / "mixed")
+
+
+def test_tensor_times_data_parallel_trains_as_one_process_and_resumes(tmp_path, text):
+    """4 ranks as a 2 x 2 grid (--tp 2): two data-parallel copies of a model split in two;
+    then the run carries on as pure tensor parallelism on 2 ranks."""
+    args = ["train", "--data", text, *TINY, "--batch_size", "8", "--max_iters", "6",
+            "--eval_interval", "3", "--lr_decay_iters", "6", "--grad_clip", "0.05"]
+    launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
+    done = launch(4, [*args, "--out", tmp_path / "grid", "--max_iters", "3", "--parallel",
+                      "tp", "--tp", "2"], tmp_path)
+    assert "x data parallel over 2 groups of 2" in done.stdout
+    launch(2, ["train", "--out", tmp_path / "grid", "--resume", "--max_iters", "6", "--quiet",
+               "--no_plot", "--samples", "0", "--parallel", "tp"], tmp_path)
+    same_run(tmp_path / "one", tmp_path / "grid")
+    done = launch(4, [*args, "--out", tmp_path / "x", "--parallel", "tp", "--tp", "3"],
+                  tmp_path, expect=None)
+    assert "--tp 3 does not divide the 4 ranks" in done.stderr
+
+
+@pytest.mark.parametrize("ranks, micro", [(3, 4), (4, 3), (2, 1)])
+def test_the_1f1b_schedule_trains_as_gpipe_and_one_process(tmp_path, text, ranks, micro):
+    """1F1B (warm-up forwards, then one forward one backward) with more, fewer and as
+    many micro-batches as stages; the bubble is reported."""
+    args = ["train", "--data", text, *TINY, "--batch_size", "8", "--max_iters", "4",
+            "--eval_interval", "4", "--grad_clip", "0.05"]
+    launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
+    done = launch(ranks, [*args, "--out", tmp_path / "pp", "--parallel", "pp", "--schedule",
+                          "1f1b", "--micro_batches", str(micro)], tmp_path)
+    bubble = [ln for ln in done.stdout.splitlines() if ln.startswith("pipeline bubble")]
+    assert len(bubble) == 1 and "% of the last step" in bubble[0]
+    same_run(tmp_path / "one", tmp_path / "pp")
+
+
+def test_pipeline_refusals_are_one_clear_error(tmp_path, text):
+    done = launch(5, ["train", "--data", text, *TINY, "--max_iters", "2", "--out",
+                      tmp_path / "x", "--parallel", "pp"], tmp_path, expect=None)
+    assert "needs at least one block per stage; the model has n_layer=4" in done.stderr
+    done = launch(2, ["train", "--data", text, *TINY, "--max_iters", "2", "--out",
+                      tmp_path / "y", "--parallel", "pp", "--objective", "prefix_lm"],
+                  tmp_path, expect=None)
+    assert "pipeline parallelism trains next-token prediction (clm), not prefix_lm" \
+        in done.stderr
+
+
+def test_a_batch_smaller_than_the_world_is_one_clear_error(tmp_path, text):
+    done = launch(2, ["train", "--data", text, *TINY, "--batch_size", "1", "--max_iters", "2",
+                      "--out", tmp_path / "x", "--parallel", "dp"], tmp_path, expect=None)
+    lines = [ln for ln in done.stderr.splitlines() if "numpyllm train: error" in ln]
+    assert lines and all("--batch_size 1 cannot be shared by 2 ranks" in ln for ln in lines)
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x" / "ckpt").exists()
+
+
+WORKER = """
+import sys
+import numpy as np
+from numpyllm.distributed import MPIDataParallel, abort, world
+from numpyllm.nn import GPT, GPTConfig
+comm = world()
+try:
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8), rng=0)
+    if comm.rank == 1:
+        raise ValueError("the disk is full")
+    MPIDataParallel(model, comm)        # rank 0 waits here for rank 1, which never comes
+except Exception as exc:
+    abort(comm, f"error: {exc}")
+"""
+
+
+def test_a_failing_rank_ends_every_rank_with_its_error(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode != 0
+    assert "rank 1/2: error: the disk is full" in done.stderr
+
+
+def test_the_bytes_sent_are_the_gradient_buffer_in_few_calls():
+    """In a world of one (no mpiexec: MPI's singleton), the reduce is the identity and
+    reports what it sent: every trained parameter once, plus the loss, in buckets."""
+    from numpyllm.distributed import MPIDataParallel
+    from numpyllm.nn import GPT, GPTConfig
+    from numpyllm.training import TrainConfig, Trainer
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8,
+                          dtype="float64"), rng=0)
+    tokens = np.random.default_rng(0).integers(0, 11, 400)
+    trainer = Trainer(model, tokens, config=TrainConfig(batch_size=4, max_iters=2))
+    reference = Trainer(GPT(model.config, rng=0), tokens,
+                        config=TrainConfig(batch_size=4, max_iters=2))
+    trainer.parallel = MPIDataParallel(model, bucket_mb=0.004)          # ~4 KB buckets
+    for _ in range(2):
+        a, b = trainer.train_step(), reference.train_step()
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-13)
+    n = sum(p.data.size for p in model.parameters())
+    assert trainer.parallel.last_bytes == 8 * (n + 1)
+    assert 1 < trainer.parallel.last_calls <= 8 * (n + 1) // 4000 + 2
+    for p, q in zip(model.parameters(), reference.model.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=0, atol=1e-13)
+
+
+def test_without_mpi4py_the_error_names_the_install(monkeypatch):
+    from numpyllm.distributed import MPIUnavailable, world
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    with pytest.raises(MPIUnavailable, match="pip install mpi4py mpich"):
+        world()
+
+
+SFT_WORKER = """
+import sys
+import numpy as np
+from numpyllm.data.instruction import Instructions
+from numpyllm.nn import GPT, GPTConfig
+from numpyllm.training import TrainConfig, Trainer
+from numpyllm.training.objectives import InstructionTuning
+rng = np.random.default_rng(0)
+# responses of 1..9 tokens: rows count very different numbers of targets
+data = Instructions([rng.integers(1, 15, rng.integers(1, 5)) for _ in range(40)],
+                    [np.append(rng.integers(1, 15, rng.integers(0, 9)), 15) for _ in range(40)],
+                    [{}] * 40)
+model = GPT(GPTConfig(vocab_size=17, block_size=16, n_layer=1, n_head=2, n_embd=8,
+                      dtype="float64"), rng=0)
+trainer = Trainer(model, data, config=TrainConfig(batch_size=6, max_iters=4, warmup_iters=1,
+                  gradient_accumulation_steps=2), objective=InstructionTuning(pad_id=16))
+if sys.argv[2] == "mpi":
+    from numpyllm.distributed import MPIDataParallel
+    trainer.parallel = MPIDataParallel(model)
+losses = [trainer.train_step()["loss"] for _ in range(4)]
+if trainer.parallel.writes_checkpoints:
+    np.savez(sys.argv[1], losses=losses, **{n: p.data for n, p in model.named_parameters()})
+"""
+
+
+def test_ranks_weigh_their_rows_by_counted_targets(tmp_path):
+    """Instruction tuning: each row counts its response tokens only, so the ranks' shares
+    of a batch differ; the sum weighted by n_r / N_t is still the one-process gradient."""
+    script = tmp_path / "sft.py"
+    script.write_text(SFT_WORKER)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for name, prefix in (("one", []), ("mpi", [mpiexec(), "-n", "3"])):
+        done = subprocess.run([*prefix, sys.executable, str(script), str(tmp_path / name),
+                               name], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+        assert done.returncode == 0, done.stderr
+    one, mpi = np.load(tmp_path / "one.npz"), np.load(tmp_path / "mpi.npz")
+    assert one.files == mpi.files
+    for key in one.files:
+        np.testing.assert_allclose(mpi[key], one[key], rtol=0, atol=1e-10, err_msg=key)
+
+
+ZERO_MEMORY = """
+import json, sys
+import numpy as np
+from numpyllm.distributed import ZeRO, world
+from numpyllm.nn import GPT, GPTConfig
+from numpyllm.training import TrainConfig, Trainer
+comm = world()
+model = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=12), rng=0)
+trainer = Trainer(model, np.arange(400) % 50, config=TrainConfig(batch_size=4))
+zero = ZeRO(model, trainer.optimizer, comm, stage=int(sys.argv[1]))
+trainer.parallel, trainer.optimizer = zero, zero.optimizer
+trainer.train_step()
+held = sum(s["exp_avg"].nbytes + s["exp_avg_sq"].nbytes for s in zero.optimizer.state)
+rows = comm.gather({"rank": comm.rank, "memory": zero.memory(), "held": held,
+                    "whole": 2 * 4 * sum(p.data.size for p in model.parameters())})
+if comm.rank == 0:
+    print(json.dumps(rows))
+"""
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_zero_holds_one_nth_of_the_optimizer_state(tmp_path, stage):
+    import json
+    script = tmp_path / "zero_memory.py"
+    script.write_text(ZERO_MEMORY)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([mpiexec(), "-n", "3", sys.executable, str(script), str(stage)],
+                          env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    whole = rows[0]["whole"]                     # AdamW's two float32 moments, every weight
+    rounding = 2 * 4 * 3             # the shards are ⌈P/3⌉ long: at most 2 elements off
+    for row in rows:
+        # the moments actually held, and what memory() says, are a third of the whole
+        assert abs(row["held"] - whole / 3) <= rounding
+        assert row["held"] <= row["memory"]["optimizer"] <= whole / 3 + rounding
+        grads = row["memory"]["gradients"]
+        assert grads == (row["memory"]["weights"] if stage == 1 else row["memory"]["optimizer"] // 2)
+    assert sum(r["held"] for r in rows) == whole
+
+
+TP_WORKER = """
+import numpy as np
+from numpyllm import Tensor
+from numpyllm.autograd import gradcheck
+from numpyllm.checks import perturb
+from numpyllm.distributed import tensor_parallel, world
+from numpyllm.nn import GPT, GPTConfig
+comm = world()
+rng = np.random.default_rng(0)
+cfg = GPTConfig(vocab_size=13, block_size=6, n_layer=2, n_head=4, n_embd=8, dtype="float64",
+                positions="{positions}")
+full = perturb(GPT(cfg, rng=1), np.random.default_rng(2))      # the same on every rank
+split = perturb(GPT(cfg, rng=1), np.random.default_rng(2))
+parts = tensor_parallel(split, comm)
+x = rng.integers(0, 13, (2, 6))
+y = rng.integers(0, 13, (2, 6))
+_, a = full(x, targets=y)
+_, b = split(x, targets=y)
+assert abs(a.item() - b.item()) < 1e-12, (a.item(), b.item())
+a.backward(); b.backward()
+theirs = dict(full.named_parameters())
+for name, p in split.named_parameters():
+    target, index = parts.get(name, (name, None))
+    want = theirs[target].grad if index is None else theirs[target].grad[index(comm.rank)]
+    assert np.allclose(p.grad, want, rtol=1e-10, atol=1e-12), name
+# the split block as a whole, by finite differences of its input (the same on every rank;
+# its gradient comes back through f's sum over the ranks)
+h = Tensor(rng.standard_normal((2, 5, 8)), requires_grad=True)
+R = rng.standard_normal((2, 5, 8))
+assert gradcheck(lambda t: (split.h[0](t) * R).sum(), h)
+print("ok", comm.rank)
+"""
+
+
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positions):
+    script = tmp_path / "tp.py"
+    script.write_text(TP_WORKER.replace("{positions}", positions))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("ok") == 2           # both ranks (their lines may interleave)
+
+
+def test_tensor_parallel_refuses_what_it_cannot_split(tmp_path, text):
+    done = launch(3, ["train", "--data", text, *TINY, "--max_iters", "2", "--out",
+                      tmp_path / "x", "--parallel", "tp"], tmp_path, expect=None)
+    assert "needs the heads (n_head=4) divisible by 3" in done.stderr
+    assert "Traceback" not in done.stderr
