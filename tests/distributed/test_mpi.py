@@ -190,6 +190,28 @@ def test_a_failing_rank_ends_every_rank_with_its_error(tmp_path):
     assert "rank 1/2: error: the disk is full" in done.stderr
 
 
+DIES = """
+import os
+import numpy as np
+from numpyllm.distributed import MPIDataParallel, world
+from numpyllm.nn import GPT, GPTConfig
+comm = world()
+model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8), rng=0)
+if comm.rank == 1:
+    os._exit(9)                         # killed: no message, no MPI_Finalize
+MPIDataParallel(model, comm)            # rank 0 waits for rank 1 in a broadcast
+"""
+
+
+def test_a_rank_that_dies_ends_the_run_instead_of_hanging(tmp_path):
+    script = tmp_path / "dies.py"
+    script.write_text(DIES)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode != 0
+
+
 def test_the_bytes_sent_are_the_gradient_buffer_in_few_calls():
     """In a world of one (no mpiexec: MPI's singleton), the reduce is the identity and
     reports what it sent: every trained parameter once, plus the loss, in buckets."""
