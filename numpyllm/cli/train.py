@@ -467,7 +467,9 @@ def _run(args, comm) -> int:
             if args.parallel == "dp":
                 trainer.parallel = MPIDataParallel(model, comm)
             elif args.parallel == "tp":
-                trainer.parallel = TensorParallel(trainer, comm, tp=args.tp)
+                # next-token prediction: the vocabulary split too (a parallel cross-entropy)
+                trainer.parallel = TensorParallel(trainer, comm, tp=args.tp,
+                                                  vocab=name == "clm")
             elif args.parallel == "pp":
                 trainer.parallel = PipelineParallel(trainer, comm, schedule=args.schedule,
                                                     micro_batches=args.micro_batches)
@@ -489,6 +491,8 @@ def _run(args, comm) -> int:
             tp, dp = trainer.parallel.tp, trainer.parallel.dp
             print(f"tensor parallel over {tp} MPI ranks: {c.n_head // tp} heads and "
                   f"{4 * c.n_embd // tp} MLP units of each block per rank"
+                  + (f", about {c.vocab_size // tp:,} of the {c.vocab_size:,} tokens' rows "
+                     "of the table and the head" if name == "clm" else "")
                   + (f"; x data parallel over {dp} groups of {tp}, about "
                      f"{train_cfg.batch_size // dp} rows each" if dp > 1 else
                      "; the whole batch on every rank"))

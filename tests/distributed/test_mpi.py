@@ -333,13 +333,15 @@ from numpyllm.distributed import tensor_parallel, world
 from numpyllm.nn import GPT, GPTConfig
 comm = world()
 rng = np.random.default_rng(0)
-cfg = GPTConfig(vocab_size=13, block_size=6, n_layer=2, n_head=4, n_embd=8, dtype="float64",
-                positions="{positions}")
+cfg = GPTConfig(vocab_size=13, block_size=6, n_layer=2, n_head=6, n_embd=12, dtype="float64",
+                positions="{positions}", tie_weights={tie})
 full = perturb(GPT(cfg, rng=1), np.random.default_rng(2))      # the same on every rank
 split = perturb(GPT(cfg, rng=1), np.random.default_rng(2))
-parts = tensor_parallel(split, comm)
+blocks = split.h
+split, parts = tensor_parallel(split, comm, vocab={vocab})
 x = rng.integers(0, 13, (2, 6))
 y = rng.integers(0, 13, (2, 6))
+y[0, :2] = -100                                   # ignored targets count nowhere
 _, a = full(x, targets=y)
 _, b = split(x, targets=y)
 assert abs(a.item() - b.item()) < 1e-12, (a.item(), b.item())
@@ -351,22 +353,30 @@ for name, p in split.named_parameters():
     assert np.allclose(p.grad, want, rtol=1e-10, atol=1e-12), name
 # the split block as a whole, by finite differences of its input (the same on every rank;
 # its gradient comes back through f's sum over the ranks)
-h = Tensor(rng.standard_normal((2, 5, 8)), requires_grad=True)
-R = rng.standard_normal((2, 5, 8))
-assert gradcheck(lambda t: (split.h[0](t) * R).sum(), h)
+h = Tensor(rng.standard_normal((2, 5, 12)), requires_grad=True)
+R = rng.standard_normal((2, 5, 12))
+assert gradcheck(lambda t: (blocks[0](t) * R).sum(), h)
 print("ok", comm.rank)
 """
 
 
-@pytest.mark.parametrize("positions", ["learned", "rope"])
-def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positions):
+@pytest.mark.parametrize("positions, vocab, tie, ranks", [
+    ("learned", False, True, 2), ("rope", False, True, 2),
+    ("learned", True, True, 2), ("sinusoidal", True, False, 3)],
+    ids=["blocks", "blocks-rope", "vocab-tied", "vocab-untied-13-over-3"])
+def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positions, vocab,
+                                                                tie, ranks):
+    """The loss equals the whole model's and each rank's gradient is its slice of the
+    whole model's gradient: the blocks split, and (vocab) the table and head over a
+    vocabulary of 13 (uneven over 3 ranks) with the parallel cross-entropy."""
     script = tmp_path / "tp.py"
-    script.write_text(TP_WORKER.replace("{positions}", positions))
+    script.write_text(TP_WORKER.replace("{positions}", positions).replace(
+        "{vocab}", str(vocab)).replace("{tie}", str(tie)))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(script)], env=env,
+    done = subprocess.run([mpiexec(), "-n", str(ranks), sys.executable, str(script)], env=env,
                           capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("ok") == 2           # both ranks (their lines may interleave)
+    assert done.stdout.count("ok") == ranks       # every rank (their lines may interleave)
 
 
 def test_tensor_parallel_refuses_what_it_cannot_split(tmp_path, text):
