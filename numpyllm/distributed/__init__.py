@@ -16,12 +16,12 @@
 
 Launch: ``mpiexec -n 2 numpyllm train --parallel dp ...`` (docs/distributed.md).
 """
-from .comm import MPIUnavailable, abort, world
+from .comm import CountingComm, MPIUnavailable, abort, world
 from .data_parallel import MPIDataParallel
 from .pipeline import PipelineParallel, PipelineStage
 from .tensor_parallel import TensorParallel, tensor_parallel
 from .zero import ZeRO
 from .zero3 import ZeRO3
 
-__all__ = ["MPIDataParallel", "MPIUnavailable", "PipelineParallel", "PipelineStage",
+__all__ = ["CountingComm", "MPIDataParallel", "MPIUnavailable", "PipelineParallel", "PipelineStage",
            "TensorParallel", "ZeRO", "ZeRO3", "abort", "tensor_parallel", "world"]
