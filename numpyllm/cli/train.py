@@ -138,10 +138,11 @@ def register(subparsers) -> None:
     p.add_argument("--sample_tokens", type=int, default=300, help="tokens per sample (a decoder's)")
     p.add_argument("--no_plot", action="store_true", help="do not write loss.png")
     p.add_argument("--quiet", action="store_true", help="no progress lines (evaluations still print)")
-    p.add_argument("--parallel", choices=["dp", "zero1", "zero2", "tp", "pp"], default=None,
+    p.add_argument("--parallel", choices=["dp", "zero1", "zero2", "zero3", "tp", "pp"],
+                   default=None,
                    help="train over the MPI ranks mpiexec started: dp = data parallel; "
-                   "zero1/zero2 = data parallel with the optimizer state (and the "
-                   "gradients) sharded over the ranks; tp = tensor parallel (each block's "
+                   "zero1/zero2/zero3 = data parallel with the optimizer state (and the "
+                   "gradients, and the weights) sharded over the ranks; tp = tensor parallel (each block's "
                    "heads and MLP split over the ranks); pp = pipeline parallel (the blocks "
                    "in stages, one per rank) (mpiexec -n 2 numpyllm train "
                    "--parallel dp ...; pip install mpi4py mpich)")
@@ -457,7 +458,8 @@ def _run(args, comm) -> int:
                   f"{before:.2e} (the checkpoint's schedule) to {now:.2e}")
 
     if comm is not None:
-        from ..distributed import MPIDataParallel, PipelineParallel, TensorParallel, ZeRO
+        from ..distributed import (MPIDataParallel, PipelineParallel, TensorParallel, ZeRO,
+                                   ZeRO3)
         share = comm.size // (args.tp or comm.size) if args.parallel == "tp" else \
             1 if args.parallel == "pp" else comm.size
         if train_cfg.batch_size < share:
@@ -467,7 +469,11 @@ def _run(args, comm) -> int:
             if args.parallel == "dp":
                 trainer.parallel = MPIDataParallel(model, comm)
             elif args.parallel == "tp":
-                trainer.parallel = TensorParallel(trainer, comm, tp=args.tp)
+                # next-token prediction: the vocabulary split too (a parallel cross-entropy)
+                trainer.parallel = TensorParallel(trainer, comm, tp=args.tp,
+                                                  vocab=name == "clm")
+            elif args.parallel == "zero3":
+                trainer.parallel = ZeRO3(trainer, comm)
             elif args.parallel == "pp":
                 trainer.parallel = PipelineParallel(trainer, comm, schedule=args.schedule,
                                                     micro_batches=args.micro_batches)
@@ -478,7 +484,8 @@ def _run(args, comm) -> int:
         except ValueError as exc:
             raise CLIError(f"--parallel {args.parallel}: {exc}") from None
         what = {"dp": "data parallel", "zero1": "ZeRO stage 1 (optimizer state sharded)",
-                "zero2": "ZeRO stage 2 (optimizer state and gradients sharded)"}
+                "zero2": "ZeRO stage 2 (optimizer state and gradients sharded)",
+                "zero3": "ZeRO stage 3 (weights, gradients and optimizer state sharded)"}
         if args.parallel == "pp":
             pp = trainer.parallel
             M = min(pp.micro_batches, train_cfg.batch_size)
@@ -489,6 +496,8 @@ def _run(args, comm) -> int:
             tp, dp = trainer.parallel.tp, trainer.parallel.dp
             print(f"tensor parallel over {tp} MPI ranks: {c.n_head // tp} heads and "
                   f"{4 * c.n_embd // tp} MLP units of each block per rank"
+                  + (f", about {c.vocab_size // tp:,} of the {c.vocab_size:,} tokens' rows "
+                     "of the table and the head" if name == "clm" else "")
                   + (f"; x data parallel over {dp} groups of {tp}, about "
                      f"{train_cfg.batch_size // dp} rows each" if dp > 1 else
                      "; the whole batch on every rank"))
@@ -498,7 +507,9 @@ def _run(args, comm) -> int:
         if args.parallel.startswith("zero"):
             mb = {k: v / 2**20 for k, v in trainer.parallel.memory().items()}
             print(f"per rank: weights {mb['weights']:.2f} MiB, gradients {mb['gradients']:.2f} "
-                  f"MiB, optimizer state {mb['optimizer']:.2f} MiB")
+                  f"MiB, optimizer state {mb['optimizer']:.2f} MiB"
+                  + (f", at most {mb['gathered']:.2f} MiB gathered during a step"
+                     if "gathered" in mb else ""))
     writer = comm is None or comm.rank == 0
     # the log: with --resume, the rows after the checkpoint's step (written by a run that
     # stopped after it) are dropped first, so each step is in it once
@@ -527,7 +538,7 @@ def _run(args, comm) -> int:
               f"(perplexity {math.exp(evals[-1]['val_loss']):.2f})")
     if not writer:
         return 0                               # rank 0 plots and samples
-    if args.parallel in ("tp", "pp"):         # sample from the whole model it saved
+    if args.parallel in ("tp", "pp", "zero3"):         # sample from the whole model it saved
         model = trainer.parallel.to_save(model, None)[0]
     if not args.no_plot:
         from ..plots import plot_loss_csv

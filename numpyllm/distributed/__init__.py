@@ -7,6 +7,8 @@
   zero.py           ZeRO stages 1 and 2: the optimizer state (1) and the gradients (2)
                     sharded over the ranks, a flat parameter buffer, consolidated
                     checkpoints
+  zero3.py          ZeRO stage 3: the weights sharded too, each block gathered for its
+                    forward and (recomputed) backward, then dropped
   tensor_parallel.py  Megatron's tensor parallelism: heads and MLP units split, the
                     f/g operators, consolidated checkpoints
   pipeline.py       GPipe and 1F1B: stages of consecutive blocks, micro-batches sent
@@ -14,11 +16,12 @@
 
 Launch: ``mpiexec -n 2 numpyllm train --parallel dp ...`` (docs/distributed.md).
 """
-from .comm import MPIUnavailable, abort, world
+from .comm import CountingComm, MPIUnavailable, abort, world
 from .data_parallel import MPIDataParallel
 from .pipeline import PipelineParallel, PipelineStage
 from .tensor_parallel import TensorParallel, tensor_parallel
 from .zero import ZeRO
+from .zero3 import ZeRO3
 
-__all__ = ["MPIDataParallel", "MPIUnavailable", "PipelineParallel", "PipelineStage",
-           "TensorParallel", "ZeRO", "abort", "tensor_parallel", "world"]
+__all__ = ["CountingComm", "MPIDataParallel", "MPIUnavailable", "PipelineParallel", "PipelineStage",
+           "TensorParallel", "ZeRO", "ZeRO3", "abort", "tensor_parallel", "world"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["world", "abort", "MPIUnavailable"]
+__all__ = ["world", "abort", "MPIUnavailable", "CountingComm"]
 
 INSTALL = "pip install mpi4py mpich"
 
@@ -37,3 +37,58 @@ def abort(comm, message: str, code: int = 1) -> None:
     """Print `message` (one line, prefixed with the rank) and end every rank of `comm`."""
     print(f"rank {comm.rank}/{comm.size}: {message}", file=sys.stderr, flush=True)
     comm.Abort(code)
+
+
+class CountingComm:
+    """A communicator that counts what this rank hands to MPI: for each operation, the
+    calls and the bytes of the buffer it sends (its contribution; a receive counts
+    nothing). `counts` maps ``"Allreduce"`` etc. to ``[calls, bytes]``; `reset` clears
+    it. Everything else is the wrapped communicator's; sub-communicators made by `Split`
+    count into the same table. For measuring what a strategy sends
+    (benchmarks/bench_distributed.py), not for speed."""
+
+    COUNTED = ("Allreduce", "Reduce_scatter_block", "Allgather", "Bcast", "Reduce",
+               "Gather", "Gatherv", "Isend", "Send", "Sendrecv", "allreduce", "gather")
+
+    def __init__(self, comm, counts: dict | None = None):
+        self._comm = comm
+        self.counts = {} if counts is None else counts
+
+    def reset(self) -> None:
+        self.counts.clear()
+
+    def __getattr__(self, name):
+        attr = getattr(self._comm, name)
+        if name == "Split":
+            return lambda *a, **k: CountingComm(attr(*a, **k), self.counts)
+        if name not in self.COUNTED:
+            return attr
+
+        def counted(*args, **kwargs):
+            sent = _nbytes(args[0] if args else None)
+            if args and _in_place(args[0]):           # the data is in the receive buffer
+                sent = _nbytes(args[1])
+                if name == "Allgather":               # of which this rank's share is 1/N
+                    sent //= self._comm.size
+            if name == "Bcast" and kwargs.get("root", args[1] if len(args) > 1 else 0) \
+                    != self._comm.rank:
+                sent = 0                              # a broadcast's receivers send nothing
+            entry = self.counts.setdefault(name, [0, 0])
+            entry[0] += 1
+            entry[1] += sent
+            return attr(*args, **kwargs)
+        return counted
+
+
+def _in_place(buffer) -> bool:
+    from mpi4py import MPI
+    return buffer is MPI.IN_PLACE
+
+
+def _nbytes(buffer) -> int:
+    import numpy as np
+    if isinstance(buffer, np.ndarray):
+        return buffer.nbytes
+    if isinstance(buffer, (bool, int, float)):
+        return 8
+    return 0                              # IN_PLACE, None, a Python object (not counted)

@@ -194,13 +194,121 @@ def _identity(x):
     return x
 
 
+# ---------------------------------------------------------------------- the vocabulary
+def vocab_range(V: int, comm) -> tuple[int, int]:
+    """Rank r's rows ``[lo, hi)`` of a V-row table: as equal as can be, the first
+    V mod N ranks one more (V need not divide: GPT-2's 50,257 does not)."""
+    base, extra = divmod(V, comm.size)
+    lo = comm.rank * base + min(comm.rank, extra)
+    return lo, lo + base + (comm.rank < extra)
+
+
+class VocabParallelEmbedding(Module):
+    """This rank's rows ``[lo, hi)`` of the token table: each rank looks up the ids in
+    its range (zeros elsewhere) and g sums the ranks' lookups: every id is found on
+    exactly one rank."""
+
+    def __init__(self, wte, comm):
+        super().__init__()
+        V = wte.weight.shape[0]
+        self.lo, self.hi = vocab_range(V, comm)
+        self.comm = comm
+        self.weight = Parameter(wte.weight.data[self.lo:self.hi].copy())     # [V/N, C]
+
+    def forward(self, idx):
+        from ..functional import embedding
+        idx = np.asarray(idx)
+        mine = (idx >= self.lo) & (idx < self.hi)                            # [B, T]
+        x = embedding(np.where(mine, idx - self.lo, 0), self.weight)         # [B, T, C]
+        x = x * mine[..., None].astype(x.dtype)       # ids of other ranks: zeros, no grad
+        return SumOverRanks.apply(x, comm=self.comm)
+
+
+class VocabParallelCrossEntropy(Function):
+    """The mean cross-entropy of logits split over the vocabulary: rank r holds columns
+    ``[lo, lo + V_r)`` of ``[B, T, V]``. Three small sums over the ranks replace the
+    whole row: its max (for a stable exp), its sum of exponentials, and the target's
+    logit (held by one rank, 0 elsewhere):
+
+        loss_i = log Σ_v exp(z_iv - m_i) + m_i - z_i,target
+
+    Backward, on each rank's own columns only: ``(softmax - onehot) / count``."""
+
+    @staticmethod
+    def forward(ctx, logits, *, targets, lo, comm, ignore_index=-100):
+        from mpi4py import MPI
+        V_r = logits.shape[-1]
+        m = logits.max(axis=-1)                                       # [B, T] local max
+        comm.Allreduce(MPI.IN_PLACE, m, op=MPI.MAX)                   # (a max: exact)
+        e = np.exp(logits - m[..., None])                             # [B, T, V_r]
+        s = sum_identical(comm, e.sum(axis=-1))                       # [B, T]
+        valid = targets != ignore_index
+        local = targets - lo
+        mine = valid & (local >= 0) & (local < V_r)
+        picked = np.where(mine, np.take_along_axis(
+            logits, np.clip(local, 0, V_r - 1)[..., None], axis=-1)[..., 0], 0.0)
+        picked = sum_identical(comm, picked.astype(logits.dtype))     # [B, T]
+        count = max(int(valid.sum()), 1)
+        losses = np.where(valid, np.log(s) + m - picked, 0.0)
+        e /= s[..., None]                                             # this rank's softmax
+        ctx.save_for_backward(e, mine, np.clip(local, 0, V_r - 1), valid)
+        ctx.count = count
+        return np.asarray(losses.sum() / count, dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        p, mine, local, valid = ctx.saved
+        d = p * (valid[..., None] * (g / ctx.count))                  # [B, T, V_r]
+        rows = np.nonzero(mine)
+        d[rows + (local[rows],)] -= g / ctx.count
+        return d
+
+
+class VocabParallelGPT(Module):
+    """A GPT whose blocks `tensor_parallel` split, with the token table (and a tied or
+    untied head) split over the vocabulary too: ``model(idx, targets) -> (None, loss)``
+    (the loss from `VocabParallelCrossEntropy`; no rank ever holds a whole row of logits).
+    Its modules keep the GPT's names."""
+
+    def __init__(self, gpt, comm):
+        super().__init__()
+        from ..nn.gpt import GPT
+        self.config, self.comm = gpt.config, comm
+        self.wte = VocabParallelEmbedding(gpt.wte, comm)
+        if gpt.config.positions == "learned":
+            self.wpe = gpt.wpe
+        self.drop, self.h, self.ln_f = gpt.drop, gpt.h, gpt.ln_f
+        if not gpt.config.tie_weights:                    # [C, V] -> this rank's columns
+            self.lm_head = Linear(gpt.config.n_embd, self.wte.hi - self.wte.lo, False,
+                                  dtype=gpt.lm_head.weight.data.dtype)
+            self.lm_head.weight.data[...] = gpt.lm_head.weight.data[:, self.wte.lo:self.wte.hi]
+        self.positions_table, self.check_ids = gpt.positions_table, gpt.check_ids
+        self._hidden = GPT.hidden_states             # the GPT's own code, on these modules
+        self.embed = lambda idx, positions=None: GPT.embed(self, idx, positions)
+
+    def forward(self, idx, targets=None):
+        if targets is None:
+            raise ValueError("a vocabulary-parallel GPT computes its loss only: generate "
+                             "from the consolidated checkpoint")
+        h = CopyToRanks.apply(self._hidden(self, idx), comm=self.comm)      # [B, T, C]
+        if self.config.tie_weights:
+            logits = h @ self.wte.weight.T                                   # [B, T, V_r]
+        else:
+            logits = self.lm_head(h)
+        loss = VocabParallelCrossEntropy.apply(logits, targets=np.asarray(targets),
+                                               lo=self.wte.lo, comm=self.comm)
+        return None, loss
+
+
 # ---------------------------------------------------------------------- the model
-def tensor_parallel(model, comm) -> dict:
+def tensor_parallel(model, comm, *, vocab: bool = False):
     """Split every block's attention and MLP of a GPT over the ranks of `comm`, in place
     (every rank must hold the same model: build it with the same seed, or load the same
-    checkpoint). Returns the map ``local name -> (full name, rank -> index)`` of the
-    split parameters (None: replicated under another name) that `TensorParallel` uses
-    to consolidate and to slice."""
+    checkpoint); with `vocab`, the token table and the head over the vocabulary too (a
+    `VocabParallelGPT` around the same blocks). Returns ``(model, parts)``: the model to
+    train, and the map ``local name -> (full name, rank -> index)`` of the split
+    parameters (None: replicated under another name) that `TensorParallel` uses to
+    consolidate and to slice."""
     if type(model).__name__ != "GPT":
         raise ValueError(f"tensor parallelism splits a GPT's blocks, not a {type(model).__name__}")
     parts = {}
@@ -210,7 +318,22 @@ def tensor_parallel(model, comm) -> dict:
         for module, name in ((block.attn, "attn"), (block.mlp, "mlp")):
             for local, (full, index) in module.parts.items():
                 parts[f"h.{i}.{name}.{local}"] = (f"h.{i}.{name}.{full}", index)
-    return parts
+    if not vocab:
+        return model, parts
+    V = model.config.vocab_size
+    model = VocabParallelGPT(model, comm)
+    rows = lambda r: (slice(*vocab_range(V, _Rank(comm, r))),)              # noqa: E731
+    parts["wte.weight"] = ("wte.weight", rows)
+    if not model.config.tie_weights:
+        parts["lm_head.weight"] = ("lm_head.weight", lambda r: (slice(None),) + rows(r))
+    return model, parts
+
+
+class _Rank:
+    """Another rank of `comm`, for `vocab_range`'s arithmetic."""
+
+    def __init__(self, comm, rank):
+        self.rank, self.size = rank, comm.size
 
 
 class TensorParallel:
@@ -231,10 +354,13 @@ class TensorParallel:
     the same slice are summed across the D groups. Sent per step: the tensor-parallel
     sums inside each group, and an allreduce of 1/K of the gradient across groups."""
 
-    def __init__(self, trainer, comm=None, *, tp: int | None = None):
+    def __init__(self, trainer, comm=None, *, tp: int | None = None, vocab: bool = False):
         from ..training.data_parallel import DataParallel
         from .comm import world
         from .data_parallel import MPIDataParallel
+        if vocab and trainer.objective.name != "clm":
+            raise ValueError(f"the vocabulary split computes next-token prediction's loss "
+                             f"(clm), not {trainer.objective.name}")
         self.world = world() if comm is None else comm
         tp = self.world.size if tp is None else tp
         if not (isinstance(tp, int) and tp >= 1 and self.world.size % tp == 0):
@@ -249,9 +375,9 @@ class TensorParallel:
         full_config = model.config
         # the whole model's names and state, before it is split
         full_state, full_names = old.state_dict(), optimizer_names(model, old)
-        self.parts = tensor_parallel(model, self.comm)
+        model, self.parts = tensor_parallel(model, self.comm, vocab=vocab)
+        trainer.model = self.model = model
         self.full_config = full_config
-        self.model = model
         trainer.optimizer = self.optimizer = adamw_like(model, old)
         trainer.params = [(n, p) for n, p in model.named_parameters()]
         self.names = optimizer_names(model, self.optimizer)
@@ -303,15 +429,23 @@ class TensorParallel:
 
     # ------------------------------------------------------------------ checkpoints
     def _full(self, name: str, local: np.ndarray, shape) -> np.ndarray | None:
-        """The whole of a split array, gathered on rank 0 (None elsewhere)."""
-        gathered = np.empty((self.size, *local.shape), local.dtype) if self.rank == 0 else None
-        self.comm.Gather(np.ascontiguousarray(local), gathered, root=0)
+        """The whole of a split array, gathered on rank 0 (None elsewhere). The ranks'
+        parts may differ in size (the vocabulary's): each is sent flat (Gatherv) and put
+        back at its rank's index."""
+        index = self.parts[name][1]
+        template = np.empty(shape, dtype=np.uint8)
+        sizes = [template[index(r)].size for r in range(self.size)]
+        flat = np.empty(sum(sizes), local.dtype) if self.rank == 0 else None
+        self.comm.Gatherv(np.ascontiguousarray(local).reshape(-1),
+                          [flat, sizes] if self.rank == 0 else None, root=0)
         if self.rank != 0:
             return None
         full = np.empty(shape, local.dtype)
-        index = self.parts[name][1]
-        for r in range(self.size):
-            full[index(r)] = gathered[r]
+        start = 0
+        for r, n in enumerate(sizes):
+            part = template[index(r)].shape
+            full[index(r)] = flat[start:start + n].reshape(part)
+            start += n
         return full
 
     def prepare_checkpoint(self) -> None:

@@ -71,7 +71,7 @@ def same_run(a: Path, b: Path) -> None:
     assert cut(log_a) == cut(log_b)
 
 
-@pytest.mark.parametrize("strategy", ["dp", "zero1", "zero2", "tp", "pp"])
+@pytest.mark.parametrize("strategy", ["dp", "zero1", "zero2", "zero3", "tp", "pp"])
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_n_ranks_train_as_one_process(tmp_path, text, ranks, strategy):
     """Weights, AdamW's moments (ZeRO: consolidated into the checkpoint) and every logged
@@ -97,9 +97,12 @@ def test_n_ranks_train_as_one_process(tmp_path, text, ranks, strategy):
                                          ((1, None), (3, "zero2")),
                                          ((2, "tp"), (4, "tp")),
                                          ((4, "tp"), (2, "zero1")),
-                                         ((3, "pp"), (2, "tp"))],
+                                         ((3, "pp"), (2, "tp")),
+                                         ((2, "zero3"), (3, "zero3")),
+                                         ((4, "zero3"), (2, "pp"))],
                          ids=["dp2-then-one", "zero2x2-then-zero1x4", "one-then-zero2x3",
-                              "tp2-then-tp4", "tp4-then-zero1x2", "pp3-then-tp2"])
+                              "tp2-then-tp4", "tp4-then-zero1x2", "pp3-then-tp2",
+                              "zero3x2-then-zero3x3", "zero3x4-then-pp2"])
 def test_a_run_resumes_under_another_world_size_and_strategy(tmp_path, text, first, then):
     args = ["train", "--data", text, *TINY, "--batch_size", "4", "--max_iters", "6",
             "--eval_interval", "3", "--lr_decay_iters", "6"]
@@ -188,6 +191,28 @@ def test_a_failing_rank_ends_every_rank_with_its_error(tmp_path):
                           capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode != 0
     assert "rank 1/2: error: the disk is full" in done.stderr
+
+
+DIES = """
+import os
+import numpy as np
+from numpyllm.distributed import MPIDataParallel, world
+from numpyllm.nn import GPT, GPTConfig
+comm = world()
+model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8), rng=0)
+if comm.rank == 1:
+    os._exit(9)                         # killed: no message, no MPI_Finalize
+MPIDataParallel(model, comm)            # rank 0 waits for rank 1 in a broadcast
+"""
+
+
+def test_a_rank_that_dies_ends_the_run_instead_of_hanging(tmp_path):
+    script = tmp_path / "dies.py"
+    script.write_text(DIES)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode != 0
 
 
 def test_the_bytes_sent_are_the_gradient_buffer_in_few_calls():
@@ -311,13 +336,15 @@ from numpyllm.distributed import tensor_parallel, world
 from numpyllm.nn import GPT, GPTConfig
 comm = world()
 rng = np.random.default_rng(0)
-cfg = GPTConfig(vocab_size=13, block_size=6, n_layer=2, n_head=4, n_embd=8, dtype="float64",
-                positions="{positions}")
+cfg = GPTConfig(vocab_size=13, block_size=6, n_layer=2, n_head=6, n_embd=12, dtype="float64",
+                positions="{positions}", tie_weights={tie})
 full = perturb(GPT(cfg, rng=1), np.random.default_rng(2))      # the same on every rank
 split = perturb(GPT(cfg, rng=1), np.random.default_rng(2))
-parts = tensor_parallel(split, comm)
+blocks = split.h
+split, parts = tensor_parallel(split, comm, vocab={vocab})
 x = rng.integers(0, 13, (2, 6))
 y = rng.integers(0, 13, (2, 6))
+y[0, :2] = -100                                   # ignored targets count nowhere
 _, a = full(x, targets=y)
 _, b = split(x, targets=y)
 assert abs(a.item() - b.item()) < 1e-12, (a.item(), b.item())
@@ -329,22 +356,30 @@ for name, p in split.named_parameters():
     assert np.allclose(p.grad, want, rtol=1e-10, atol=1e-12), name
 # the split block as a whole, by finite differences of its input (the same on every rank;
 # its gradient comes back through f's sum over the ranks)
-h = Tensor(rng.standard_normal((2, 5, 8)), requires_grad=True)
-R = rng.standard_normal((2, 5, 8))
-assert gradcheck(lambda t: (split.h[0](t) * R).sum(), h)
+h = Tensor(rng.standard_normal((2, 5, 12)), requires_grad=True)
+R = rng.standard_normal((2, 5, 12))
+assert gradcheck(lambda t: (blocks[0](t) * R).sum(), h)
 print("ok", comm.rank)
 """
 
 
-@pytest.mark.parametrize("positions", ["learned", "rope"])
-def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positions):
+@pytest.mark.parametrize("positions, vocab, tie, ranks", [
+    ("learned", False, True, 2), ("rope", False, True, 2),
+    ("learned", True, True, 2), ("sinusoidal", True, False, 3)],
+    ids=["blocks", "blocks-rope", "vocab-tied", "vocab-untied-13-over-3"])
+def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positions, vocab,
+                                                                tie, ranks):
+    """The loss equals the whole model's and each rank's gradient is its slice of the
+    whole model's gradient: the blocks split, and (vocab) the table and head over a
+    vocabulary of 13 (uneven over 3 ranks) with the parallel cross-entropy."""
     script = tmp_path / "tp.py"
-    script.write_text(TP_WORKER.replace("{positions}", positions))
+    script.write_text(TP_WORKER.replace("{positions}", positions).replace(
+        "{vocab}", str(vocab)).replace("{tie}", str(tie)))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(script)], env=env,
+    done = subprocess.run([mpiexec(), "-n", str(ranks), sys.executable, str(script)], env=env,
                           capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("ok") == 2           # both ranks (their lines may interleave)
+    assert done.stdout.count("ok") == ranks       # every rank (their lines may interleave)
 
 
 def test_tensor_parallel_refuses_what_it_cannot_split(tmp_path, text):
@@ -352,3 +387,87 @@ def test_tensor_parallel_refuses_what_it_cannot_split(tmp_path, text):
                       tmp_path / "x", "--parallel", "tp"], tmp_path, expect=None)
     assert "needs the heads (n_head=4) divisible by 3" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+ZERO3_MEMORY = """
+import json
+import numpy as np
+from numpyllm.distributed import ZeRO3, world
+from numpyllm.distributed import zero3
+from numpyllm.nn import GPT, GPTConfig
+from numpyllm.training import TrainConfig, Trainer
+comm = world()
+live, peak = set(), [0]
+gather, release = zero3._Unit.gather, zero3._Unit.release
+def tracked_gather(unit):
+    gather(unit)
+    if unit is not outer[0]:
+        live.add(id(unit))
+        peak[0] = max(peak[0], len(live))
+def tracked_release(unit):
+    release(unit)
+    live.discard(id(unit))
+zero3._Unit.gather, zero3._Unit.release = tracked_gather, tracked_release
+outer = [None]
+model = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=3, n_head=2, n_embd=12,
+                      dropout=0.1), rng=0)
+trainer = Trainer(model, np.arange(400) % 50, config=TrainConfig(batch_size=4,
+                  gradient_accumulation_steps=2))
+zero = ZeRO3(trainer, comm)
+outer[0] = zero.outer
+trainer.parallel = zero
+for _ in range(2):
+    trainer.train_step()
+trainer.estimate_loss(2)
+blocks = [p for u in zero.units[:-1] for p in u.params]
+held = sum(u.shard.nbytes for u in zero.units)
+whole = 4 * sum(u.S * comm.size for u in zero.units)
+rows = comm.gather({"peak": peak[0], "held": held, "whole": whole,
+                    "dropped": all(p.data.strides == (0,) * p.data.ndim for p in blocks)})
+if comm.rank == 0:
+    print(json.dumps(rows))
+"""
+
+
+def test_zero3_holds_a_shard_and_at_most_one_gathered_block(tmp_path):
+    """Between steps every block's weights are dropped (a zero-byte view); during the
+    forward, the recomputing backward and an evaluation, at most one block is gathered
+    at a time; each rank's shards are a third of the (padded) weights. Dropout on: the
+    recomputation rewinds the block's generator."""
+    import json
+    script = tmp_path / "zero3.py"
+    script.write_text(ZERO3_MEMORY)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([mpiexec(), "-n", "3", sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    for row in rows:
+        assert row["peak"] == 1 and row["dropped"]
+        assert row["held"] * 3 == row["whole"]
+
+
+def test_zero3_recomputes_each_block_with_the_forward_s_dropout():
+    """In a world of one, ZeRO stage 3 with dropout == the plain Trainer step for step:
+    the backward's recomputation rewinds each block's generator to the forward's draws
+    (and leaves it where the forward did)."""
+    from numpyllm.distributed import ZeRO3
+    from numpyllm.nn import GPT, GPTConfig
+    from numpyllm.training import TrainConfig, Trainer
+    from numpyllm.training.data_parallel import DataParallel
+    cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8, dropout=0.2,
+                    dtype="float64")
+    tokens = np.random.default_rng(0).integers(0, 11, 400)
+    plain = Trainer(GPT(cfg, rng=3), tokens, config=TrainConfig(batch_size=4, max_iters=3))
+    plain.parallel = DataParallel(plain.model, threads=1)      # dropout draws: one thread's
+    sharded = Trainer(GPT(cfg, rng=3), tokens, config=TrainConfig(batch_size=4, max_iters=3))
+    sharded.parallel = ZeRO3(sharded)
+    for _ in range(3):
+        a, b = plain.train_step(), sharded.train_step()
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-12)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-10)
+    sharded.parallel.prepare_checkpoint()
+    whole, _ = sharded.parallel.to_save(None, None)
+    mine = dict(whole.named_parameters())
+    for name, q in plain.model.named_parameters():
+        np.testing.assert_allclose(mine[name].data, q.data, rtol=0, atol=1e-12, err_msg=name)
