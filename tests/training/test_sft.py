@@ -169,7 +169,7 @@ def test_an_sft_run_learns_the_task_and_writes_its_responses_beside_the_referenc
     from numpyllm.training import TrainConfig, Trainer
     rng = np.random.default_rng(0)
     words = ["".join(rng.choice(list("abcde"), size=rng.integers(2, 5))) for _ in range(400)]
-    examples = [{"instruction": w, "input": "", "output": w[::-1]} for w in set(words)]
+    examples = [{"instruction": w, "input": "", "output": w[::-1]} for w in sorted(set(words))]
     tok = CharTokenizer.from_text("abcde>", special_tokens=["<|endoftext|>"])
     eos = tok.special_tokens["<|endoftext|>"]
     short = Instructions([np.array(tok.encode(ex["instruction"] + ">")) for ex in examples],
