@@ -93,7 +93,8 @@ def evaluate_tokens(model, tokens, *, batch_size: int = 32, block_size: int | No
                     total += float(cross_entropy(logits, y, reduction="sum").item())
                     count += int((y != -100).sum())
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train(True)
     assert count == n_pred
     loss = total / count
     return {"loss": loss, "perplexity": perplexity(loss), "tokens": count, "nats": total,
