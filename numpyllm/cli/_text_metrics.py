@@ -12,7 +12,7 @@ from . import CLIError
 
 def read_lines(path, flag: str) -> list:
     """The lines of a UTF-8 file (a last newline ends the last line, it does not start
-    another), or a one-line CLIError."""
+    another; a CR before a newline is not part of the line), or a one-line CLIError."""
     path = Path(path)
     if not path.is_file():
         raise CLIError(f"{flag} {path}: no such file" if not path.exists()
@@ -24,6 +24,7 @@ def read_lines(path, flag: str) -> list:
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
+    lines = [x[:-1] if x.endswith("\r") else x for x in lines]     # Windows line ends
     if not lines:
         raise CLIError(f"{flag} {path}: the file is empty: no segment to score")
     return lines
