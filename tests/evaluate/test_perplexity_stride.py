@@ -119,9 +119,11 @@ def test_a_previous_token_model_does_not_depend_on_the_stride(n, T, data):
 
 
 def hugging_face_recipe(model, tokens, max_length, stride):
-    """The recipe of huggingface.co/docs/transformers/perplexity, as written there (labels
-    -100 for the context-only tokens; the shift to next-token targets done here, where
-    their model does it inside)."""
+    """The recipe of huggingface.co/docs/transformers/perplexity: its windows and its -100
+    labels as written there (the shift to next-token targets done here, where their model
+    does it inside). The tokens are counted as scored: the guide's ``num_valid_tokens -
+    batch_size`` is one short in every window after the first, whose first label is
+    already -100 (docs/metrics.md)."""
     encodings = tokens[None]
     seq_len = encodings.shape[1]
     nll_sum, n_tokens, prev_end_loc = 0.0, 0, 0
