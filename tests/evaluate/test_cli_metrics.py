@@ -187,3 +187,43 @@ def test_an_encoder_decoder_on_its_targets_and_on_its_outputs(tmp_path, capsys):
     assert len(outputs) == len(words)
     assert math.isclose(bleu["score"], corpus_bleu(outputs, [[w[::-1] for w in words]],
                                                    tokenize="char").score)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_a_pretrained_directory_with_a_stride_and_on_prompts(kind, tmp_path, capsys):
+    """A Hugging Face directory (GPT-2 or Llama layout, byte-level BPE): bits per byte in
+    sliding windows, and BLEU of its greedy continuations of prompts."""
+    from numpyllm.hub import load_pretrained, save_pretrained
+    from numpyllm.nn.llama import Llama, LlamaConfig
+    from numpyllm.tokenizers import BPETokenizer
+    text = "First Citizen: Before we proceed any further, hear me speak. All: Speak. " * 6
+    tok = BPETokenizer(special_tokens=["<|endoftext|>"]).train(text, 300)
+    model = (GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2,
+                           n_embd=16), rng=0) if kind == "gpt2" else
+             Llama(LlamaConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=4,
+                               n_kv_head=2, n_embd=16, intermediate_size=24), rng=0))
+    directory = tmp_path / kind
+    save_pretrained(model, tok, directory)
+    model, tok = load_pretrained(directory)
+    data = tmp_path / "d.txt"
+    data.write_text(text, encoding="utf-8")
+    ids = np.array(tok.encode(text))
+    expected = evaluate_tokens(model, ids, block_size=16, stride=5)
+    out = json.loads(run(capsys, "--model", str(directory), "--data", str(data), "--context",
+                         "16", "--stride", "5", "--metric", "bpb", "--json"))
+    assert math.isclose(out["loss"], expected["loss"], rel_tol=1e-9)
+    assert math.isclose(out["bits_per_byte"],
+                        bits_per_byte(expected["nats"], len(tok.decode(ids[1:].tolist()).encode())))
+    prompts = ["First Citizen:", "All: Speak"]
+    gens = tmp_path / "gens.txt"
+    result = json.loads(run(capsys, "--metric", "rouge", "--model", str(directory), "--prompts",
+                            write(tmp_path / "p.txt", prompts), "--ref",
+                            write(tmp_path / "r.txt", ["Before we proceed", "hear me speak"]),
+                            "--max-new-tokens", "6", "--out", str(gens), "--json",
+                            "--bootstrap", "0"))
+    outputs = gens.read_text(encoding="utf-8").split("\n")[:-1]
+    for p, line in zip(prompts, outputs):
+        row = generate(model, np.array(tok.encode(p)), 6, greedy=True,
+                       eos_id=tok.special_tokens.get("<|endoftext|>"))
+        assert line == tok.decode(row[len(tok.encode(p)):].tolist()).split("\n")[0].strip()
+    assert result["segments"] == 2 and 0 <= result["rouge1"]["fmeasure"] <= 1
