@@ -128,13 +128,16 @@ def run(args) -> int:
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode text for it")
     name, objective = objectives.objective_of(ckpt)
     if name == "classify":
-        if args.metric is not None or args.stride is not None:
-            raise CLIError("a classifier is scored by accuracy and F1: --metric and --stride "
-                           "do not apply")
+        if args.metric is not None or args.stride is not None or args.json:
+            raise CLIError("a classifier is scored by accuracy and F1: --metric, --stride "
+                           "and --json do not apply")
         return _classifier(args, model, objective, ckpt)
     if args.stride is not None and name != "clm":
         raise CLIError(f"--stride applies to a causal LM's sliding windows; this checkpoint "
                        f"is {name}, whose examples are scored whole")
+    if args.json and args.metric is None and name != "clm":
+        raise CLIError(f"--json prints the figures of --metric ppl|bpb (or of a causal LM); "
+                       f"this checkpoint is {name}: add --metric ppl or drop --json")
     if args.metric is not None and name not in ("clm", "seq2seq"):
         raise CLIError(f"--metric {args.metric}: perplexity of every token (or of a "
                        f"seq2seq's targets) is for causal LMs and encoder-decoders; this "

@@ -161,7 +161,7 @@ def test_errors_are_one_line(files, ckpt, tmp_path, capsys, one_line_error):
                             "2"], "--data and --stride do not apply")
 
 
-def test_an_encoder_decoder_on_its_targets_and_on_its_outputs(tmp_path, capsys):
+def test_an_encoder_decoder_on_its_targets_and_on_its_outputs(tmp_path, capsys, one_line_error):
     words = ["abc", "bead", "cab", "dace", "faced", "bad", "ace", "fed", "deaf", "cafe"]
     pairs = write(tmp_path / "rev.tsv", [f"{w}\t{w[::-1]}" for w in words * 2])
     out = tmp_path / "s2s"
@@ -172,6 +172,8 @@ def test_an_encoder_decoder_on_its_targets_and_on_its_outputs(tmp_path, capsys):
     capsys.readouterr()
     ckpt = str(out / "ckpt")
     plain = run(capsys, "--ckpt", ckpt)
+    one_line_error(capsys, ["eval", "--ckpt", ckpt, "--json"], "add --metric ppl or drop --json")
+    one_line_error(capsys, ["eval", "--ckpt", ckpt, "--stride", "2"], "this checkpoint is seq2seq")
     result = json.loads(run(capsys, "--ckpt", ckpt, "--metric", "bpb", "--json"))
     assert f"loss {result['loss']:.4f}" in plain           # the same teacher-forced targets
     # the targets' total loss in bits over their bytes (3 to 5 letters each)
