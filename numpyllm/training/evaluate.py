@@ -1,8 +1,9 @@
 """Evaluating a model on a whole data set: mean loss, perplexity, accuracy.
 
 Perplexity is exp(mean cross-entropy in nats): the effective number of equally likely
-next tokens. `evaluate_tokens` predicts every token of a text exactly once, so its figure
-does not depend on how batches were sampled. `evaluate_objective` scores any objective
+next tokens; bits per byte is the total in bits over the text's UTF-8 bytes.
+`evaluate_tokens` predicts every token of a text exactly once, in sliding windows with a
+stride, so its figure does not depend on how batches were sampled. `evaluate_objective` scores any objective
 the same way (for masked LM, the accuracy of the masked tokens; for classification, of
 the labels), and `exact_match` decodes an encoder-decoder's outputs and compares them
 whole with the targets.
@@ -14,10 +15,9 @@ import math
 import numpy as np
 
 from ..autograd import no_grad
-from ..data import TokenWindows
 from ..functional import cross_entropy
 
-__all__ = ["perplexity", "evaluate_tokens", "evaluate_objective", "exact_match"]
+__all__ = ["perplexity", "evaluate_tokens", "sliding_windows", "bits_per_byte", "evaluate_objective", "exact_match"]
 
 
 def perplexity(loss: float) -> float:
@@ -25,40 +25,93 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else float("inf")
 
 
-def evaluate_tokens(model, tokens, *, batch_size: int = 32, block_size: int | None = None) -> dict:
-    """Mean cross-entropy of `model` over a whole token array, each token predicted
-    exactly once: the array is cut into non-overlapping windows of `block_size`
-    (the model's by default), window w predicting tokens ``w*T+1 .. w*T+T`` from the
-    ones before them inside the window. The last window may be shorter.
+def sliding_windows(n_pred: int, context: int, stride: int | None = None) -> list:
+    """The windows of the sliding-window recipe over a text of ``n_pred + 1`` tokens,
+    as ``(begin, end, scored)``: the window reads tokens ``begin .. end-1`` (at most
+    `context` of them) to predict tokens ``begin+1 .. end``, and only its last `scored`
+    predictions count, those the previous window did not make. Windows start every
+    `stride` tokens, so after the first one each counted token has at least
+    ``context - stride + 1`` tokens of left context; every token 1..n_pred is counted
+    exactly once. stride == context: non-overlapping windows.
 
-    Returns ``{"loss", "perplexity", "tokens"}`` where tokens is the number predicted
-    (``len(tokens) - 1``). Deterministic: no sampling.
+    >>> sliding_windows(10, 4, 2)
+    [(0, 4, 4), (2, 6, 2), (4, 8, 2), (6, 10, 2)]
+    >>> sliding_windows(10, 4)
+    [(0, 4, 4), (4, 8, 4), (8, 10, 2)]
+    """
+    stride = context if stride is None else stride
+    if context < 1 or not 1 <= stride <= context:
+        raise ValueError(f"sliding windows need 1 <= stride <= context, got stride {stride}, "
+                         f"context {context}")
+    windows, prev_end = [], 0
+    for begin in range(0, n_pred, stride):
+        end = min(begin + context, n_pred)
+        windows.append((begin, end, end - prev_end))
+        prev_end = end
+        if end == n_pred:
+            break
+    return windows
+
+
+def evaluate_tokens(model, tokens, *, batch_size: int = 32, block_size: int | None = None,
+                    stride: int | None = None) -> dict:
+    """Mean cross-entropy of `model` over a whole token array, each token after the
+    first predicted exactly once, with sliding windows (the Hugging Face perplexity
+    recipe, `sliding_windows`): windows of `block_size` tokens (the model's context by
+    default) start every `stride` tokens, and each counts only the tokens the previous
+    window did not. ``stride == block_size`` (the default) cuts the text into
+    non-overlapping windows; a smaller stride gives every token more left context, at
+    ``block_size / stride`` times the cost.
+
+    Returns ``{"loss", "perplexity", "tokens", "nats", "windows"}``: the mean and the total
+    loss in nats over the ``len(tokens) - 1`` predicted tokens, and how many windows were
+    run. Deterministic: no sampling.
     """
     tokens = np.asarray(tokens)
     T = block_size or model.config.block_size
     n_pred = len(tokens) - 1
     if n_pred < 1:
         raise ValueError(f"evaluation needs at least 2 tokens, got {len(tokens)}")
+    windows = sliding_windows(n_pred, T, stride)
     total, count = 0.0, 0
+    was_training = getattr(model, "training", False)
     model.eval()
-    with no_grad():
-        n_full = n_pred // T
-        if n_full:
-            windows = TokenWindows(tokens[:n_full * T + 1], T, stride=T)
-            for x, y in windows.iter_batches(batch_size):
-                logits, _ = model(x)
-                total += float(cross_entropy(logits, y, reduction="sum").item())
-                count += y.size
-        tail = n_pred - n_full * T
-        if tail:
-            x = np.asarray(tokens[n_full * T:n_full * T + tail], dtype=np.int64)[None]
-            y = np.asarray(tokens[n_full * T + 1:], dtype=np.int64)[None]
-            logits, _ = model(x)
-            total += float(cross_entropy(logits, y, reduction="sum").item())
-            count += y.size
+    try:
+        with no_grad():
+            # windows of the same length go through the model together
+            by_length: dict = {}
+            for w in windows:
+                by_length.setdefault(w[1] - w[0], []).append(w)
+            for L, group in by_length.items():
+                for start in range(0, len(group), batch_size):
+                    rows = group[start:start + batch_size]
+                    x = np.stack([tokens[b:e] for b, e, _ in rows]).astype(np.int64)  # [B, L]
+                    y = np.stack([tokens[b + 1:e + 1] for b, e, _ in rows]).astype(np.int64)
+                    for r, (_, _, scored) in enumerate(rows):
+                        y[r, :L - scored] = -100       # predicted by an earlier window
+                    logits, _ = model(x)                                          # [B, L, V]
+                    total += float(cross_entropy(logits, y, reduction="sum").item())
+                    count += int((y != -100).sum())
+    finally:
+        if was_training:
+            model.train(True)
     assert count == n_pred
     loss = total / count
-    return {"loss": loss, "perplexity": perplexity(loss), "tokens": count}
+    return {"loss": loss, "perplexity": perplexity(loss), "tokens": count, "nats": total,
+            "windows": len(windows)}
+
+
+def bits_per_byte(nats: float, n_bytes: int) -> float:
+    """Total loss in nats over the UTF-8 bytes of the predicted text, in bits: a figure
+    that does not depend on the tokenizer (a tokenizer with longer tokens has a higher
+    loss per token but fewer tokens).
+
+    >>> round(bits_per_byte(nats=2 * math.log(2), n_bytes=4), 6)     # 2 bits over 4 bytes
+    0.5
+    """
+    if n_bytes < 1:
+        raise ValueError(f"bits per byte needs at least one byte, got {n_bytes}")
+    return nats / n_bytes / math.log(2)
 
 
 def evaluate_objective(model, objective, data, *, batch_size: int = 32, seed: int = 0) -> dict:
