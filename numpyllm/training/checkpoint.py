@@ -474,7 +474,14 @@ def build_model(ckpt: Checkpoint, *, dtype: str | None = None):
                     ckpt.path / "model.safetensors")
     else:
         check_sizes(kind, config, weights, ckpt.path / "model.safetensors")
-    model = model_cls(config, rng=np.random.default_rng(0))
+    if quantization is not None:
+        # allocated, never drawn: the float weights of the quantized layers are replaced
+        # before anything writes to them, so their pages never become resident memory
+        from ..nn.layers import uninitialized_weights
+        with uninitialized_weights():
+            model = model_cls(config, rng=np.random.default_rng(0))
+    else:
+        model = model_cls(config, rng=np.random.default_rng(0))
     if quantization is not None:                  # the quantized layers first, then LoRA
         from ..quantize.checkpoint import restore_quantized
         try:
