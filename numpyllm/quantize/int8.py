@@ -53,4 +53,6 @@ def quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def dequantize(q: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``q [rows, cols]``, ``s [rows]`` -> float32 ``[rows, cols]``."""
-    return q.astype(np.float32) * s[:, None]
+    w = q.astype(np.float32)
+    w *= s[:, None]                              # in place: one [rows, cols] array, not two
+    return w

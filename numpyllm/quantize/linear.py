@@ -55,8 +55,9 @@ REFUSED = ("backward through a quantized model: its weights are int8/4-bit codes
            "(numpyllm.nn.lora.apply_lora(model, ...): QLoRA), or train the float model")
 
 
-class QuantizedBackwardError(RuntimeError):
-    """Backward reached a quantized layer outside the adapter path."""
+class QuantizedBackwardError(RuntimeError, ValueError):
+    """Backward reached a quantized layer outside the adapter path. (A ValueError too: a
+    request that cannot be done, which the command line reports in one line.)"""
 
 
 def _tile(weight: QuantizedWeight, tile: int | None) -> int:
