@@ -1,4 +1,5 @@
-"""Quantization figures (issue 16): for float32, int8, Q8_0 and Q4_0, on the README's Tiny
+"""Quantization figures (issue 16): for float32, int8, Q8_0, Q4_0 and int8 computed by
+LLM.int8() (``llm.int8``: the same file as int8, activations quantized too), on the README's Tiny
 Shakespeare model and on GPT-2 small's shape with random weights: checkpoint file size,
 resident memory of the loaded model, validation perplexity (the trained model), and
 generation speed (tokens per second, KV cache, greedy). Figures, not a test: it prints them.
@@ -49,7 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as H  # noqa: E402
 
 MB = 1024 * 1024
-FORMATS = ("float32", "int8", "q8_0", "q4_0")
+FORMATS = ("float32", "int8", "q8_0", "q4_0", "llm.int8")   # the last: int8 weights and
+# LLM.int8()'s product (activations in int8 per token, outlier columns |x| >= 6 in float)
 
 
 def _rss_mb() -> float:
@@ -121,7 +123,10 @@ def _checkpoints(source: Path | None, root: Path, label: str) -> dict:
     for fmt in FORMATS[1:]:
         model, tokenizer, ckpt = load_model(dirs["float32"])
         state = {k: v for k, v in ckpt.trainer_state.items() if k in ("data", "objective")}
-        quantize(model, fmt)
+        if fmt == "llm.int8":
+            quantize(model, "int8", threshold=6.0)
+        else:
+            quantize(model, fmt)
         dirs[fmt] = save_checkpoint(root / f"{label}-{fmt}", step=ckpt.step, model=model,
                                     tokenizer=tokenizer, trainer_state=state)
         del model

@@ -8,7 +8,8 @@ Formats (numpyllm.quantize, docs/quantization.md): ``int8`` (one float32 scale p
 channel), ``q8_0`` and ``q4_0`` (ggml's blocks of 32 with a float16 scale: 8.5 and 4.5
 bits per weight). Every Linear layer is quantized (GPT's fused attention projection as
 one matrix); token and position embeddings stay float, and so does an untied output head
-unless ``--head``. The checkpoint stores each layer's codes and scales as tensors of
+unless ``--head``. ``--llm-int8`` (with int8) makes the layers compute by LLM.int8():
+activations quantized per token too, outlier input columns kept in float. The checkpoint stores each layer's codes and scales as tensors of
 their own and loads back quantized: ``numpyllm sample`` and ``numpyllm eval`` take it as
 they take any checkpoint. Training it is refused (its weights are not parameters), except
 LoRA adapters over it.
@@ -34,6 +35,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="the checkpoint to write (a new "
                    "or empty directory)")
     p.add_argument("--head", action="store_true", help="quantize an untied output head too")
+    p.add_argument("--llm-int8", "--llm_int8", dest="llm_int8", nargs="?", type=float,
+                   const=6.0, default=None, metavar="THRESHOLD",
+                   help="with --format int8: the layers compute by LLM.int8() (activations "
+                   "in int8, input columns with |x| >= THRESHOLD in float; default 6.0)")
     p.set_defaults(func=run)
 
 
@@ -47,6 +52,9 @@ def run(args) -> int:
     from ..quantize import quantize
     from ..training.checkpoint import save_checkpoint
     from ._common import load_model_and_tokenizer, load_pretrained_model
+    if args.llm_int8 is not None and args.format != "int8":
+        raise CLIError(f"--llm-int8 needs --format int8 (LLM.int8() multiplies int8 weights "
+                       f"with one scale per output channel), got --format {args.format}")
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CLIError(f"--out {out}: already exists and is not an empty directory: choose a "
@@ -66,7 +74,7 @@ def run(args) -> int:
         step, source, state = 0, args.model, {}
     before = _weight_bytes(model)
     try:
-        quantize(model, args.format, head=args.head)
+        quantize(model, args.format, head=args.head, threshold=args.llm_int8)
     except ValueError as exc:
         raise CLIError(f"{source}: {exc}") from None
     after = _weight_bytes(model)

@@ -10,6 +10,8 @@ and the manifest's model record says which layers and which format:
 
     "quantization": {"format": "q4_0", "layers": ["h.0.attn.c_attn", ...]}
 
+(and ``"threshold": 6.0`` for int8 layers that compute by LLM.int8()).
+
 `numpyllm.training.checkpoint` calls `quantized_tensors` when it saves and
 `restore_quantized` when it builds the model: the float model is built from its config,
 the named Linear layers are replaced by QuantizedLinear shells, and each is filled from
@@ -25,7 +27,7 @@ from ..nn.layers import Linear
 from ..nn.lora import _replace
 from ..nn.module import Module
 from .linear import QuantizedLinear
-from .model import _slots, quantized_layers
+from .model import _slots, check_threshold, quantized_layers
 from .weight import FORMATS, QuantizedWeight
 
 __all__ = ["quantized_tensors", "check_record", "float_shapes", "restore_quantized"]
@@ -43,9 +45,10 @@ def quantized_tensors(model: Module) -> dict:
 
 def check_record(record) -> dict:
     """The manifest's ``model.quantization``, checked: ValueError saying what is wrong."""
-    if not isinstance(record, dict) or set(record) != {"format", "layers"}:
-        raise ValueError("model.quantization: expected {'format': name, 'layers': [names]}, "
-                         f"got {str(record)[:60]}")
+    if not isinstance(record, dict) or not {"format", "layers"} <= set(record) \
+            or not set(record) <= {"format", "layers", "threshold"}:
+        raise ValueError("model.quantization: expected {'format': name, 'layers': [names]} "
+                         f"(and an LLM.int8() 'threshold'), got {str(record)[:60]}")
     if record["format"] not in FORMATS:
         raise ValueError(f"model.quantization.format: expected one of {sorted(FORMATS)}, got "
                          f"{str(record['format'])[:40]!r}")
@@ -54,6 +57,14 @@ def check_record(record) -> dict:
             or not all(isinstance(n, str) and n for n in layers) or len(set(layers)) != len(layers)):
         raise ValueError("model.quantization.layers: expected a non-empty list of distinct "
                          "layer names")
+    if "threshold" in record:
+        try:
+            check_threshold(record["threshold"])
+        except ValueError as exc:
+            raise ValueError(f"model.quantization.threshold: {exc}") from None
+        if record["format"] != "int8":
+            raise ValueError("model.quantization.threshold: LLM.int8() needs format 'int8', "
+                             f"got {record['format']!r}")
     return record
 
 
@@ -101,7 +112,7 @@ def restore_quantized(model: Module, record: dict, weights: dict, *,
         qw = QuantizedWeight.from_arrays(fmt, (linear.out_features, linear.in_features), q,
                                          scale, what=f"{file}: {name}.weight")
         layer = QuantizedLinear(qw, linear.bias, dtype=linear.weight.dtype)
-        layer.training = linear.training
+        layer.training, layer.threshold = linear.training, record.get("threshold")
         if linear.bias is not None:
             linear.bias.requires_grad_(False)
         _replace(parent, member, layer)

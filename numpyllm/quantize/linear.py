@@ -64,8 +64,14 @@ def _tile(weight: QuantizedWeight, tile: int | None) -> int:
     return tile or max(1, TILE_ELEMENTS // weight.shape[1])
 
 
-def matmul_forward(x2: np.ndarray, weight: QuantizedWeight, tile: int | None = None) -> np.ndarray:
-    """``x2 [N, in] @ Wᵀ`` -> ``[N, out]`` in x2's dtype, W dequantized a tile at a time."""
+def matmul_forward(x2: np.ndarray, weight: QuantizedWeight, tile: int | None = None,
+                   threshold: float | None = None) -> np.ndarray:
+    """``x2 [N, in] @ Wᵀ`` -> ``[N, out]`` in x2's dtype, W dequantized a tile at a time;
+    with a `threshold` (int8 weights only), LLM.int8()'s product instead
+    (`numpyllm.quantize.llm_int8`: int8 activations, outlier columns in float)."""
+    if threshold is not None:
+        from .llm_int8 import llm_int8_matmul
+        return llm_int8_matmul(x2, weight, threshold=threshold).astype(x2.dtype, copy=False)
     out, n_in = weight.shape
     y = np.empty((x2.shape[0], out), dtype=x2.dtype)
     step = _tile(weight, tile)
@@ -89,13 +95,14 @@ def matmul_input_grad(g2: np.ndarray, weight: QuantizedWeight,
 
 class QuantizedMatmul(Function):
     # y = x Wᵀ + b with W [out, in] held quantized (a constant of the node, not an input)
-    #   dL/dx = G W       [N, out] @ [out, in], on the adapter path only
+    #   dL/dx = G W       [N, out] @ [out, in], on the adapter path only (with LLM.int8()
+    #                     in the forward too: W dequantized, as bitsandbytes' backward)
     #   dL/db = Σ_rows G  (a bias that is not frozen)
     @staticmethod
-    def forward(ctx, x, bias, *, weight, tile, allow_backward):
+    def forward(ctx, x, bias, *, weight, tile, allow_backward, threshold=None):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])                          # [..., in] -> [N, in]
-        y = matmul_forward(x2, weight, tile)                     # [N, out]
+        y = matmul_forward(x2, weight, tile, threshold)          # [N, out]
         if bias is not None:
             y += bias
         ctx.weight, ctx.tile, ctx.lead = weight, tile, lead
@@ -116,7 +123,7 @@ class QuantizedMatmul(Function):
 
 
 def quantized_matmul(x, weight: QuantizedWeight, bias=None, *, tile: int | None = None,
-                     allow_backward: bool = True) -> Tensor:
+                     allow_backward: bool = True, threshold: float | None = None) -> Tensor:
     """``x [..., in] -> [..., out]``: ``x Wᵀ + bias`` for a quantized ``W [out, in]``, one
     node whose backward gives x (and the bias) a gradient, or raises
     `QuantizedBackwardError` when ``allow_backward`` is False."""
@@ -125,7 +132,7 @@ def quantized_matmul(x, weight: QuantizedWeight, bias=None, *, tile: int | None 
         raise ValueError(f"quantized_matmul: x of shape {shape} does not fit a quantized "
                          f"weight [out, in] = {list(weight.shape)}")
     return QuantizedMatmul.apply(x, bias, weight=weight, tile=tile,
-                                 allow_backward=allow_backward)
+                                 allow_backward=allow_backward, threshold=threshold)
 
 
 class QuantizedLinear(Module):
@@ -134,6 +141,8 @@ class QuantizedLinear(Module):
 
     ``forward(x)`` builds a graph node (see the module doc on gradients); ``infer(x)``
     works on arrays. `tile` (rows of W per scratch tile) defaults to ~1M weights.
+    ``threshold`` (int8 only; None: weight-only) computes the product by LLM.int8()
+    (`numpyllm.quantize.llm_int8_matmul`), activations in int8 too.
     """
 
     def __init__(self, weight: QuantizedWeight, bias: Parameter | None = None, *,
@@ -145,6 +154,7 @@ class QuantizedLinear(Module):
         self.bias = bias
         self.tile = tile
         self.adapter_path = False                # set by apply_lora: let gradients through
+        self.threshold = None                    # LLM.int8()'s outlier threshold, or None
 
     @classmethod
     def from_linear(cls, linear: Linear, fmt: str, *, name: str = "Linear",
@@ -169,11 +179,12 @@ class QuantizedLinear(Module):
         _last_axis(f"QuantizedLinear({self.in_features}, {self.out_features}, {self.format})",
                    self.in_features, "in_features", x)
         return quantized_matmul(x, self.qweight, self.bias, tile=self.tile,
-                                allow_backward=self.adapter_path)
+                                allow_backward=self.adapter_path, threshold=self.threshold)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """`forward` on an array (no graph): ``[..., in] -> [..., out]``."""
-        y = matmul_forward(x.reshape(-1, self.in_features), self.qweight, self.tile)
+        y = matmul_forward(x.reshape(-1, self.in_features), self.qweight, self.tile,
+                           self.threshold)
         if self.bias is not None:
             y += self.bias.data
         return y.reshape(*x.shape[:-1], self.out_features)
@@ -190,4 +201,5 @@ class QuantizedLinear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, format={self.format}, "
-                f"{self.qweight.nbytes:,} bytes")
+                f"{self.qweight.nbytes:,} bytes"
+                + ("" if self.threshold is None else f", LLM.int8() threshold {self.threshold:g}"))

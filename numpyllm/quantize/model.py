@@ -31,15 +31,25 @@ of the replaced layers are dropped (the memory is the point).
 """
 from __future__ import annotations
 
+import math
+
 from ..nn.layers import Linear
 from ..nn.lora import LoRALinear, _replace
 from ..nn.module import Module
 from .linear import QuantizedLinear
 from .weight import format_module
 
-__all__ = ["quantize", "quantized_layers", "quantization_record", "HEADS"]
+__all__ = ["quantize", "quantized_layers", "quantization_record", "check_threshold", "HEADS"]
 
 HEADS = ("lm_head", "score", "head")          # output heads: kept float unless head=True
+
+
+def check_threshold(threshold) -> float:
+    """LLM.int8()'s outlier threshold: a finite number > 0, or ValueError."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+            or not math.isfinite(threshold) or threshold <= 0:
+        raise ValueError(f"LLM.int8() threshold must be a finite number > 0, got {threshold!r}")
+    return float(threshold)
 
 
 def quantized_layers(model: Module) -> list:
@@ -55,9 +65,15 @@ def quantization_record(model: Module) -> dict | None:
     if not layers:
         return None
     formats = sorted({m.qweight.format for _, m in layers})
-    if len(formats) != 1:
-        raise ValueError(f"a model quantized in several formats ({formats}) cannot be saved")
-    return {"format": formats[0], "layers": [name for name, _ in layers]}
+    thresholds = {m.threshold for _, m in layers}
+    if len(formats) != 1 or len(thresholds) != 1:
+        raise ValueError(f"a model quantized in several formats ({formats}, LLM.int8() "
+                         f"thresholds {sorted(thresholds, key=str)}) cannot be saved")
+    record = {"format": formats[0], "layers": [name for name, _ in layers]}
+    threshold = thresholds.pop()
+    if threshold is not None:
+        record["threshold"] = threshold
+    return record
 
 
 def _slots(model: Module) -> list:
@@ -70,11 +86,13 @@ def _slots(model: Module) -> list:
 
 
 def quantize(model: Module, format: str, *, head: bool = False, tile: int | None = None,
-             only=None) -> Module:
+             only=None, threshold: float | None = None) -> Module:
     """Replace the model's Linear layers by `QuantizedLinear` layers in `format` ('int8',
     'q8_0' or 'q4_0'), in place; returns `model`. `head=True` also quantizes the output
     head. `only` (a set of dotted names) limits it to those layers (how a checkpoint
-    restores exactly the layers it quantized). The biases are shared, not copied, and are
+    restores exactly the layers it quantized). `threshold` (int8 only): the layers compute
+    by LLM.int8() (activations in int8 too, input columns with any |x| >= threshold in
+    float; the paper's 6.0); None: weight-only. The biases are shared, not copied, and are
     frozen; the remaining float parameters keep their flags, but any backward reaching a
     quantized layer raises `QuantizedBackwardError` until LoRA adapters are applied.
 
@@ -83,6 +101,13 @@ def quantize(model: Module, format: str, *, head: bool = False, tile: int | None
     carrying LoRA adapters.
     """
     format_module(format)
+    if threshold is not None:
+        check_threshold(threshold)
+        if format != "int8":
+            raise ValueError(f"quantize: LLM.int8() (threshold={threshold}) multiplies int8 "
+                             f"weights with one scale per output channel: format 'int8', "
+                             f"not {format!r}")
+        threshold = float(threshold)
     slots = _slots(model)
     if any(isinstance(m, LoRALinear) for *_, m in slots):
         raise ValueError("quantize: the model carries LoRA adapters; merge them first "
@@ -101,6 +126,7 @@ def quantize(model: Module, format: str, *, head: bool = False, tile: int | None
     for name, parent, member, linear in chosen:
         if id(linear) not in done:
             done[id(linear)] = QuantizedLinear.from_linear(linear, format, name=name, tile=tile)
+            done[id(linear)].threshold = threshold
             if linear.bias is not None:
                 linear.bias.requires_grad_(False)
         _replace(parent, member, done[id(linear)])

@@ -47,11 +47,11 @@ __all__ = ["QuantizedLoRALinear", "quantized_lora_linear"]
 
 class QuantizedLoRAMatmul(Function):
     @staticmethod
-    def forward(ctx, x, bias, lora_A, lora_B, scale, mask, *, weight, tile):
+    def forward(ctx, x, bias, lora_A, lora_B, scale, mask, *, weight, tile, threshold=None):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])                        # [N, in] (a view)
         xd = x2 if mask is None else x2 * mask.reshape(x2.shape)
-        y = matmul_forward(x2, weight, tile)                   # [N, out]: the base
+        y = matmul_forward(x2, weight, tile, threshold)        # [N, out]: the base
         if bias is not None:
             y += bias
         h = xd @ lora_A                                        # [N, r]
@@ -86,7 +86,7 @@ class QuantizedLoRAMatmul(Function):
 
 
 def quantized_lora_linear(x, weight, bias, lora_A, lora_B, scale: float, mask=None, *,
-                          tile: int | None = None) -> Tensor:
+                          tile: int | None = None, threshold: float | None = None) -> Tensor:
     """``x Wᵀ + bias + scale · ((mask ⊙ x) A) B`` for a `QuantizedWeight` ``W [out, in]``,
     one node; A ``[in, r]``, B ``[r, out]`` get gradients, W none."""
     out, n_in = weight.shape
@@ -103,7 +103,7 @@ def quantized_lora_linear(x, weight, bias, lora_A, lora_B, scale: float, mask=No
     if mask is not None and np.shape(mask) != x_shape:
         raise ValueError(f"quantized_lora_linear: mask {np.shape(mask)} must match x {x_shape}")
     return QuantizedLoRAMatmul.apply(x, bias, lora_A, lora_B, float(scale), mask,
-                                     weight=weight, tile=tile)
+                                     weight=weight, tile=tile, threshold=threshold)
 
 
 class QuantizedLoRALinear(LoRALinear):
@@ -120,6 +120,7 @@ class QuantizedLoRALinear(LoRALinear):
         self.in_features, self.out_features = base.in_features, base.out_features
         self.qweight, self.bias, self.tile = base.qweight, base.bias, base.tile
         self.dtype = base.dtype                        # the compute dtype: A and B's
+        self.threshold = base.threshold                # LLM.int8()'s, or None
         self.training = base.training
         self.r = positive_int("LoRA r", r)
         self.alpha = _alpha(alpha)
@@ -149,7 +150,7 @@ class QuantizedLoRALinear(LoRALinear):
     def base(self) -> QuantizedLinear:
         """The QuantizedLinear underneath (sharing the codes and the bias)."""
         layer = QuantizedLinear(self.qweight, self.bias, tile=self.tile, dtype=self.dtype)
-        layer.training = self.training
+        layer.training, layer.threshold = self.training, self.threshold
         return layer
 
     def forward(self, x):
@@ -158,10 +159,12 @@ class QuantizedLoRALinear(LoRALinear):
         if not self.enabled:
             return _base_node(self, x)
         return quantized_lora_linear(x, self.qweight, self.bias, self.lora_A, self.lora_B,
-                                     self.scale, self._mask(x), tile=self.tile)
+                                     self.scale, self._mask(x), tile=self.tile,
+                                     threshold=self.threshold)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        y = matmul_forward(x.reshape(-1, self.in_features), self.qweight, self.tile)
+        y = matmul_forward(x.reshape(-1, self.in_features), self.qweight, self.tile,
+                           self.threshold)
         if self.bias is not None:
             y += self.bias.data
         if self.enabled:
@@ -194,4 +197,5 @@ class QuantizedLoRALinear(LoRALinear):
 
 def _base_node(layer: QuantizedLoRALinear, x):
     from .linear import quantized_matmul
-    return quantized_matmul(x, layer.qweight, layer.bias, tile=layer.tile, allow_backward=True)
+    return quantized_matmul(x, layer.qweight, layer.bias, tile=layer.tile, allow_backward=True,
+                            threshold=layer.threshold)

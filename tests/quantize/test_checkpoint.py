@@ -233,3 +233,30 @@ def test_cli_refusals(trained, one_line_error, tmp_path, capsys):
                     str(tmp_path / "qq")], "already quantized")
     with pytest.raises(SystemExit):                  # argparse: an unknown format
         main(["quantize", "--ckpt", ckpt, "--format", "q5_k", "--out", str(tmp_path / "o")])
+
+
+def test_llm_int8_round_trip_and_refusals(tmp_path, trained, capsys, one_line_error):
+    from numpyllm.cli import main
+    model = quantize(_gpt(), "int8", threshold=4.5)
+    save_checkpoint(tmp_path / "a", step=1, model=model)
+    loaded, _, ckpt = load_model(tmp_path / "a")
+    assert ckpt.model_config["quantization"]["threshold"] == 4.5
+    assert all(m.threshold == 4.5 for _, m in quantized_layers(loaded))
+    idx = np.arange(10)[None]
+    assert np.array_equal(model(idx)[0].data, loaded(idx)[0].data)
+    for bad in (-1, 0, "6", True, None):
+        root = tmp_path / f"bad-{bad}"
+        shutil.copytree(tmp_path / "a", root)
+        manifest = json.loads((root / "step-000001" / "manifest.json").read_text())
+        _rewrite(root / "step-000001", record={**manifest["model"]["quantization"],
+                                                "threshold": bad})
+        with pytest.raises(CheckpointError, match="threshold"):
+            load_model(root)
+    ckpt_dir = str(trained / "run" / "ckpt")
+    assert main(["quantize", "--ckpt", ckpt_dir, "--format", "int8", "--llm-int8", "--out",
+                 str(tmp_path / "cli")]) == 0
+    _, _, c = load_model(tmp_path / "cli")
+    assert c.model_config["quantization"]["threshold"] == 6.0
+    capsys.readouterr()
+    one_line_error(capsys, ["quantize", "--ckpt", ckpt_dir, "--format", "q4_0", "--llm-int8",
+                            "--out", str(tmp_path / "x")], "--llm-int8 needs --format int8")

@@ -133,3 +133,27 @@ def test_refusals():
     layer = QuantizedLinear.from_linear(Linear(32, 4, rng=0), "q8_0")
     with pytest.raises(ValueError, match="in_features=32"):
         layer(Tensor(np.ones((2, 16), np.float32)))
+
+
+def test_llm_int8_layers():
+    """threshold=6.0: each layer's product is llm_int8_matmul's (plus the bias); the
+    model's logits stay close to the float ones; only int8 weights can do it."""
+    from numpyllm.quantize import llm_int8_matmul
+    rng = np.random.default_rng(0)
+    lin = Linear(64, 8, rng=rng)
+    lin.bias.data[:] = rng.standard_normal(8)
+    model = quantize(_model("gpt"), "int8", threshold=6.0)
+    layer = model.h[0].mlp.c_fc
+    assert layer.threshold == 6.0 and "LLM.int8() threshold 6" in repr(layer)
+    x = rng.standard_normal((5, 64)).astype(np.float32) * 3
+    expected = llm_int8_matmul(x, layer.qweight, layer.bias.data, threshold=6.0)
+    np.testing.assert_array_equal(layer.infer(x), expected)
+    np.testing.assert_array_equal(layer(Tensor(x)).data, expected)
+    idx = np.random.default_rng(1).integers(0, 40, (2, 12))
+    ref = _model("gpt")(idx)[0].data
+    err = np.abs(model(idx)[0].data - ref).max() / np.abs(ref).max()
+    assert 0 < err < 0.02
+    with pytest.raises(ValueError, match="format 'int8', not 'q8_0'"):
+        quantize(_model("gpt"), "q8_0", threshold=6.0)
+    with pytest.raises(ValueError, match="threshold must be a finite number > 0"):
+        quantize(_model("gpt"), "int8", threshold=-1)
