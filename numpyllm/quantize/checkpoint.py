@@ -49,7 +49,7 @@ def check_record(record) -> dict:
             or not set(record) <= {"format", "layers", "threshold"}:
         raise ValueError("model.quantization: expected {'format': name, 'layers': [names]} "
                          f"(and an LLM.int8() 'threshold'), got {str(record)[:60]}")
-    if record["format"] not in FORMATS:
+    if not isinstance(record["format"], str) or record["format"] not in FORMATS:
         raise ValueError(f"model.quantization.format: expected one of {sorted(FORMATS)}, got "
                          f"{str(record['format'])[:40]!r}")
     layers = record["layers"]

@@ -260,3 +260,18 @@ def test_llm_int8_round_trip_and_refusals(tmp_path, trained, capsys, one_line_er
     capsys.readouterr()
     one_line_error(capsys, ["quantize", "--ckpt", ckpt_dir, "--format", "q4_0", "--llm-int8",
                             "--out", str(tmp_path / "x")], "--llm-int8 needs --format int8")
+
+
+def test_cli_quantize_a_hugging_face_directory(tmp_path, capsys):
+    """--model DIR: a Hugging Face directory (here one numpyllm wrote) to a quantized
+    checkpoint at step 0, whose logits are the quantized model's."""
+    from numpyllm.cli import main
+    from numpyllm.hub import save_pretrained
+    model = GPT(GPTConfig(vocab_size=40, block_size=16, n_layer=1, n_head=2, n_embd=32), rng=0)
+    save_pretrained(model, None, tmp_path / "hf")
+    assert main(["quantize", "--model", str(tmp_path / "hf"), "--format", "q8_0", "--out",
+                 str(tmp_path / "q")]) == 0
+    loaded, tokenizer, ckpt = load_model(tmp_path / "q")
+    assert ckpt.step == 0 and tokenizer is None
+    idx = np.arange(8)[None]
+    assert np.array_equal(loaded(idx)[0].data, quantize(model, "q8_0")(idx)[0].data)
