@@ -275,3 +275,32 @@ def test_cli_quantize_a_hugging_face_directory(tmp_path, capsys):
     assert ckpt.step == 0 and tokenizer is None
     idx = np.arange(8)[None]
     assert np.array_equal(loaded(idx)[0].data, quantize(model, "q8_0")(idx)[0].data)
+
+
+@pytest.mark.parametrize("fmt", ["q8_0", "int8"])
+def test_other_models_quantize_and_round_trip(tmp_path, fmt):
+    """An encoder-decoder (its cross-attention projections included) and a classifier
+    over an encoder: quantized, close to the float model, and saved and loaded bit for bit."""
+    from numpyllm.nn import (ClassifierConfig, SequenceClassifier, Transformer,
+                             TransformerConfig, TransformerEncoderConfig)
+    t5 = Transformer(TransformerConfig(40, 40, d_model=32, n_head=2, n_encoder_layers=1,
+                                       n_decoder_layers=1, d_ff=64, max_len=16,
+                                       share_embeddings=True, pad_id=39), rng=0).eval()
+    clf = SequenceClassifier(ClassifierConfig("TransformerEncoderModel", TransformerEncoderConfig(
+        vocab_size=40, d_model=32, n_head=2, n_layers=1, d_ff=64, max_len=8).to_dict(),
+        n_classes=2), rng=0).eval()
+    src, tgt = np.array([[1, 2, 3, 4]]), np.array([[5, 6, 7]])
+
+    def run(model):
+        out = model(src, tgt) if isinstance(model, Transformer) else model(src)
+        return (out[0] if isinstance(out, tuple) else out).data
+    for name, model in (("t5", t5), ("clf", clf)):
+        ref = run(model)
+        quantize(model, fmt)
+        out = run(model)
+        assert 0 < np.abs(out - ref).max() <= 0.01 * np.abs(ref).max() + 1e-3
+        save_checkpoint(tmp_path / name, step=1, model=model)
+        loaded, _, _ = load_model(tmp_path / name)
+        assert np.array_equal(run(loaded), out)
+    assert any("cross_attn" in n for n, _ in quantized_layers(t5))
+    assert "score" not in [n for n, _ in quantized_layers(clf)]       # the head stays float
