@@ -71,8 +71,9 @@ def worker(side: str, cfg: dict) -> dict:
     from numpyllm.runtime import keep_freed_memory
     from numpyllm.training.checkpoint import load_model
 
-    import numpyllm.tokenizers  # noqa: F401  (imported before the first RSS reading,
-    import numpyllm.nn  # noqa: F401            so that modules do not count as the model)
+    # the modules a load imports, imported before the first RSS reading (not the model's)
+    import numpyllm.nn  # noqa: F401
+    import numpyllm.tokenizers  # noqa: F401
     gc.collect()
     before = _rss_mb()
     model, tokenizer, ckpt = load_model(cfg["ckpt"])
@@ -115,7 +116,6 @@ def _checkpoints(source: Path | None, root: Path, label: str) -> dict:
     if source is None:
         model = GPT(GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12,
                               n_embd=768), rng=np.random.default_rng(0))
-        tokenizer, state, step = None, {}, 0
         dirs["float32"] = save_checkpoint(root / f"{label}-float32", step=0, model=model)
         del model
     else:

@@ -51,7 +51,7 @@ def _weight_bytes(model) -> int:
 def run(args) -> int:
     from ..quantize import quantize
     from ..training.checkpoint import save_checkpoint
-    from ._common import load_model_and_tokenizer, load_pretrained_model
+    from ._common import load_pretrained_model
     if args.llm_int8 is not None and args.format != "int8":
         raise CLIError(f"--llm-int8 needs --format int8 (LLM.int8() multiplies int8 weights "
                        f"with one scale per output channel), got --format {args.format}")

@@ -40,7 +40,7 @@ from ..nn.layers import _last_axis
 from ..nn.lora import LoRALinear, _alpha, lora_scale
 from ..nn.module import Module, Parameter
 from ..validation import as_generator, check_fraction, positive_int
-from .linear import QuantizedLinear, matmul_forward, matmul_input_grad
+from .linear import QuantizedLinear, matmul_forward, matmul_input_grad, quantized_matmul
 
 __all__ = ["QuantizedLoRALinear", "quantized_lora_linear"]
 
@@ -196,6 +196,6 @@ class QuantizedLoRALinear(LoRALinear):
 
 
 def _base_node(layer: QuantizedLoRALinear, x):
-    from .linear import quantized_matmul
+    """The base alone (adapter disabled), still passing gradients to x (a reference model)."""
     return quantized_matmul(x, layer.qweight, layer.bias, tile=layer.tile, allow_backward=True,
                             threshold=layer.threshold)
