@@ -421,8 +421,9 @@ def test_fuzz_resume_trainer_state(checkpoint_template, data):
 @pytest.fixture(scope="module")
 def other_templates(tmp_path_factory):
     """Checkpoints of the other model kinds, each saved by a trainer with its objective:
-    an encoder-decoder (span corruption), a classifier over an encoder, and a GPT with
-    LoRA adapters (its manifest records them and which parameters train)."""
+    an encoder-decoder (span corruption), a classifier over an encoder, a GPT with
+    LoRA adapters (its manifest records them and which parameters train), and LoRA over a
+    Q4_0-quantized GPT (its manifest also records the quantized layers)."""
     from numpyllm.data.examples import Labelled
     from numpyllm.nn import (ClassifierConfig, SequenceClassifier, Transformer,
                              TransformerConfig, TransformerEncoderConfig)
@@ -440,11 +441,15 @@ def other_templates(tmp_path_factory):
     from numpyllm.training import CausalLM
     lora = apply_lora(GPT(GPTConfig(vocab_size=16, block_size=8, n_layer=1, n_head=2, n_embd=8),
                           rng=0), r=2, alpha=4, dropout=0.1, targets=["attn.c_attn"], rng=0)
+    from numpyllm.quantize import quantize            # LoRA over a Q4_0 base (QLoRA)
+    qlora = apply_lora(quantize(GPT(GPTConfig(vocab_size=16, block_size=8, n_layer=1, n_head=2,
+                                              n_embd=32), rng=0), "q4_0"),
+                       r=2, alpha=4, targets=["attn.c_attn"], rng=0)
     out = {}
     for name, model, objective, data in [
             ("t5", t5, SpanCorruption(8, (11, 12), eos_id=13, bos_id=14), ids),
             ("classifier", clf, Classification(2, pad_id=15), labelled),
-            ("lora", lora, CausalLM(8), ids)]:
+            ("lora", lora, CausalLM(8), ids), ("qlora", qlora, CausalLM(8), ids)]:
         trainer = Trainer(model, data, data, cfg, objective=objective)
         trainer.train_step()
         root = tmp_path_factory.mktemp(name) / "ckpt"
@@ -454,7 +459,7 @@ def other_templates(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("kind", ["t5", "classifier", "lora"])
+@pytest.mark.parametrize("kind", ["t5", "classifier", "lora", "qlora"])
 @given(data=st.data())
 def test_fuzz_checkpoint_of_other_models(other_templates, kind, data):
     """The same damage on an encoder-decoder's and a classifier's checkpoints: loading
@@ -469,9 +474,12 @@ def test_fuzz_checkpoint_of_other_models(other_templates, kind, data):
         if data.draw(st.booleans(), label="damage the objective record"):
             manifest_path = root / "step-000001" / "manifest.json"
             manifest = json.loads(manifest_path.read_text())
-            # (the LoRA checkpoint: its adapter record, or the names of what trains)
-            record = manifest["model"] if kind == "lora" and data.draw(st.booleans()) else \
-                manifest["model"]["lora"][0] if kind == "lora" else manifest["trainer"]["objective"]
+            # (the LoRA checkpoint: its adapter record, or the names of what trains; the
+            # QLoRA one: its model record, quantization included, or its quantization)
+            record = manifest["model"] if kind in ("lora", "qlora") and data.draw(st.booleans()) \
+                else manifest["model"]["lora"][0] if kind == "lora" \
+                else manifest["model"]["quantization"] if kind == "qlora" \
+                else manifest["trainer"]["objective"]
             key = data.draw(st.sampled_from(sorted(record)))
             record[key] = data.draw(mutated_json(record[key]))
             manifest_path.write_text(json.dumps(manifest))

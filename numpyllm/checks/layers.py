@@ -108,6 +108,34 @@ def _llama_attention(**kwargs):
     return build
 
 
+# --- quantized layers (numpyllm.quantize): the weight is a constant of int8/4-bit codes;
+# the gradient reaches the input, the bias and the LoRA matrices through it (QLoRA)
+def _quantized_linear(fmt):
+    def build(rng):
+        from ..quantize import QuantizedLinear
+        base = perturb(Linear(32, 5, rng=rng, dtype=np.float64, std=1.0), rng)
+        layer = QuantizedLinear.from_linear(base, fmt)
+        layer.adapter_path = True              # as apply_lora sets it on a quantized model
+        layer.bias.requires_grad_(True)
+        return module_case(layer, layer, leaf(rng, 2, 3, 32))
+    return build
+
+
+def _quantized_lora(fmt, dropout=0.0):
+    def build(rng):
+        from ..quantize import QuantizedLinear, QuantizedLoRALinear
+        base = QuantizedLinear.from_linear(Linear(32, 5, rng=rng, dtype=np.float64, std=1.0), fmt)
+        layer = perturb(QuantizedLoRALinear(base, r=2, alpha=3.0, dropout=dropout, rng=rng), rng)
+        seed = int(rng.integers(2**31))
+
+        def fn(x):
+            if dropout:                        # the same mask at every call
+                layer.rng = np.random.default_rng(seed)
+            return layer(x)
+        return module_case(layer, fn, leaf(rng, 2, 3, 32))
+    return build
+
+
 def _layer(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="layer")
 
@@ -142,4 +170,9 @@ CHECKS = [
            "x [2,5,8], sliding window 2"),
     _layer("LlamaAttention (blocked)", _llama_attention(n_kv_head=2, attn_block_size=2),
            "x [2,5,8], blocks of 2"),
+    _layer("QuantizedLinear (q8_0, adapter path)", _quantized_linear("q8_0"),
+           "x [2, 3, 32] -> 5, x and bias"),
+    _layer("QuantizedLoRALinear (q4_0 base)", _quantized_lora("q4_0"), "x [2, 3, 32] -> 5, r 2"),
+    _layer("QuantizedLoRALinear (int8, dropout 0.3)", _quantized_lora("int8", 0.3),
+           "x [2, 3, 32] -> 5, r 2"),
 ]

@@ -177,13 +177,20 @@ def _matches(name: str, pattern) -> bool:
     return name == pattern or name.endswith("." + pattern) or fnmatchcase(name, pattern)
 
 
+def _adaptable(child) -> bool:
+    """A Linear, or a layer that says how to adapt it: one with a ``lora_adapter(r,
+    alpha, dropout, use_rslora=, rng=)`` method returning its LoRALinear (a quantized
+    layer: `numpyllm.quantize.QuantizedLinear`)."""
+    return isinstance(child, Linear) or callable(getattr(child, "lora_adapter", None))
+
+
 def _linear_slots(model: Module) -> list:
     """``(dotted name, parent, member name, Linear)`` for every Linear under `model`
-    (LoRA layers included), each slot once."""
+    (LoRA layers and adaptable quantized layers included), each slot once."""
     slots = []
     for pname, parent in model.named_modules():
         for member, child in parent._members():
-            if isinstance(child, Linear):
+            if _adaptable(child):
                 slots.append((f"{pname}.{member}" if pname else member, parent, member, child))
     return slots
 
@@ -254,9 +261,16 @@ def apply_lora(model: Module, r: int = 8, alpha: float = 16, dropout: float = 0.
     wrapped = {}                                   # a Linear shared by two parents: one adapter
     for name, parent, member, linear in chosen:
         if id(linear) not in wrapped:
-            wrapped[id(linear)] = LoRALinear(linear, r, alpha, dropout, use_rslora=use_rslora,
-                                             rng=rng)
+            adapt = getattr(linear, "lora_adapter", None)
+            wrapped[id(linear)] = (
+                adapt(r, alpha, dropout, use_rslora=use_rslora, rng=rng) if callable(adapt)
+                else LoRALinear(linear, r, alpha, dropout, use_rslora=use_rslora, rng=rng))
         _replace(parent, member, wrapped[id(linear)])
+    # Quantized layers pass gradients to their inputs only on the adapter path (QLoRA):
+    # now that adapters exist, let the gradient reach those in earlier layers.
+    for _, m in model.named_modules():
+        if hasattr(m, "adapter_path"):
+            m.adapter_path = True
     return model
 
 
@@ -370,6 +384,10 @@ def unload_lora(model: Module, merge: bool = True) -> Module:
     for _, parent, member, layer in _linear_slots(model):
         if not isinstance(layer, LoRALinear):
             continue
+        if id(layer) not in plain and callable(getattr(layer, "base", None)):
+            if merge:                             # a quantized base: refuses, saying why
+                layer.merge()
+            plain[id(layer)] = layer.base()       # the QuantizedLinear underneath
         if id(layer) not in plain:
             if merge:
                 layer.merge()
@@ -382,6 +400,9 @@ def unload_lora(model: Module, merge: bool = True) -> Module:
             linear.training = layer.training
             plain[id(layer)] = linear
         _replace(parent, member, plain[id(layer)])
+    for _, m in model.named_modules():            # no adapters left: quantized layers
+        if hasattr(m, "adapter_path"):            # refuse backward again
+            m.adapter_path = False
     return model
 
 

@@ -148,6 +148,10 @@ def _model_record(model, model_type: str) -> dict:
     lora = lora_record(model)
     if lora is not None:
         record["lora"] = lora
+    from ..quantize.model import quantization_record
+    quantization = quantization_record(model)
+    if quantization is not None:                  # the layers held as codes and scales
+        record["quantization"] = quantization
     params = list(model.named_parameters())
     if not all(p.requires_grad for _, p in params):
         record["trainable"] = [name for name, p in params if p.requires_grad]
@@ -174,11 +178,16 @@ def save_checkpoint(directory, *, step: int, model, model_type: str | None = Non
     tmp.mkdir()
     try:
         files = {"model.safetensors": None}
-        save_file(model.state_dict(), tmp / "model.safetensors",
-                  metadata={"format": "pt", "producer": "numpyllm"})
+        record = _model_record(model, model_type)
+        state, metadata = model.state_dict(), {"format": "pt", "producer": "numpyllm"}
+        if "quantization" in record:              # the codes and scales, as tensors
+            from ..quantize.checkpoint import quantized_tensors
+            state.update(quantized_tensors(model))
+            metadata["quantization"] = record["quantization"]["format"]
+        save_file(state, tmp / "model.safetensors", metadata=metadata)
         manifest = {
             "format": FORMAT, "version": VERSION, "step": int(step),
-            "model": _model_record(model, model_type),
+            "model": record,
             "trainer": trainer_state or {}, "optimizer": None, "tokenizer": None,
         }
         if optimizer is not None:
@@ -455,18 +464,43 @@ def build_model(ckpt: Checkpoint, *, dtype: str | None = None):
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: model.config: the model config is invalid: "
                               f"{exc}") from None
-    check_sizes(kind, config, ckpt.weights, ckpt.path / "model.safetensors")
-    model = model_cls(config, rng=np.random.default_rng(0))
+    weights = ckpt.weights
+    quantization = info.get("quantization")
+    if quantization is not None:                  # numpyllm.quantize.checkpoint
+        from ..quantize.checkpoint import check_record, float_shapes
+        try:
+            check_record(quantization)
+        except ValueError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
+        check_sizes(kind, config, float_shapes(quantization, weights),
+                    ckpt.path / "model.safetensors")
+    else:
+        check_sizes(kind, config, weights, ckpt.path / "model.safetensors")
+    if quantization is not None:
+        # allocated, never drawn: the float weights of the quantized layers are replaced
+        # before anything writes to them, so their pages never become resident memory
+        from ..nn.layers import uninitialized_weights
+        with uninitialized_weights():
+            model = model_cls(config, rng=np.random.default_rng(0))
+    else:
+        model = model_cls(config, rng=np.random.default_rng(0))
+    if quantization is not None:                  # the quantized layers first, then LoRA
+        from ..quantize.checkpoint import restore_quantized
+        try:
+            weights = restore_quantized(model, quantization, weights,
+                                        file=str(ckpt.path / "model.safetensors"))
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
     if info.get("lora") is not None:           # the adapters first: their weights load next
         from ..nn.lora import restore_lora
-        _check_lora_sizes(info["lora"], ckpt.weights, ckpt.path / "model.safetensors")
+        _check_lora_sizes(info["lora"], weights, ckpt.path / "model.safetensors")
         try:
             restore_lora(model, info["lora"], rng=0)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}: model.lora: the adapters do not fit the model: "
                                   f"{exc}") from None
     try:
-        model.load_state_dict(ckpt.weights, strict=True)
+        model.load_state_dict(weights, strict=True)
     except (KeyError, ValueError) as exc:
         detail = "; ".join(line.strip() for line in str(exc).splitlines())   # one line
         raise CheckpointError(f"{ckpt.path / 'model.safetensors'}: the weights do not fit the "
