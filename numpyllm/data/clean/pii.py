@@ -6,7 +6,7 @@
 | e-mail        | `<EMAIL>`       | ``local@domain.tld``: RFC 5322's unquoted local part, a dotted domain, a 2+ letter TLD |
 | credit card   | `<CREDIT_CARD>` | 13-19 digits, in one run or groups split by single spaces or hyphens, that pass the Luhn check and begin with an issuer prefix (Visa 4, Mastercard 51-55 and 2221-2720, Amex 34 and 37, Discover 6011, 644-649 and 65, JCB 3528-3589, Diners 300-305, 36, 38) |
 | IP address    | `<IP_ADDRESS>`  | IPv4 (four numbers 0-255, no leading zeros, not inside a longer dotted run, not after "v" or "version") and IPv6 (that `ipaddress` accepts, with at least three groups or a full eight) |
-| phone number  | `<PHONE>`       | ``+`` and a country code then 7-14 more digits; North American ``(555) 123-4567``, ``555-123-4567``, ``555.123.4567`` (optionally with 1 before); a national number starting with 0 in groups (``020 7946 0958``) |
+| phone number  | `<PHONE>`       | ``+`` and a country code then 7-14 more digits; North American ``(555) 123-4567``, ``555-123-4567``, ``555.123.4567`` (optionally with 1 before); a national number starting with 0, in groups (``020 7946 0958``) or as one run of 10-11 digits (``07946095812``), unless "ISBN" comes just before |
 
 They are applied in that order, each on the text the previous ones left, so that an
 e-mail inside a URL's credentials, or a card number's digits, are not read again as
@@ -50,15 +50,17 @@ _CARD = regex.compile(r"(?<![\d\-])\d(?:[ \-]?\d){12,18}(?![\d])(?!-\d)")
 _IPV4 = regex.compile(
     r"(?<![\w.])(?<!v)(?<!version )(?<!Version )"
     r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-    r"(?![\w]|\.\d)")
+    r"(?!\w|\.\d|-[A-Za-z])")
 _IPV6 = regex.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|:)"
                       r"(?:\.\d{1,3}){0,3}(?![\w:])")
 _PHONE = regex.compile(
-    r"(?<![\w+\-.])(?:"
+    r"(?<![\w+\-.])(?<!\d )(?:"
     r"\+\d{1,3}(?:[ .\-]?\(?\d{1,4}\)?){2,5}"                        # +CC ...
     r"|(?:1[ .\-]?)?\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}"                 # (555) 123-4567
     r"|(?:1[ .\-])?\d{3}([.\-])\d{3}\1\d{4}"                          # 555-123-4567
     r"|0\d{1,4}[ \-]\d{3,4}[ \-]\d{3,4}"                              # 020 7946 0958
+    r"|0[1-9]\d{8,9}"                                                 # 07946095812
+    r"|0[1-9](?:[ .]\d\d){4}"                                          # 06 12 34 56 78
     r")(?![\w\-]|[.,/]\d)")
 _CARD_PREFIX = regex.compile(r"4|5[1-5]|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)|3[47]"
                              r"|6011|64[4-9]|65|35(?:2[89]|[3-8]\d)|30[0-5]|36|38")
@@ -110,6 +112,11 @@ def _is_phone(match: str) -> bool:
     return 10 <= digits <= 12
 
 
+def _after_isbn(text: str, start: int) -> bool:
+    # "ISBN 0306406152", "ISBN-13: 978..." : a book's number, whatever its digits
+    return "isbn" in text[max(0, start - 12):start].lower()
+
+
 def find_pii(text: str) -> list[tuple[str, int, int]]:
     """The PII spans of `text` as (kind, start, end), in the text's order, after each
     kind is masked for the next (as `redact_pii` applies them)."""
@@ -136,7 +143,7 @@ def _matches(kind: str, text: str):
             yield m.span()
     elif kind == "credit_card":
         for m in _CARD.finditer(text):
-            if _is_card(m.group()):
+            if _is_card(m.group()) and not _after_isbn(text, m.start()):
                 yield m.span()
     elif kind == "ip_address":
         for m in _IPV4.finditer(text):
@@ -146,7 +153,7 @@ def _matches(kind: str, text: str):
                 yield m.span()
     elif kind == "phone":
         for m in _PHONE.finditer(text):
-            if _is_phone(m.group()):
+            if _is_phone(m.group()) and not _after_isbn(text, m.start()):
                 yield m.span()
 
 

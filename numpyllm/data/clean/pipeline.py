@@ -159,7 +159,7 @@ class Pipeline:
             return (None, reasons[0]) if reasons else (text, None)
         if name == "near_dedup":
             earlier = self.near(text, key)
-            return (None, f"near-duplicate of {earlier}") if earlier is not None else (text, None)
+            return (None, f"near-duplicate (of {earlier})") if earlier is not None else (text, None)
         if name == "pii":
             out, counts = redact_pii(text, self.config.pii)
             self.report.stages["pii"].details.update(counts)
