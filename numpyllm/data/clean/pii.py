@@ -46,7 +46,9 @@ _CREDENTIALS = regex.compile(
 _EMAIL = regex.compile(
     r"(?<![\w.+\-])[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w\-])")
-_CARD = regex.compile(r"(?<![\d\-])\d(?:[ \-]?\d){12,18}(?![\d])(?!-\d)")
+# a run of digit groups split by single spaces or hyphens; cards are looked for inside it
+_DIGIT_RUN = regex.compile(r"(?<![\d\-])\d+(?:[ \-]\d+)*")
+_DIGITS = regex.compile(r"\d+")
 _IPV4 = regex.compile(
     r"(?<![\w.])(?<!v)(?<!version )(?<!Version )"
     r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -92,9 +94,28 @@ def _is_card(match: str) -> bool:
             and luhn_valid(digits))
 
 
+def _card_spans(text: str):
+    """Cards inside runs of digit groups: from each group, the longest run of whole groups
+    that is a card ("v1.2.3 4111 1111 1111 1111 2021": the 16 digits, not the 3 before
+    or the year after)."""
+    for run in _DIGIT_RUN.finditer(text):
+        groups = [g.span() for g in _DIGITS.finditer(run.group())]
+        i = 0
+        while i < len(groups):
+            for j in range(min(len(groups), i + 19) - 1, i - 1, -1):    # <= 19 groups
+                start, end = run.start() + groups[i][0], run.start() + groups[j][1]
+                # (no ISBN exception: an ISBN has 10 or 13 digits, and 978/979 is no issuer)
+                if _is_card(text[start:end]):
+                    yield start, end
+                    i = j
+                    break
+            i += 1
+
+
 def _is_ipv6(match: str) -> bool:
     groups = [g for g in match.split(":") if g]
-    if len(groups) < 3 and match.count(":") < 7:
+    n_groups = len(groups) + ("." in match)        # an IPv4 tail is two groups' worth
+    if n_groups < 3 and match.count(":") < 7:
         return False
     if not any(c.isdigit() for c in match):     # "dead:beef:cafe" might be; "a::b::c" is not
         return len(groups) >= 4
@@ -142,14 +163,12 @@ def _matches(kind: str, text: str):
         for m in _EMAIL.finditer(text):
             yield m.span()
     elif kind == "credit_card":
-        for m in _CARD.finditer(text):
-            if _is_card(m.group()) and not _after_isbn(text, m.start()):
-                yield m.span()
+        yield from _card_spans(text)
     elif kind == "ip_address":
-        for m in _IPV4.finditer(text):
-            yield m.span()
-        for m in _IPV6.finditer(text):
-            if _is_ipv6(m.group()):
+        v6 = [m.span() for m in _IPV6.finditer(text) if _is_ipv6(m.group())]
+        yield from v6
+        for m in _IPV4.finditer(text):       # not the tail of an IPv6 (::ffff:10.0.0.1)
+            if not any(a <= m.start() < b for a, b in v6):
                 yield m.span()
     elif kind == "phone":
         for m in _PHONE.finditer(text):
