@@ -95,6 +95,9 @@ class GopherConfig:
                                      "be >= 1 and the fraction in [0, 1]")
 
 
+_DEFAULT = GopherConfig()
+
+
 def _duplicates(items: list[str]) -> tuple[int, int]:
     """(how many items equal an earlier one, their total characters)."""
     seen, count, chars = set(), 0, 0
@@ -139,7 +142,7 @@ def _dup_ngram_chars(words: list[str], n: int) -> int:
 def gopher_reasons(text: str, config: GopherConfig | None = None) -> list[str]:
     """Every Gopher rule `text` breaks, as short reasons ("fewer than 50 words (12)");
     an empty list keeps the document."""
-    c = config or GopherConfig()
+    c = config or _DEFAULT
     reasons = []
     tokens = text.split()
     words = [w for w in tokens if _ALNUM.search(w)]          # without symbol words
@@ -198,12 +201,17 @@ def _repetition(text: str, words: list[str], c: GopherConfig) -> list[str]:
         if max_chars is not None and chars / size > max_chars:
             reasons.append(f"characters in duplicate {unit} above {max_chars:.0%} "
                            f"({chars / size:.0%})")
+    if len(set(words)) == len(words):
+        return reasons              # no word repeats, so no n-gram does: nothing to count
     for n, limit in sorted(c.top_ngram_char_frac.items()):
         frac = _top_ngram_chars(words, int(n)) / size
         if frac > limit:
             reasons.append(f"top {n}-gram characters above {limit:.0%} ({frac:.0%})")
     for n, limit in sorted(c.dup_ngram_char_frac.items()):
-        frac = _dup_ngram_chars(words, int(n)) / size
-        if frac > limit:
-            reasons.append(f"duplicate {n}-gram characters above {limit:.0%} ({frac:.0%})")
+        chars = _dup_ngram_chars(words, int(n))
+        if chars / size > limit:
+            reasons.append(f"duplicate {n}-gram characters above {limit:.0%} "
+                           f"({chars / size:.0%})")
+        if chars == 0:
+            break                   # no n-gram repeats, so no longer one does either
     return reasons
