@@ -3,7 +3,7 @@ import json
 import os
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from numpyllm.data.clean import DocumentWriter, Rejected, read_documents
@@ -126,3 +126,39 @@ def test_writer_is_atomic(tmp_path):
         w.write("two\nlines")
     assert out.read_text() == "one\n\ntwo\nlines\n\n"
     assert [d.text for d in read_documents(out, "blank")] == ["one", "two\nlines"]
+
+
+_hostile = st.lists(st.one_of(
+    st.binary(max_size=40),
+    st.sampled_from([b"\n", b"\n\n", b"\r\n", b"\x00", b"\xff\xfe", b"\xc3", b"\xed\xa0\x80",
+                     b"caf\xc3\xa9 ", b"\xf0\x9f\x98\x80", b" \t\n", b"x" * 300])),
+    max_size=30).map(b"".join)
+
+
+@given(_hostile, st.sampled_from(["blank", "line"]), st.sampled_from(["drop", "replace"]))
+@example(b"ok\x00\n\n\xed\xa0\x80\nfine\r\n" + b"y" * 300, "blank", "replace")
+@example(b"a\x00b\n\xff\n\n\n", "line", "drop")
+def test_fuzz_any_bytes_read_and_clean_without_surprise(tmp_path_factory, data, fmt, policy):
+    """Random bytes: the reader yields documents of valid text or reasons, never raises;
+    every input byte of a non-blank line is in exactly one document or rejection; and the
+    whole pipeline writes valid UTF-8 that numpyllm train would read."""
+    from numpyllm.data.clean import CleanConfig, clean_files
+    d = tmp_path_factory.mktemp("f")
+    path = d / "in.bin"
+    path.write_bytes(data)
+    got = list(read_documents(path, fmt, invalid_utf8=policy, max_doc_bytes=200))
+    for doc in got:
+        if isinstance(doc, Rejected):
+            assert doc.reason in ("NUL byte", "invalid UTF-8", "longer than 200 bytes")
+            assert policy == "drop" or doc.reason != "invalid UTF-8"
+        else:
+            assert doc.text.strip() and "\0" not in doc.text
+            doc.text.encode("utf-8")                       # no lone surrogates
+    lines = data.split(b"\n")
+    content = sum(len(l) + 1 for l in lines if l.strip()) - (0 if data.endswith(b"\n") or
+                                                             not lines[-1].strip() else 1)
+    assert sum(doc.nbytes for doc in got) == content
+    report = clean_files([path], d / "out.txt", CleanConfig(quality=None), fmt=fmt,
+                         invalid_utf8=policy, max_doc_bytes=200)
+    (d / "out.txt").read_bytes().decode("utf-8")
+    assert report.stages["read"].documents_in == len(got)
