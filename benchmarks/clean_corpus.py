@@ -135,7 +135,7 @@ def run_stages(rounds: int) -> None:
 
 def table(reports) -> str:
     first = reports[0]
-    rows = [f"| stage | docs in | removed | changed | MB in | MB removed | MB/s | top reason |",
+    rows = ["| stage | docs in | removed | changed | MB in | MB removed | MB/s | top reason |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, s in first.stages.items():
         speed = statistics.median(r.stages[name].mb_per_s for r in reports)
@@ -230,7 +230,7 @@ def run_train(steps: int, seeds: list[int]) -> None:
             print(f"  seed {seed} {name:<14} " + "  ".join(f"{k} {v:.4f}" for k, v in
                                                          losses.items())
                   + f"  ({time.perf_counter() - t0:.0f} s, load {load()})", flush=True)
-    print(f"\n| trained on | " + " | ".join(f"val loss, {k}" for k in val_sets) + " |")
+    print("\n| trained on | " + " | ".join(f"val loss, {k}" for k in val_sets) + " |")
     print("| --- |" + " ---: |" * len(val_sets))
     for name, runs in results.items():
         cells = []

@@ -31,8 +31,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from .documents import (DEFAULT_MAX_DOC_BYTES, Document, DocumentWriter, Rejected,
-                        read_documents)
+from .documents import DEFAULT_MAX_DOC_BYTES, DocumentWriter, Rejected, read_documents
 from .exact import ExactDedup, SpanDedup
 from .neardup import NearDedup
 from .pii import PII_KINDS, redact_pii
