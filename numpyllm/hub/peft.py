@@ -176,7 +176,7 @@ def save_adapter(model, directory, *, base_model_name_or_path: str | None = None
         if slot.perm is not None:
             b = b[slot.perm]
         key = PEFT_PREFIX + slot.hf
-        dt = np.dtype(dtype) if dtype is not None else layer.weight.dtype
+        dt = np.dtype(dtype) if dtype is not None else layer.lora_A.data.dtype
         tensors[key + ".lora_A.weight"] = np.ascontiguousarray(a, dtype=dt)
         tensors[key + ".lora_B.weight"] = np.ascontiguousarray(b, dtype=dt)
     adapted = {slots[name].hf for name, _ in layers}

@@ -85,9 +85,11 @@ def test_backward_is_refused_outside_the_adapter_path():
 
 
 @pytest.mark.parametrize("kind", ["gpt", "llama"])
-def test_qlora_trains_the_adapters_through_the_quantized_base(kind):
+def test_qlora_trains_the_adapters_through_the_quantized_base(kind, tmp_path):
     """Adapters on some layers only: the gradient reaches the first block's adapter
-    through the second block's quantized layers; a few steps of SGD lower the loss."""
+    through the second block's quantized layers; a few steps of SGD lower the loss; the
+    adapters trained over the quantized base save in PEFT's layout and load onto the
+    float model (QLoRA's use: train over 4 bits, apply to the full model)."""
     model = quantize(_model(kind), "q4_0")
     targets = ["attn.c_attn"] if kind == "gpt" else ["q_proj", "v_proj"]
     apply_lora(model, r=4, alpha=8, targets=targets, rng=0)
@@ -107,6 +109,12 @@ def test_qlora_trains_the_adapters_through_the_quantized_base(kind):
     assert losses[-1] < losses[0] - 0.05, losses
     first = lora_layers(model)[0][1]
     assert np.abs(first.lora_B.data).max() > 0      # layer 0's adapter was reached
+    from numpyllm.hub.peft import load_adapter, save_adapter
+    save_adapter(model, tmp_path / "adapter")
+    float_model = load_adapter(_model(kind), tmp_path / "adapter")
+    for (name, a), (_, b) in zip(lora_layers(model), lora_layers(float_model)):
+        np.testing.assert_array_equal(a.lora_A.data, b.lora_A.data, err_msg=name)
+        np.testing.assert_array_equal(a.lora_B.data, b.lora_B.data, err_msg=name)
     with pytest.raises(ValueError, match="quantized"):
         merge_lora(model)
     unload_lora(model, merge=False)                 # back to the quantized base alone
