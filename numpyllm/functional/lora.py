@@ -26,7 +26,25 @@ import numpy as np
 
 from ..autograd import Function, Tensor
 
-__all__ = ["lora_linear"]
+__all__ = ["lora_linear", "adapter_backward"]
+
+
+def adapter_backward(g2, xd, h, lora_A, lora_B, scale, mask, need_x, need_A, need_B):
+    """The adapter's part of the backward, whatever the base (a float W, or a quantized
+    one in `numpyllm.quantize.qlora`): with u = s · G Bᵀ [N, r], returns ``(m ⊙ (u Aᵀ)
+    [N, in] or None, dL/dA = Xdᵀ u [in, r] or None, dL/dB = hᵀ G [r, out] or None)``."""
+    u = None
+    if need_x or need_A:
+        u = g2 @ lora_B.T                                 # [N, r]
+        u *= scale
+    gA = xd.T @ u if need_A else None                     # [in, r]
+    gB = h.T @ g2 if need_B else None                     # [r, out]
+    ua = None
+    if need_x:
+        ua = u @ lora_A.T                                 # [N, in]: the adapter's share
+        if mask is not None:
+            ua *= mask
+    return ua, gA, gB
 
 
 class LoRALinear(Function):
@@ -51,19 +69,12 @@ class LoRALinear(Function):
         x2, xd, h, weight, lora_A, lora_B = ctx.saved
         need_x, need_w, need_b, need_A, need_B = ctx.needs_input_grad[:5]
         g2 = g.reshape(-1, g.shape[-1])                   # [N, out]
-        u = None
-        if need_x or need_A:
-            u = g2 @ lora_B.T                             # [N, r]
-            u *= ctx.scale
-        gA = xd.T @ u if need_A else None                 # [in, r]
-        gB = h.T @ g2 if need_B else None                 # [r, out]
+        ua, gA, gB = adapter_backward(g2, xd, h, lora_A, lora_B, ctx.scale, ctx.mask,
+                                      need_x, need_A, need_B)
         gx = None
         if need_x:
-            ua = u @ lora_A.T                             # [N, in]: the adapter's share
-            if ctx.mask is not None:
-                ua *= ctx.mask
-            gx = g2 @ weight.T
-            gx += ua
+            gx = g2 @ weight.T                            # the base path
+            gx += ua                                      # plus the adapter's share
             gx = gx.reshape(*ctx.lead, weight.shape[0])
         gw = x2.T @ g2 if need_w else None                # [in, out]
         gb = g2.sum(axis=0) if need_b else None           # [out]

@@ -82,6 +82,10 @@ class LoRALinear(Linear):
         self.in_features, self.out_features = base.in_features, base.out_features
         self.weight, self.bias = base.weight, base.bias
         self.training = base.training
+        self._init_adapter(r, alpha, dropout, use_rslora, rng, self.weight.dtype)
+
+    def _init_adapter(self, r, alpha, dropout, use_rslora, rng, dtype) -> None:
+        """The adapter's settings, A (PEFT's init) and B (zeros), whatever the base."""
         self.r = positive_int("LoRA r", r)
         self.alpha = _alpha(alpha)
         self.dropout = check_fraction("LoRA", "dropout", dropout)
@@ -90,7 +94,6 @@ class LoRALinear(Linear):
         rng = as_generator(rng)
         if self.dropout > 0:
             self.rng = rng                   # the dropout masks' generator
-        dtype = self.weight.dtype
         bound = 1.0 / math.sqrt(self.in_features)     # kaiming_uniform_(a=sqrt(5)) on [r, in]
         self.lora_A = Parameter(rng.uniform(-bound, bound, (self.r, self.in_features)).T,
                                 dtype=dtype)                             # [in, r]

@@ -36,10 +36,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, Tensor
+from ..functional.lora import adapter_backward
 from ..nn.layers import _last_axis
-from ..nn.lora import LoRALinear, _alpha, lora_scale
-from ..nn.module import Module, Parameter
-from ..validation import as_generator, check_fraction, positive_int
+from ..nn.lora import LoRALinear
+from ..nn.module import Module
 from .linear import QuantizedLinear, matmul_forward, matmul_input_grad, quantized_matmul
 
 __all__ = ["QuantizedLoRALinear", "quantized_lora_linear"]
@@ -67,17 +67,10 @@ class QuantizedLoRAMatmul(Function):
         xd, h, lora_A, lora_B = ctx.saved
         need_x, need_b, need_A, need_B = ctx.needs_input_grad[:4]
         g2 = g.reshape(-1, g.shape[-1])                        # [N, out]
-        u = None
-        if need_x or need_A:
-            u = g2 @ lora_B.T                                  # [N, r]
-            u *= ctx.scale
-        gA = xd.T @ u if need_A else None                      # [in, r]
-        gB = h.T @ g2 if need_B else None                      # [r, out]
+        ua, gA, gB = adapter_backward(g2, xd, h, lora_A, lora_B, ctx.scale, ctx.mask,
+                                      need_x, need_A, need_B)
         gx = None
         if need_x:
-            ua = u @ lora_A.T                                  # [N, in]: the adapter's share
-            if ctx.mask is not None:
-                ua *= ctx.mask
             gx = matmul_input_grad(g2, ctx.weight, ctx.tile)   # G W, a tile at a time
             gx += ua
             gx = gx.reshape(*ctx.lead, ctx.weight.shape[1])
@@ -122,20 +115,7 @@ class QuantizedLoRALinear(LoRALinear):
         self.dtype = base.dtype                        # the compute dtype: A and B's
         self.threshold = base.threshold                # LLM.int8()'s, or None
         self.training = base.training
-        self.r = positive_int("LoRA r", r)
-        self.alpha = _alpha(alpha)
-        self.dropout = check_fraction("LoRA", "dropout", dropout)
-        self.use_rslora = bool(use_rslora)
-        self.scale = lora_scale(self.r, self.alpha, self.use_rslora)
-        rng = as_generator(rng)
-        if self.dropout > 0:
-            self.rng = rng
-        bound = 1.0 / np.sqrt(self.in_features)        # as LoRALinear: PEFT's kaiming-uniform
-        self.lora_A = Parameter(rng.uniform(-bound, bound, (self.r, self.in_features)).T,
-                                dtype=self.dtype)                                # [in, r]
-        self.lora_B = Parameter(np.zeros((self.r, self.out_features)), dtype=self.dtype)
-        self.merged = False
-        self.enabled = True
+        self._init_adapter(r, alpha, dropout, use_rslora, rng, self.dtype)
         self.adapter_path = True
 
     @property
