@@ -107,17 +107,34 @@ class ZeRO(MPIDataParallel):
                 "optimizer": 2 * shard}
 
 
-class ShardedAdamW:
+class ShardOptimizer:
+    """What the Trainer asks of an optimizer whose state lives in shards: the learning
+    rate (the wrapped AdamW's groups hold it), and the name a consolidated checkpoint
+    records (the wrapped optimizer's)."""
+
+    def __init__(self, optimizer):
+        self.inner = optimizer
+        self.param_groups = optimizer.param_groups
+        self.saves_as = type(optimizer).__name__
+
+    @property
+    def lr(self) -> float:
+        return self.inner.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.inner.lr = value
+
+
+class ShardedAdamW(ShardOptimizer):
     """AdamW over this rank's shard of the flat parameter buffer: the same update as
     `numpyllm.optim.AdamW` (its `_update`, run on the stretch of each group inside the
     shard), then an allgather of the shards. Looks like an optimizer to the Trainer:
     ``lr``, ``step``, ``zero_grad``, ``state_dict``, ``load_state_dict``."""
 
     def __init__(self, optimizer, zero: ZeRO):
-        self.inner, self.zero = optimizer, zero
-        self.saves_as = type(optimizer).__name__     # checkpoints: the consolidated AdamW
-        self.comm = zero.comm
-        self.param_groups = optimizer.param_groups
+        super().__init__(optimizer)
+        self.zero, self.comm = zero, zero.comm
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
         dtypes = {p.data.dtype for p in self.params}
         if len(dtypes) != 1:
@@ -151,14 +168,6 @@ class ShardedAdamW:
         optimizer.state = {}                          # the whole state is not kept
 
     # ------------------------------------------------------------------ optimizer
-    @property
-    def lr(self) -> float:
-        return self.inner.lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self.inner.lr = value
-
     def zero_grad(self) -> None:
         self.grad = None
         for p in self.params:

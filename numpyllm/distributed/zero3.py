@@ -40,6 +40,7 @@ from ..optim import scale_to_norm_
 from ..training.data_parallel import model_generators
 from .data_parallel import MPIDataParallel
 from .whole import optimizer_names, whole_model
+from .zero import ShardOptimizer
 
 __all__ = ["ZeRO3"]
 
@@ -276,22 +277,13 @@ def _piece(state, a: int, b: int):
             "exp_avg_sq": np.asarray(state["exp_avg_sq"]).reshape(-1)[a:b].copy()}
 
 
-class _Zero3AdamW:
+class _Zero3AdamW(ShardOptimizer):
     """AdamW on the shards (`numpyllm.optim.AdamW`'s own update, per stretch of one
     parameter group); the Trainer's optimizer for ZeRO stage 3."""
 
     def __init__(self, zero: ZeRO3):
-        self.zero, self.inner = zero, zero.inner
-        self.param_groups = self.inner.param_groups
-        self.saves_as = type(self.inner).__name__
-
-    @property
-    def lr(self) -> float:
-        return self.inner.lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self.inner.lr = value
+        super().__init__(zero.inner)
+        self.zero = zero
 
     def zero_grad(self) -> None:
         for unit in self.zero.units:
