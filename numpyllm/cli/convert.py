@@ -60,6 +60,12 @@ def run(args) -> int:
             model, tokenizer, ckpt = load_model(args.ckpt)
         except CheckpointError as exc:
             raise CLIError(str(exc)) from None
+        from ..quantize.model import quantization_record
+        quantized = quantization_record(model)
+        if quantized is not None:
+            raise CLIError(f"{ckpt.path}: a checkpoint quantized to {quantized['format']}: a "
+                           "Hugging Face directory holds float weights; convert the float "
+                           "checkpoint it was quantized from")
         to = Path(args.to)
         _empty_or_new(to, "--to")
         try:

@@ -231,6 +231,8 @@ def test_cli_refusals(trained, one_line_error, tmp_path, capsys):
                  str(tmp_path / "q")]) == 0
     one_line_error(capsys, ["quantize", "--ckpt", str(tmp_path / "q"), "--format", "q4_0", "--out",
                     str(tmp_path / "qq")], "already quantized")
+    one_line_error(capsys, ["convert", "--ckpt", str(tmp_path / "q"), "--to",
+                            str(tmp_path / "hf")], "a checkpoint quantized to int8")
     with pytest.raises(SystemExit):                  # argparse: an unknown format
         main(["quantize", "--ckpt", ckpt, "--format", "q5_k", "--out", str(tmp_path / "o")])
 
