@@ -154,7 +154,7 @@ class Unigram:
                 strings.append((word[b:e], unknown))
         out = []
         for s, _ in strings:
-            idx = self.vocab.get(s)
+            idx = self._match.get(s)       # (a fused unknown run may spell a piece)
             if idx is not None:
                 out.append(idx)
                 continue

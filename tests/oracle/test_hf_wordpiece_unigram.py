@@ -207,3 +207,15 @@ def test_shakespeare_wordpiece_and_unigram_ids_equal_tokenizers(shakespeare_path
     theirs = Tokenizer.from_file(str(tmp_path / "mine" / "tokenizer.json"))
     assert mine.encode(rest) == theirs.encode(rest).ids
     assert mine.decode(mine.encode(rest)) == rest
+
+
+def test_unknown_score_is_min_score_minus_ten(tmp_path):
+    # "a" <unk> "c" scores 10.5 + (-5 - 10) - 1 = -5.5, just below "abc"'s -5: the penalty
+    # of an unknown character decides between them.
+    vocab = [("<unk>", 0.0), ("a", 10.5), ("abc", -5.0), ("c", -1.0), ("d", -1.0)]
+    hf = Tokenizer(models.Unigram(vocab, unk_id=0, byte_fallback=False))
+    hf.save(str(tmp_path / "tokenizer.json"))
+    ours = load_hf_tokenizer(tmp_path)
+    for text in ["abc", "abd", "xbc", "abcabc"]:
+        assert ours.encode(text) == hf.encode(text).ids
+    assert ours.encode("abc") == [2]
