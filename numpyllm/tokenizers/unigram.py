@@ -332,15 +332,15 @@ class UnigramTokenizer:
         (`unigram_trainer.train_unigram`) until the vocabulary, special and byte tokens
         included, holds `vocab_size` tokens."""
         from .unigram_trainer import train_unigram
+        reserved = len({unk_token, *special_tokens}) + (256 if byte_fallback else 0)
+        if vocab_size <= reserved:
+            raise ValueError(f"vocab_size {vocab_size} leaves no room for pieces after the "
+                             f"{reserved} unknown, special and byte tokens")
         texts = [text] if isinstance(text, str) else text
         counts: dict[str, int] = {}
         for t in texts:
             for w in cls.words(t):
                 counts[w] = counts.get(w, 0) + 1
-        reserved = len({unk_token, *special_tokens}) + (256 if byte_fallback else 0)
-        if vocab_size <= reserved:
-            raise ValueError(f"vocab_size {vocab_size} leaves no room for pieces after the "
-                             f"{reserved} unknown, special and byte tokens")
         pieces = train_unigram(counts, vocab_size - reserved, progress=progress,
                                **trainer_options)
         return cls([(unk_token, 0.0), *((s, 0.0) for s in special_tokens), *pieces],
