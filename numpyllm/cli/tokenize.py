@@ -11,9 +11,9 @@
     numpyllm tokenize decode --tokenizer tok.bpe --input big.npy
 
 `--tokenizer` takes any file `numpyllm.tokenizers.load_tokenizer` opens: a saved BPE,
-character, WordPiece or Unigram tokenizer, BERT's vocab.txt, a tiktoken `.tiktoken` rank file, or a directory holding GPT-2's
-encoder.json and vocab.bpe. Progress bars use tqdm when it is installed, else a line on
-stderr; `--quiet` turns them off.
+character, WordPiece or Unigram tokenizer, BERT's vocab.txt, a tiktoken `.tiktoken` rank
+file, or a directory holding GPT-2's encoder.json and vocab.bpe. Progress bars use tqdm
+when it is installed, else a line on stderr; `--quiet` turns them off.
 """
 from __future__ import annotations
 
@@ -252,6 +252,8 @@ def _encode(args) -> int:
 
 
 def _encode_with(tok, args, kwargs: dict) -> int:
+    import numpy as np
+
     from numpyllm import data
 
     if args.out:
@@ -264,6 +266,18 @@ def _encode_with(tok, args, kwargs: dict) -> int:
                                "to a file)")
             if not os.path.isfile(args.input):
                 raise FileNotFoundError(f"no such file: {args.input}")
+            from numpyllm.tokenizers import UnigramTokenizer
+            if isinstance(tok, UnigramTokenizer):
+                # Each text starts with a "▁", so a file cut into blocks would gain a space
+                # at every cut: a Unigram encodes the file whole.
+                with open(args.input, encoding="utf-8") as f:
+                    ids = data.encode_text(tok, f.read())
+                tmp = f"{args.out}.tmp"
+                with open(tmp, "wb") as f:             # atomic: a temporary file, renamed
+                    np.save(f, ids, allow_pickle=False)
+                os.replace(tmp, args.out)
+                print(f"wrote {len(ids):,} tokens ({ids.dtype}) to {args.out}")
+                return 0
             bar = _Progress("encoding", "B", enabled=not args.quiet)
             try:
                 ids = data.encode_file(tok, args.input, args.out, progress=bar, **kwargs)

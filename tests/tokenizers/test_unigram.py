@@ -1,7 +1,6 @@
 """Unigram LM: Viterbi == brute force, sampling follows P^alpha, EM never lowers the
 likelihood, byte fallback round trips, files. (Ids against Hugging Face's:
 tests/oracle/test_hf_wordpiece_unigram.py.)"""
-import itertools
 import json
 import math
 

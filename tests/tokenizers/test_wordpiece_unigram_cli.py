@@ -127,3 +127,13 @@ def test_fuzzed_files_load_or_raise_one_clear_error(which, data):
                 assert "\n" not in str(exc) and str(path) in str(exc)
                 continue
             assert isinstance(got.decode(got.encode("ab a")), str)
+
+
+def test_a_unigram_file_encoded_to_npy_decodes_back(tmp_path, corpus, capsys):
+    tok_file, ids_file = tmp_path / "u.json", tmp_path / "ids.npy"
+    UnigramTokenizer.train(CORPUS, 300, seed_size=500).save(tok_file)
+    run(capsys, "tokenize", "encode", "--tokenizer", tok_file, "--input", corpus, "--out",
+        ids_file, "--quiet")
+    run(capsys, "tokenize", "decode", "--tokenizer", tok_file, "--input", ids_file, "--out",
+        tmp_path / "back.txt")
+    assert (tmp_path / "back.txt").read_text(encoding="utf-8") == CORPUS
