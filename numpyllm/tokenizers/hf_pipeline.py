@@ -212,9 +212,10 @@ def _lowercase(obj, where):
 
 
 def _strip_accents_normalizer(obj, where):
-    # Drops the non-spacing marks only; the decomposition is a separate NFD step.
+    # Drops every combining mark (Mn, Mc, Me: `tokenizers`' is_combining_mark), where
+    # BertNormalizer drops Mn only; the decomposition is a separate NFD step.
     return Normalizer({"type": "StripAccents"}, lambda text: "".join(
-        [c for c in text if unicodedata.category(c) != "Mn"]))
+        [c for c in text if not unicodedata.category(c).startswith("M")]))
 
 
 _NORMALIZERS = {"NFC": _unicode_form, "NFD": _unicode_form, "NFKC": _unicode_form,

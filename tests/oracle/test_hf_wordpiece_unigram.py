@@ -219,3 +219,27 @@ def test_unknown_score_is_min_score_minus_ten(tmp_path):
     for text in ["abc", "abd", "xbc", "abcabc"]:
         assert ours.encode(text) == hf.encode(text).ids
     assert ours.encode("abc") == [2]
+
+
+@pytest.fixture(scope="module", params=["Whitespace", "WhitespaceSplit"])
+def other_pipeline(request, tmp_path_factory):
+    """WordPiece behind the other normalizers and pre-tokenizers numpyllm reads."""
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase(),
+                                           normalizers.StripAccents()])
+    tok.pre_tokenizer = getattr(pre_tokenizers, request.param)()
+    tok.decoder = decoders.WordPiece(cleanup=False)
+    tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(
+        vocab_size=300, special_tokens=["[UNK]"], show_progress=False))
+    d = tmp_path_factory.mktemp(request.param)
+    tok.save(str(d / "tokenizer.json"))
+    return tok, load_hf_tokenizer(d)
+
+
+@shared_fixture
+@given(text=texts)
+def test_other_normalizers_and_pre_tokenizers_equal_tokenizers(other_pipeline, text):
+    hf, ours = other_pipeline
+    ids = hf.encode(text).ids
+    assert ours.encode(text, disallowed_special=()) == ids
+    assert ours.decode(ids, skip_special_tokens=True) == hf.decode(ids)
