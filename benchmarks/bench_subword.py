@@ -27,6 +27,7 @@ our Unigram trainer takes a minute per run) and encoding `--rounds` times.
 
     python benchmarks/bench_subword.py [--sizes 1000 4000] [--kinds bpe wordpiece unigram]
         [--corpora shakespeare default] [--bytes 1000000] [--rounds 3] [--train-rounds 1]
+    python benchmarks/bench_subword.py --em-trace --sizes 4000     # the EM log-likelihood
 
 Needs `pip install tokenizers` (the reference); prints a markdown table per corpus.
 """
@@ -141,6 +142,23 @@ def corpus(name: str, nbytes: int) -> str:
     return default_corpus(max_bytes=nbytes)[:nbytes]
 
 
+def em_trace(text: str, size: int) -> int:
+    """The log-likelihood (nats per word, over the training words) after each E-step, and
+    the vocabulary it was computed with: it rises within each pair of EM rounds, and may
+    fall where pruning removed pieces."""
+    print(f"Unigram EM on {len(text):,} characters, {size} pieces, no byte fallback\n")
+    print("| E-step | pieces | log-likelihood per word | seconds |")
+    print("| --- | --- | --- | --- |")
+    n_words = len(UnigramTokenizer.words(text))
+    start = time.perf_counter()
+
+    def show(rnd: int, ll: float, n: int) -> None:
+        print(f"| {rnd} | {n:,} | {ll / n_words:.4f} | {time.perf_counter() - start:.1f} |",
+              flush=True)
+    UnigramTokenizer.train(text, size, byte_fallback=False, callback=show)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
@@ -152,7 +170,12 @@ def main(argv=None) -> int:
                         help="characters of each corpus used (default 1,000,000)")
     parser.add_argument("--rounds", type=int, default=3, help="encoding rounds")
     parser.add_argument("--train-rounds", type=int, default=1, help="training rounds")
+    parser.add_argument("--em-trace", action="store_true",
+                        help="only print our Unigram trainer's log-likelihood after each "
+                             "E-step (first corpus, first size)")
     args = parser.parse_args(argv)
+    if args.em_trace:
+        return em_trace(corpus(args.corpora[0], args.bytes), args.sizes[0])
     try:
         import tokenizers
     except ImportError:

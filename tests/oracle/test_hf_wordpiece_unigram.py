@@ -243,3 +243,25 @@ def test_other_normalizers_and_pre_tokenizers_equal_tokenizers(other_pipeline, t
     ids = hf.encode(text).ids
     assert ours.encode(text, disallowed_special=()) == ids
     assert ours.decode(ids, skip_special_tokens=True) == hf.decode(ids)
+
+
+def test_a_bert_directory_from_transformers(tmp_path, wordpiece_pair):
+    # transformers' BertTokenizerFast built from a vocab.txt, saved as a model directory
+    # (tokenizer.json, tokenizer_config.json): the directory and the vocab.txt alone
+    # both give its ids.
+    transformers = pytest.importorskip("transformers")
+    hf, _ = wordpiece_pair
+    vocab = [t for t, _ in sorted(hf.get_vocab().items(), key=lambda kv: kv[1])]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    bert = transformers.BertTokenizerFast(vocab=str(tmp_path / "vocab.txt"))
+    bert.save_pretrained(str(tmp_path / "bert"))
+    from_dir = load_hf_tokenizer(tmp_path / "bert")
+    from_txt = WordPieceTokenizer.from_vocab_txt(tmp_path / "vocab.txt")
+    for text in CORPUS[:5] + ["Ünïcödé [MASK] 日本", "x" * 150]:
+        want = bert(text)["input_ids"]
+        assert from_dir.encode(text, allowed_special="all") == want
+        if "[MASK]" in text:
+            continue        # our WordPieceTokenizer reads special-token names as text
+        assert from_txt.encode(text, add_special_tokens=True) == want
+        assert from_txt.decode(want, skip_special_tokens=True) == bert.decode(
+            want, skip_special_tokens=True)
