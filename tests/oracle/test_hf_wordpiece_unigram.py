@@ -202,7 +202,7 @@ def test_shakespeare_wordpiece_and_unigram_ids_equal_tokenizers(shakespeare_path
     loaded = load_hf_tokenizer(tmp_path)
     assert loaded.encode(rest, disallowed_special=()) == uni.encode(rest).ids
 
-    mine = UnigramTokenizer.train(head, 1000, seed_size=5_000)
+    mine = UnigramTokenizer.train(head[:40_000], 1000, seed_size=3_000)
     save_hf_tokenizer(mine, tmp_path / "mine")
     theirs = Tokenizer.from_file(str(tmp_path / "mine" / "tokenizer.json"))
     assert mine.encode(rest) == theirs.encode(rest).ids
