@@ -101,6 +101,9 @@ class Unigram:
         skip = set(unmatched)
         self._match = {p: i for p, i in self.vocab.items() if i not in skip}
         self._longest = max(map(len, self._match), default=1)
+        # Every proper prefix of a piece: the lattice stops extending a substring that
+        # begins no piece (the trie search of SentencePiece and tokenizers, as a set).
+        self._prefixes = {p[:k] for p in self._match for k in range(1, len(p))}
         self._bytes = [self.vocab.get(t) for t in BYTE_TOKENS]
 
     # ------------------------------------------------------------------- lattice
@@ -108,15 +111,18 @@ class Unigram:
         """``nodes[start]``: the (end, id, score) of each piece beginning at `start`, by
         increasing end, and an unknown node (id `unk_id`, or -1 without one) for a
         character no one-character piece spells (Hugging Face's `populate_nodes`)."""
-        match, scores, longest, n = self._match, self.scores, self._longest, len(word)
+        match, scores, prefixes, n = self._match, self.scores, self._prefixes, len(word)
         unk = -1 if self.unk_id is None else self.unk_id
         nodes = []
         for b in range(n):
             here = []
-            for e in range(b + 1, min(n, b + longest) + 1):
-                idx = match.get(word[b:e])
+            for e in range(b + 1, min(n, b + self._longest) + 1):
+                sub = word[b:e]
+                idx = match.get(sub)
                 if idx is not None:
                     here.append((e, idx, scores[idx]))
+                if sub not in prefixes:
+                    break
             if not here or here[0][0] != b + 1:
                 here.insert(0, (b + 1, unk, self.unk_score))
             nodes.append(here)

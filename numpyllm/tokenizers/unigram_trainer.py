@@ -87,27 +87,32 @@ def seed_pieces(words: Mapping[str, int], seed_size: int, max_piece_length: int
     return [(p, math.log(f) - log_total) for p, f in pieces]
 
 
+def _logsumexp(terms: list[float]) -> float:
+    if len(terms) == 1:
+        return terms[0]
+    m = max(terms)
+    return m + math.log(sum([math.exp(t - m) for t in terms]))
+
+
 def _forward_backward(model: Unigram, word: str) -> tuple[float, list]:
     """log Z of the word and its nodes with their posterior probabilities:
     [(id, P(node is used))]."""
     n = len(word)
     lat = model.lattice(word)
-    fwd = [0.0] + [-math.inf] * n
-    into: list[list] = [[] for _ in range(n + 1)]
-    for b, here in enumerate(lat):
-        for e, idx, s in here:
-            into[e].append((b, idx, s))
-    for e in range(1, n + 1):
-        terms = [fwd[b] + s for b, _, s in into[e]]
-        m = max(terms)
-        fwd[e] = m + math.log(math.fsum(math.exp(t - m) for t in terms))
-    bwd = [-math.inf] * n + [0.0]
+    # forward: A[b] is final once every node ending at b (all start earlier) is in.
+    into: list[list[float]] = [[] for _ in range(n + 1)]
+    fwd = [0.0] * (n + 1)
+    for b in range(n):
+        fb = fwd[b] = _logsumexp(into[b]) if b else 0.0
+        for e, _, s in lat[b]:
+            into[e].append(fb + s)
+    fwd[n] = _logsumexp(into[n])
+    bwd = [0.0] * (n + 1)
     for b in range(n - 1, -1, -1):
-        terms = [s + bwd[e] for e, _, s in lat[b]]
-        m = max(terms)
-        bwd[b] = m + math.log(math.fsum(math.exp(t - m) for t in terms))
+        bwd[b] = _logsumexp([s + bwd[e] for e, _, s in lat[b]])
     log_z = fwd[n]
-    post = [(idx, math.exp(fwd[b] + s + bwd[e] - log_z))
+    exp = math.exp
+    post = [(idx, exp(fwd[b] + s + bwd[e] - log_z))
             for b, here in enumerate(lat) for e, idx, s in here]
     return log_z, post
 
