@@ -306,8 +306,9 @@ class UnigramTokenizer:
     encode_ordinary = encode
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        """The bytes of `ids`: "▁" a space (the first one dropped), byte tokens their byte,
-        special tokens their name."""
+        """The bytes of `ids`, token by token: "▁" a space, byte tokens their byte, special
+        tokens their name (so a stream can decode one token at a time,
+        `numpyllm.generate.TextDecoder`). `decode` also drops the space of the first "▁"."""
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
         pieces, byte_ids = self.model.pieces, self.model._bytes
         by_byte = {i: b for b, i in enumerate(byte_ids) if i is not None} if (
@@ -322,11 +323,13 @@ class UnigramTokenizer:
                 out.append(b)
             else:
                 out += pieces[i].replace(METASPACE, " ").encode("utf-8")
-        return bytes(out[1:] if out[:1] == b" " else out)
+        return bytes(out)
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
-        """The text of `ids` (invalid UTF-8 from byte tokens decoded with `errors`)."""
-        return self.decode_bytes(ids).decode("utf-8", errors)
+        """The text of `ids`, without the space of the "▁" `encode` put first (invalid UTF-8
+        from byte tokens decoded with `errors`)."""
+        raw = self.decode_bytes(ids)
+        return (raw[1:] if raw[:1] == b" " else raw).decode("utf-8", errors)
 
     # -------------------------------------------------------------------- training
     @classmethod

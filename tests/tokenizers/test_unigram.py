@@ -212,3 +212,11 @@ def test_sampling_needs_an_rng_and_a_valid_alpha(trained):
         trained.encode("the cat", alpha=0.5)
     with pytest.raises(ValueError, match="alpha"):
         trained.encode("the cat", alpha=-1.0, rng=np.random.default_rng(0))
+
+
+def test_decode_bytes_token_by_token_is_the_stream(trained):
+    # decode_bytes keeps every "▁" as a space, so tokens can be decoded one at a time
+    # (numpyllm.generate.TextDecoder); decode drops the first, which encode added.
+    ids = trained.encode("the cat ate a naïve 😀")
+    assert b"".join(trained.decode_bytes([i]) for i in ids) == b" the cat ate a na\xc3\xafve \xf0\x9f\x98\x80"
+    assert trained.decode(ids) == "the cat ate a naïve 😀"
