@@ -172,16 +172,11 @@ def prune(model: Unigram, words: Mapping[str, int], target: int, shrinking_facto
         alt = _viterbi_without(model, piece, i)
         alternatives[i] = [idx for _, _, idx in alt]
     freq = [0.0] * n                               # uses in the Viterbi paths
-    inverted = [0.0] * n                           # count of the words using each piece
     vsum = 0.0
     for word, count in words.items():
         vsum += count
-        used = set()
         for _, _, idx in model.viterbi(word):
             freq[idx] += count
-            used.add(idx)
-        for idx in used:
-            inverted[idx] += count
     total = math.fsum(freq)
     log_total = math.log(total)
     kept, candidates = [], []
@@ -191,9 +186,10 @@ def prune(model: Unigram, words: Mapping[str, int], target: int, shrinking_facto
         if not alternatives[i]:
             kept.append((piece, score))
             continue
-        f = inverted[i] / vsum
+        f = freq[i] / vsum                         # uses per word
         logprob = math.log(freq[i]) - log_total if freq[i] > 0 else -math.inf
-        # Its uses go to the alternatives: each gains freq[i], the total len(alt) - 1 times.
+        # Its uses go to the alternatives: each gains freq[i], the total len(alt) - 1 times
+        # (SentencePiece's rule; tokenizers multiplies by the size of the whole table).
         log_total_alt = math.log(total + freq[i] * (len(alternatives[i]) - 1))
         logprob_alt = sum(math.log(freq[a] + freq[i]) - log_total_alt if freq[a] + freq[i] > 0
                           else -math.inf for a in alternatives[i])
