@@ -68,7 +68,8 @@ __all__ = ["BPETokenizer", "CharTokenizer", "HFTokenizer", "WordPieceTokenizer",
 def _json_format(path: str) -> str | None:
     """The "format" field of a numpyllm JSON tokenizer file (None if it has none)."""
     from . import _files
-    doc = _files.parse_json(_files.read_text(path, 256 << 20), path, "a JSON object")
+    from .wordpiece import MAX_FILE_BYTES, read_limited
+    doc = _files.parse_json(read_limited(path, MAX_FILE_BYTES), path, "a JSON object")
     return doc.get("format") if isinstance(doc, dict) else None
 
 

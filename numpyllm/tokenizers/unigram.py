@@ -373,9 +373,9 @@ class UnigramTokenizer:
     def load(cls, path: str | os.PathLike) -> "UnigramTokenizer":
         """Read a file written by `save`; anything malformed raises `VocabularyFileError`
         naming the file and the field."""
-        from .wordpiece import _check_format
+        from .wordpiece import MAX_FILE_BYTES, _check_format, read_limited
         path = os.fspath(path)
-        doc = _files.expect(_files.parse_json(_files.read_text(path, 256 << 20), path,
+        doc = _files.expect(_files.parse_json(read_limited(path, MAX_FILE_BYTES), path,
                                               "a JSON object"), "object", path)
         _check_format(doc, path, _FORMAT, _VERSION)
         pieces = _files.get_field(doc, "pieces", "array", path)

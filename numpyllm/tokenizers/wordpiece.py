@@ -50,6 +50,13 @@ BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _FORMAT, _VERSION = "numpyllm-wordpiece", 1
 MAX_VOCAB = 1 << 21
 MAX_TOKEN_CHARS = 4096
+MAX_FILE_BYTES = 256 << 20
+
+
+def read_limited(path: str, limit: int) -> str:
+    """The UTF-8 text of a file of at most `limit` bytes (`_files.read_text`, asked to
+    read no more than the file holds: a read of `limit` bytes reserves them all)."""
+    return _files.read_text(path, min(limit, os.path.getsize(path)))
 
 
 class WordPiece:
@@ -295,7 +302,7 @@ class WordPieceTokenizer:
         """Read a file written by `save`. Anything malformed raises `VocabularyFileError`
         (a ValueError) naming the file and the field."""
         path = os.fspath(path)
-        doc = _files.parse_json(_files.read_text(path, 256 << 20), path, "a JSON object")
+        doc = _files.parse_json(read_limited(path, MAX_FILE_BYTES), path, "a JSON object")
         doc = _files.expect(doc, "object", path)
         _check_format(doc, path, _FORMAT, _VERSION)
         g = lambda key, kinds, default=_files.REQUIRED: _files.get_field(  # noqa: E731
@@ -325,7 +332,7 @@ class WordPieceTokenizer:
         (`VocabularyFileError` naming the line). `options` as the constructor's (an
         uncased model by default; ``lowercase=False`` for a cased one)."""
         path = os.fspath(path)
-        text = _files.read_text(path, 64 << 20)
+        text = read_limited(path, MAX_FILE_BYTES)
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()                          # the newline that ends the last line
