@@ -3,6 +3,7 @@ train --tokenizer`), inside checkpoints (save, load, resume), and hostile files 
 import csv
 import json
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -120,13 +121,22 @@ def test_fuzzed_files_load_or_raise_one_clear_error(which, data):
             at = data.draw(st.integers(0, len(raw)))
             text = raw[:at] + data.draw(st.text(max_size=4)) + raw[at + 1:]
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        size = path.stat().st_size
         for loader in (load, load_tokenizer):
+            tracemalloc.start()
             try:
-                got = loader(path)
-            except VocabularyFileError as exc:
-                assert "\n" not in str(exc) and str(path) in str(exc)
-                continue
-            assert isinstance(got.decode(got.encode("ab a")), str)
+                try:
+                    got = loader(path)
+                except VocabularyFileError as exc:
+                    assert "\n" not in str(exc) and str(path) in str(exc)
+                    got = None
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            # no more memory than the file justifies (as tests/test_fuzz_loaders.py asks)
+            assert peak <= 64 * size + (1 << 20), (peak, size)
+            if got is not None:
+                assert isinstance(got.decode(got.encode("ab a")), str)
 
 
 def test_a_unigram_file_encoded_to_npy_decodes_back(tmp_path, corpus, capsys):
