@@ -131,15 +131,27 @@ class Unigram:
     def viterbi(self, word: str) -> list[tuple[int, int, int]]:
         """The best segmentation as (start, end, id) nodes; on a tie the node found first
         (by start, then end) wins, as in Hugging Face's `encode_optimized`."""
-        n = len(word)
+        # `lattice` and the relaxation in one loop (encoding's hot path).
+        match, scores, prefixes, n = self._match, self.scores, self._prefixes, len(word)
+        unk = -1 if self.unk_id is None else self.unk_id
         best = [0.0] + [-math.inf] * n
         back: list = [None] * (n + 1)
-        for b, here in enumerate(self.lattice(word)):
-            base = best[b]
-            for e, idx, score in here:
-                cand = score + base
-                if back[e] is None or cand > best[e]:
-                    best[e], back[e] = cand, (b, idx)
+        for b in range(n):
+            base, single = best[b], False
+            for e in range(b + 1, min(n, b + self._longest) + 1):
+                sub = word[b:e]
+                idx = match.get(sub)
+                if idx is not None:
+                    single = single or e == b + 1
+                    cand = scores[idx] + base
+                    if back[e] is None or cand > best[e]:
+                        best[e], back[e] = cand, (b, idx)
+                if sub not in prefixes:
+                    break
+            if not single:                  # the unknown node, after the pieces
+                cand = self.unk_score + base
+                if back[b + 1] is None or cand > best[b + 1]:
+                    best[b + 1], back[b + 1] = cand, (b, unk)
         out, e = [], n
         while e > 0:
             b, idx = back[e]
