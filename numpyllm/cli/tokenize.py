@@ -3,15 +3,17 @@
     numpyllm tokenize train  --data input.txt --vocab-size 1024 --out tok.bpe \\
                              [--special "<|endoftext|>" "[PAD]"] [--pattern gpt4]
     numpyllm tokenize train  --type char --data input.txt --out tok.json
+    numpyllm tokenize train  --kind wordpiece --data input.txt --vocab-size 4000 --out wp.json
+    numpyllm tokenize train  --kind unigram --data input.txt --vocab-size 4000 --out uni.json
     numpyllm tokenize encode --tokenizer tok.bpe --text "Hello world"      # ids on stdout
     numpyllm tokenize encode --tokenizer gpt2_dir/ --input big.txt --out big.npy
     numpyllm tokenize decode --tokenizer tok.bpe 15496 995                 # text on stdout
     numpyllm tokenize decode --tokenizer tok.bpe --input big.npy
 
-`--tokenizer` takes any file `numpyllm.tokenizers.load_tokenizer` opens: a saved BPE or
-character tokenizer, a tiktoken `.tiktoken` rank file, or a directory holding GPT-2's
-encoder.json and vocab.bpe. Progress bars use tqdm when it is installed, else a line on
-stderr; `--quiet` turns them off.
+`--tokenizer` takes any file `numpyllm.tokenizers.load_tokenizer` opens: a saved BPE,
+character, WordPiece or Unigram tokenizer, BERT's vocab.txt, a tiktoken `.tiktoken` rank
+file, or a directory holding GPT-2's encoder.json and vocab.bpe. Progress bars use tqdm
+when it is installed, else a line on stderr; `--quiet` turns them off.
 """
 from __future__ import annotations
 
@@ -26,18 +28,23 @@ from numpyllm.cli import CLIError
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "tokenize", help="train a tokenizer, encode text to ids, decode ids to text",
-        description="Train a byte-level BPE or character tokenizer, or use one to encode "
-                    "and decode.")
+        description="Train a byte-level BPE, character, WordPiece or Unigram tokenizer, or "
+                    "use one to encode and decode.")
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
 
     t = sub.add_parser("train", help="learn a vocabulary from a text file")
     t.add_argument("--data", required=True, metavar="FILE", help="UTF-8 training text")
     t.add_argument("--out", required=True, metavar="FILE", help="where to save the tokenizer")
-    t.add_argument("--type", choices=("bpe", "char"), default="bpe",
-                   help="byte-level BPE (default) or one token per character")
+    t.add_argument("--type", "--kind", dest="type",
+                   choices=("bpe", "char", "wordpiece", "unigram"), default="bpe",
+                   help="byte-level BPE (default), one token per character, BERT's WordPiece "
+                        "or SentencePiece's Unigram LM (docs/subword.md)")
     t.add_argument("--vocab-size", type=int, metavar="N",
-                   help="BPE: total vocabulary size, 256 bytes and special tokens included")
+                   help="bpe, wordpiece, unigram: total vocabulary size, special tokens (and "
+                        "bpe's and unigram's 256 byte tokens) included")
+    t.add_argument("--cased", action="store_true",
+                   help="wordpiece: keep case and accents (BERT-cased; default: lowercase)")
     t.add_argument("--special", nargs="+", action="extend", default=[], metavar="TOKEN",
                    help="special tokens to register, e.g. '<|endoftext|>' '[PAD]'")
     t.add_argument("--pattern", default="gpt2",
@@ -148,9 +155,14 @@ def _train(args) -> int:
         print(f"saved a character tokenizer with {tok.vocab_size} tokens to {args.out}")
         return 0
     if args.vocab_size is None:
-        raise CLIError("BPE training needs --vocab-size N")
+        raise CLIError(f"{args.type} training needs --vocab-size N")
     if args.unk:
-        raise CLIError("--unk is for --type char; byte-level BPE has no unknown characters")
+        raise CLIError("--unk is for --type char (wordpiece's is [UNK], unigram's <unk>; "
+                       "byte-level BPE has no unknown characters)")
+    if args.cased and args.type != "wordpiece":
+        raise CLIError("--cased is for --type wordpiece")
+    if args.type in ("wordpiece", "unigram"):
+        return _train_subword(args)
     _check_custom_pattern(args.pattern)
     tok = BPETokenizer(pattern=args.pattern, special_tokens=args.special)
     reading = _Progress("reading", "B", enabled=not args.quiet)
@@ -167,6 +179,36 @@ def _train(args) -> int:
     note = ("" if tok.vocab_size == args.vocab_size else
             f" (the corpus supports no more merges than this; asked for {args.vocab_size})")
     print(f"saved a BPE tokenizer with {tok.vocab_size} tokens to {args.out} in "
+          f"{time.perf_counter() - start:.2f}s{note}")
+    return 0
+
+
+def _train_subword(args) -> int:
+    from numpyllm.data import read_text_blocks
+    from numpyllm.tokenizers import UnigramTokenizer, WordPieceTokenizer
+    from numpyllm.tokenizers.wordpiece import BERT_SPECIAL_TOKENS
+
+    reading = _Progress("reading", "B", enabled=not args.quiet)
+    learning = _Progress("learning", "tok", enabled=not args.quiet)
+    start = time.perf_counter()
+    blocks = _closing(read_text_blocks(args.data, progress=reading), reading)
+    try:
+        if args.type == "wordpiece":
+            names = list(dict.fromkeys([*BERT_SPECIAL_TOKENS, *args.special]))
+            tok = WordPieceTokenizer.train(blocks, args.vocab_size, special_tokens=names,
+                                           lowercase=not args.cased, progress=learning)
+        else:
+            tok = UnigramTokenizer.train(blocks, args.vocab_size, special_tokens=args.special,
+                                         progress=learning)
+    except ValueError as exc:
+        raise CLIError(f"--type {args.type}: {exc}") from None
+    finally:
+        reading.close()
+        learning.close()
+    tok.save(args.out)
+    note = ("" if tok.vocab_size == args.vocab_size else
+            f" (the corpus supports no more than this; asked for {args.vocab_size})")
+    print(f"saved a {args.type} tokenizer with {tok.vocab_size} tokens to {args.out} in "
           f"{time.perf_counter() - start:.2f}s{note}")
     return 0
 
@@ -210,6 +252,8 @@ def _encode(args) -> int:
 
 
 def _encode_with(tok, args, kwargs: dict) -> int:
+    import numpy as np
+
     from numpyllm import data
 
     if args.out:
@@ -222,6 +266,18 @@ def _encode_with(tok, args, kwargs: dict) -> int:
                                "to a file)")
             if not os.path.isfile(args.input):
                 raise FileNotFoundError(f"no such file: {args.input}")
+            from numpyllm.tokenizers import UnigramTokenizer
+            if isinstance(tok, UnigramTokenizer):
+                # Each text starts with a "▁", so a file cut into blocks would gain a space
+                # at every cut: a Unigram encodes the file whole.
+                with open(args.input, encoding="utf-8") as f:
+                    ids = data.encode_text(tok, f.read())
+                tmp = f"{args.out}.tmp"
+                with open(tmp, "wb") as f:             # atomic: a temporary file, renamed
+                    np.save(f, ids, allow_pickle=False)
+                os.replace(tmp, args.out)
+                print(f"wrote {len(ids):,} tokens ({ids.dtype}) to {args.out}")
+                return 0
             bar = _Progress("encoding", "B", enabled=not args.quiet)
             try:
                 ids = data.encode_file(tok, args.input, args.out, progress=bar, **kwargs)

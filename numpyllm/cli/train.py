@@ -121,9 +121,12 @@ def register(subparsers) -> None:
     p.add_argument("--allow_new_data", "--allow-new-data", action="store_true",
                    help="with --resume: carry on training on a --data other than the "
                    "checkpoint's text (without it, that is an error)")
-    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
+    p.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece", "unigram"],
+                   default="char", help="char (default), byte-level bpe, BERT's wordpiece "
+                   "(lowercased; drops whitespace) or SentencePiece's unigram (docs/subword.md)")
     p.add_argument("--vocab_size", "--vocab-size", type=int, default=None,
-                   help="vocabulary size for --tokenizer bpe (default 1024)")
+                   help="vocabulary size for --tokenizer bpe, wordpiece or unigram (default "
+                   "1024; unigram: 256 byte tokens included)")
     p.add_argument("--val_fraction", type=float, default=None,
                    help="last fraction held out (default: 0.1; with --resume the checkpoint's)")
     p.add_argument("--out", default="out", metavar="DIR", help="output directory (default: out)")
@@ -211,12 +214,21 @@ def _boolean(flag: str, value) -> bool:
 def _build_tokenizer(args, text, specials=()):
     """A tokenizer of `text` (a str, or a list of them), with the objective's special
     tokens (given the ids after the ordinary ones; --vocab_size counts them)."""
-    from ..tokenizers import BPETokenizer, CharTokenizer
+    from ..tokenizers import BPETokenizer, CharTokenizer, UnigramTokenizer, WordPieceTokenizer
+    from ..tokenizers.wordpiece import BERT_SPECIAL_TOKENS
     if args.tokenizer == "char":
         return CharTokenizer.from_text(text if isinstance(text, str) else "".join(text),
                                        special_tokens=list(specials))
-    return BPETokenizer(special_tokens=list(specials) or None).train(
-        text, 1024 if args.vocab_size is None else args.vocab_size)
+    size = 1024 if args.vocab_size is None else args.vocab_size
+    try:
+        if args.tokenizer == "wordpiece":        # BERT's five first, then the objective's
+            names = list(dict.fromkeys([*BERT_SPECIAL_TOKENS, *specials]))
+            return WordPieceTokenizer.train(text, size, special_tokens=names)
+        if args.tokenizer == "unigram":
+            return UnigramTokenizer.train(text, size, special_tokens=list(specials))
+    except ValueError as exc:
+        raise CLIError(f"--tokenizer {args.tokenizer}: {exc}") from None
+    return BPETokenizer(special_tokens=list(specials) or None).train(text, size)
 
 
 def _check_out(out: Path) -> None:
@@ -559,7 +571,8 @@ def _print_samples(model, tokenizer, args, seed: int) -> None:
         return
     rng = np.random.default_rng(seed)
     try:
-        start = tokenizer.encode("\n")      # start each sample at a line break
+        # start each sample at a line break (WordPiece drops it: then at token 0)
+        start = tokenizer.encode("\n") or [0]
     except ValueError:                       # a vocabulary without one
         start = [0]
     for i in range(args.samples):

@@ -4,6 +4,10 @@
   character-level Tiny Shakespeare.
 - `BPETokenizer`: byte-level BPE as in GPT-2 and tiktoken; trainable, and loadable from
   GPT-2's published files (`BPETokenizer.from_gpt2`) or tiktoken rank files.
+- `WordPieceTokenizer`: BERT's WordPiece (greedy longest match, `##` pieces, BERT's basic
+  tokenizer); trainable, and loadable from BERT's `vocab.txt`.
+- `UnigramTokenizer`: SentencePiece's Unigram LM (Viterbi or sampled segmentations, `▁`
+  for spaces, byte fallback); trainable by EM.
 - `load_tokenizer(path)`: open any tokenizer file this package writes or reads.
 - `load_hf_tokenizer(directory)`, `save_hf_tokenizer(tokenizer, directory)`: Hugging Face
   tokenizer directories (`tokenizer.json`, GPT-2's `vocab.json` + `merges.txt`, the
@@ -22,6 +26,11 @@ One concept per file:
   bpe_merge.py       encoding a chunk: merges applied by rank, and the chunk cache
   special_tokens.py  special tokens spelled in text: allowed, disallowed, cut around
   trainer.py         learning the merges from a corpus
+  wordpiece.py       WordPieceTokenizer and the WordPiece model (greedy longest match)
+  wordpiece_trainer.py  learning a WordPiece vocabulary (BPE merges with "##" pieces)
+  bert_pretokenize.py   BERT's normalizer and pre-tokenizer
+  unigram.py         UnigramTokenizer and the Unigram model (lattice, Viterbi, sampling)
+  unigram_trainer.py learning Unigram pieces: seed substrings, EM, pruning
   bpe_file.py        numpyllm's BPE file format, written and read strictly
   gpt2.py            GPT-2's and tiktoken's files, the split patterns, well-known specials
   pattern_safety.py  which split patterns a file may carry (no exponential backtracking)
@@ -46,18 +55,31 @@ from .errors import (DisallowedSpecialTokenError, TokenizerError, UnknownCharact
                      UnknownTokenIdError, UnsupportedTokenizerError, VocabularyFileError)
 from .hf import HFTokenizer, load_hf_tokenizer, save_hf_tokenizer
 from .trainer import Merge, learn_merges
+from .unigram import UnigramTokenizer
+from .wordpiece import WordPieceTokenizer
 
-__all__ = ["BPETokenizer", "CharTokenizer", "HFTokenizer", "load_tokenizer",
+__all__ = ["BPETokenizer", "CharTokenizer", "HFTokenizer", "WordPieceTokenizer",
+           "UnigramTokenizer", "load_tokenizer",
            "load_hf_tokenizer", "save_hf_tokenizer", "gpt2", "learn_merges",
            "Merge", "TokenizerError", "VocabularyFileError", "UnsupportedTokenizerError",
            "UnknownTokenIdError", "UnknownCharacterError", "DisallowedSpecialTokenError"]
 
 
+def _json_format(path: str) -> str | None:
+    """The "format" field of a numpyllm JSON tokenizer file (None if it has none)."""
+    from . import _files
+    from .wordpiece import MAX_FILE_BYTES, read_limited
+    doc = _files.parse_json(read_limited(path, MAX_FILE_BYTES), path, "a JSON object")
+    return doc.get("format") if isinstance(doc, dict) else None
+
+
 def load_tokenizer(path: str | os.PathLike, *, pattern: str = "gpt2",
-                   trust_pattern: bool = False) -> BPETokenizer | CharTokenizer:
+                   trust_pattern: bool = False):
     """Open a tokenizer, recognising the kind of file:
 
-    - a file written by `BPETokenizer.save` or `CharTokenizer.save`;
+    - a file written by the `save` of `BPETokenizer`, `CharTokenizer`,
+      `WordPieceTokenizer` or `UnigramTokenizer`;
+    - BERT's `vocab.txt` (an uncased WordPiece);
     - a directory holding GPT-2's `encoder.json` and `vocab.bpe`;
     - a tiktoken `.tiktoken` rank file (split with `pattern`; no special tokens).
 
@@ -78,9 +100,17 @@ def load_tokenizer(path: str | os.PathLike, *, pattern: str = "gpt2",
     if head.startswith(b"numpyllm-bpe"):
         return BPETokenizer.load(path, trust_pattern=trust_pattern)
     if head.lstrip().startswith(b"{"):
+        kind = _json_format(path)
+        if kind == "numpyllm-wordpiece":
+            return WordPieceTokenizer.load(path)
+        if kind == "numpyllm-unigram":
+            return UnigramTokenizer.load(path)
         return CharTokenizer.load(path)
+    if os.path.basename(path) == "vocab.txt":
+        return WordPieceTokenizer.from_vocab_txt(path)
     if path.endswith(".tiktoken"):
         return BPETokenizer.from_tiktoken(path, pattern=pattern)
     raise VocabularyFileError(
-        f"{path}: not a tokenizer file numpyllm knows (a numpyllm-bpe or char tokenizer "
-        f"file, a .tiktoken rank file, or a directory with GPT-2's encoder.json and vocab.bpe)")
+        f"{path}: not a tokenizer file numpyllm knows (a numpyllm-bpe, char, wordpiece or "
+        f"unigram tokenizer file, BERT's vocab.txt, a .tiktoken rank file, or a directory "
+        f"with GPT-2's encoder.json and vocab.bpe)")

@@ -71,12 +71,13 @@ class _WordCache(dict):
 
 
 class HFTokenizer:
-    """A Hugging Face BPE tokenizer: the steps of its `tokenizer.json` and the settings of
+    """A Hugging Face tokenizer (a BPE, WordPiece or Unigram model: `SentencePieceBPE`,
+    `wordpiece.WordPiece`, `unigram.Unigram`): the steps of its `tokenizer.json` and the settings of
     its `tokenizer_config.json`. Build it with `load_hf_tokenizer`, `from_bpe` (numpyllm's
     byte-level `BPETokenizer`), or from the parts:
 
     Args:
-        model: the BPE model (vocabulary, merges, byte fallback).
+        model: the model: `tokenize(word) -> ids`, `vocab`, `id_to_token`, `byte_fallback`.
         added: the added tokens (special or not), matched in the text before BPE.
         normalizer, pre_tokenizer, post_processor, decoder: the pipeline steps
             (`hf_pipeline.py`), each optional.
@@ -112,7 +113,10 @@ class HFTokenizer:
         self.post_processor = post_processor
         maps_bytes = pre_tokenizer is not None and pre_tokenizer.maps_bytes
         self._words = _WordCache(model, maps_bytes)
-        self._sp_words = (not maps_bytes and METASPACE in model.vocab
+        # (BPE only: a Unigram's Viterbi sums scores over the whole word, and cutting it
+        # could round a tie the other way.)
+        self._sp_words = (isinstance(model, SentencePieceBPE) and not maps_bytes
+                          and METASPACE in model.vocab
                           and not any(_SP_UNSAFE.search(t) for t in model.vocab))
         kinds = decoder.kinds if decoder is not None else []
         self._byte_level = "byte_level" in kinds

@@ -2,8 +2,8 @@
 
 The files, in the order `read_hf_directory` looks for them:
 
-    tokenizer.json            the whole pipeline (`tokenizers`' format): "model" (here BPE
-                              only), "added_tokens", "normalizer", "pre_tokenizer",
+    tokenizer.json            the whole pipeline (`tokenizers`' format): "model" (BPE,
+                              WordPiece or Unigram), "added_tokens", "normalizer", "pre_tokenizer",
                               "post_processor", "decoder"
     vocab.json + merges.txt   GPT-2's older pair (token -> id, and one merge "a b" a line),
                               read as GPT-2's byte-level pipeline
@@ -30,11 +30,12 @@ from . import _files
 from .added_tokens import AddedToken
 from .errors import TokenizerError, UnsupportedTokenizerError, VocabularyFileError
 from .hf import HFTokenizer
-from .hf_pipeline import (decoder_from_json, normalizer_from_json, post_processor_from_json,
-                          pre_tokenizer_from_json)
+from .hf_pipeline import (METASPACE, decoder_from_json, normalizer_from_json,
+                          post_processor_from_json, pre_tokenizer_from_json)
 from .sentencepiece_bpe import SentencePieceBPE
 
 __all__ = ["read_hf_directory", "write_hf_directory", "from_bpe_tokenizer",
+           "hf_from_wordpiece", "hf_from_unigram",
            "MAX_FILE_BYTES", "MAX_TOKENS", "MAX_TOKEN_CHARS", "MAX_TEMPLATE_CHARS"]
 
 MAX_FILE_BYTES = 128 << 20      # Gemma 3's tokenizer.json, the largest we know, is 33 MB
@@ -109,13 +110,17 @@ def _bpe_model(vocab: dict, merges: list, where: str, **options) -> SentencePiec
         raise VocabularyFileError(f"{where}: {exc}") from None
 
 
-def _read_model(obj, where: str) -> SentencePieceBPE:
+def _read_model(obj, where: str):
     _files.expect(obj, "object", where)
     kind = _files.get_field(obj, "type", "string", where, "BPE")
+    if kind == "WordPiece":
+        return _read_wordpiece(obj, where)
+    if kind == "Unigram":
+        return _read_unigram(obj, where)
     if kind != "BPE":
         raise UnsupportedTokenizerError(
-            f"{where}.type: a {kind[:40]!r} model is not supported (numpyllm reads BPE "
-            f"tokenizers; WordPiece, Unigram and WordLevel are issue 19)")
+            f"{where}.type: a {kind[:40]!r} model is not supported (numpyllm reads BPE, "
+            f"WordPiece and Unigram models)")
     dropout = _files.get_field(obj, "dropout", "number|null", where, None)
     if dropout not in (None, 0, 0.0):
         raise UnsupportedTokenizerError(f"{where}.dropout: BPE dropout ({dropout}) makes "
@@ -130,6 +135,41 @@ def _read_model(obj, where: str) -> SentencePieceBPE:
     options = {k: _files.get_field(obj, k, "boolean", where, False)
                for k in ("fuse_unk", "byte_fallback", "ignore_merges")}
     return _bpe_model(vocab, merges, where, unk_token=unk, **options)
+
+
+def _read_wordpiece(obj: dict, where: str):
+    from .wordpiece import WordPiece
+    vocab = _read_vocab(_files.get_field(obj, "vocab", "object", where), f"{where}.vocab")
+    options = dict(
+        unk_token=_files.get_field(obj, "unk_token", "string", where, "[UNK]"),
+        continuing_subword_prefix=_files.get_field(obj, "continuing_subword_prefix", "string",
+                                                   where, "##"),
+        max_input_chars_per_word=_files.get_field(obj, "max_input_chars_per_word", "integer",
+                                                  where, 100))
+    try:
+        return WordPiece(vocab, **options)
+    except ValueError as exc:
+        raise VocabularyFileError(f"{where}: {exc}") from None
+
+
+def _read_unigram(obj: dict, where: str):
+    from .unigram import Unigram
+    pieces = _count(_files.get_field(obj, "vocab", "array", where), f"{where}.vocab")
+    vocab = []
+    for i, item in enumerate(pieces):
+        at = f"{where}.vocab[{i}]"
+        if not (isinstance(item, list) and len(item) == 2):
+            raise VocabularyFileError(f"{at}: expected a pair [piece, score], got "
+                                      f"{str(item)[:40]}")
+        piece = _token(item[0], f"{at}[0]")
+        score = _files.expect(item[1], "number", f"{at}[1]")
+        vocab.append((piece, float(score)))
+    unk_id = _files.get_field(obj, "unk_id", "integer|null", where, None)
+    byte_fallback = _files.get_field(obj, "byte_fallback", "boolean", where, False)
+    try:
+        return Unigram(vocab, unk_id=unk_id, byte_fallback=byte_fallback)
+    except ValueError as exc:
+        raise VocabularyFileError(f"{where}: {exc}") from None
 
 
 def _read_added(items, where: str) -> list[AddedToken]:
@@ -364,8 +404,60 @@ def from_bpe_tokenizer(tok) -> HFTokenizer:
         bos_token=eot, eos_token=eot)
 
 
+def hf_from_wordpiece(tok) -> HFTokenizer:
+    """numpyllm's `WordPieceTokenizer` as the pipeline of a BERT `tokenizer.json`."""
+    specials = tok.special_tokens
+    post = None
+    if "[CLS]" in specials and "[SEP]" in specials:
+        post = post_processor_from_json(
+            {"type": "BertProcessing", "sep": ["[SEP]", specials["[SEP]"]],
+             "cls": ["[CLS]", specials["[CLS]"]]}, "post_processor", lambda i: True)
+    pick = lambda name: name if name in specials else None      # noqa: E731
+    return HFTokenizer(
+        tok.model, added=[AddedToken(name, idx, special=True) for name, idx in specials.items()],
+        normalizer=normalizer_from_json({"type": "BertNormalizer", **tok.normalizer_options},
+                                        "normalizer"),
+        pre_tokenizer=pre_tokenizer_from_json({"type": "BertPreTokenizer"}, "pre_tokenizer"),
+        decoder=decoder_from_json({"type": "WordPiece", "prefix": tok.model.prefix,
+                                   "cleanup": tok.cleanup}, "decoder"),
+        post_processor=post, unk_token=tok.unk_token, pad_token=pick("[PAD]"),
+        bos_token=pick("[CLS]"), eos_token=pick("[SEP]"))
+
+
+def hf_from_unigram(tok) -> HFTokenizer:
+    """numpyllm's `UnigramTokenizer` as the pipeline of a `tokenizer.json` (Llama's way of
+    writing SentencePiece's convention: a Prepend "▁" + Replace " " -> "▁" normalizer, a
+    Metaspace pre-tokenizer that cuts before each "▁", byte fallback, a decoder that
+    undoes them)."""
+    normalizer = {"type": "Sequence", "normalizers": [
+        {"type": "Prepend", "prepend": METASPACE},
+        {"type": "Replace", "pattern": {"String": " "}, "content": METASPACE}]}
+    pre = {"type": "Metaspace", "replacement": METASPACE, "prepend_scheme": "never",
+           "split": True}
+    decoder = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": METASPACE}, "content": " "},
+        {"type": "ByteFallback"}, {"type": "Fuse"},
+        {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    return HFTokenizer(
+        tok.model, added=[AddedToken(name, idx, special=True)
+                          for name, idx in tok.special_tokens.items()],
+        normalizer=normalizer_from_json(normalizer, "normalizer"),
+        pre_tokenizer=pre_tokenizer_from_json(pre, "pre_tokenizer"),
+        decoder=decoder_from_json(decoder, "decoder"), unk_token=tok.model.unk_token)
+
+
+def _model_json(model) -> dict:
+    if hasattr(model, "to_json"):               # WordPiece, Unigram
+        return model.to_json()
+    return {"type": "BPE", "dropout": None, "unk_token": model.unk_token,
+            "continuing_subword_prefix": None, "end_of_word_suffix": None,
+            "fuse_unk": model.fuse_unk, "byte_fallback": model.byte_fallback,
+            "ignore_merges": model.ignore_merges,
+            "vocab": dict(sorted(model.vocab.items(), key=lambda kv: kv[1])),
+            "merges": [list(m) for m in model.merges_list]}
+
+
 def _tokenizer_json(tok: HFTokenizer) -> dict:
-    model = tok.model
     post = tok.post_processor
     post_json = (post.to_json(tok.id_to_token) if post.prefix or post.suffix or post._obj
                  else None)
@@ -376,12 +468,7 @@ def _tokenizer_json(tok: HFTokenizer) -> dict:
         "pre_tokenizer": tok.pre_tokenizer.to_json() if tok.pre_tokenizer else None,
         "post_processor": post_json,
         "decoder": tok.decoder.to_json() if tok.decoder else None,
-        "model": {"type": "BPE", "dropout": None, "unk_token": model.unk_token,
-                  "continuing_subword_prefix": None, "end_of_word_suffix": None,
-                  "fuse_unk": model.fuse_unk, "byte_fallback": model.byte_fallback,
-                  "ignore_merges": model.ignore_merges,
-                  "vocab": dict(sorted(model.vocab.items(), key=lambda kv: kv[1])),
-                  "merges": [list(m) for m in model.merges_list]},
+        "model": _model_json(tok.model),
     }
 
 
@@ -415,6 +502,8 @@ def write_hf_directory(tok, directory) -> None:
     merges.txt. Each file goes through a temporary file and a rename."""
     from .bpe import BPETokenizer
     from .char import CharTokenizer
+    if hasattr(tok, "to_hf"):                 # WordPieceTokenizer, UnigramTokenizer
+        tok = tok.to_hf()
     if isinstance(tok, CharTokenizer):
         raise TokenizerError(
             "save_hf_tokenizer: a CharTokenizer is not written as a Hugging Face tokenizer "

@@ -23,7 +23,11 @@ decoders (token strings to text)
     ByteLevel; Replace; ByteFallback (runs of `<0xNN>` tokens back to UTF-8 text); Fuse
     (join); Strip; Metaspace; Sequence.
 post-processors (ids to ids, only when special tokens are asked for)
-    TemplateProcessing (Llama's "<s> $A"), ByteLevel (which changes only offsets), Sequence.
+    TemplateProcessing (Llama's "<s> $A"), ByteLevel (which changes only offsets), Sequence,
+    BertProcessing ("[CLS] $A [SEP]").
+BERT's steps (issue 19): the BertNormalizer, Lowercase and StripAccents normalizers, the
+BertPreTokenizer, Whitespace and WhitespaceSplit pre-tokenizers and the WordPiece decoder
+(`bert_pretokenize.py`, `wordpiece.py`).
 
     >>> norm = normalizer_from_json({"type": "Sequence", "normalizers": [
     ...     {"type": "Prepend", "prepend": "▁"},
@@ -85,7 +89,7 @@ def _type_of(obj, where: str, kinds: dict) -> str:
     if kind not in kinds:
         raise UnsupportedTokenizerError(
             f"{where}.type: {kind!r:.60} is not supported (numpyllm implements "
-            f"{', '.join(sorted(kinds))}; other kinds are issue 19)")
+            f"{', '.join(sorted(kinds))})")
     return kind
 
 
@@ -193,9 +197,31 @@ def _normalizer_sequence(obj, where):
     return Normalizer({"type": "Sequence", "normalizers": [s.to_json() for s in steps]}, run)
 
 
+def _bert_normalizer(obj, where):
+    from .bert_pretokenize import normalize_bert
+    options = {k: get_field(obj, k, "boolean", where, True)
+               for k in ("clean_text", "handle_chinese_chars", "lowercase")}
+    options["strip_accents"] = get_field(obj, "strip_accents", "boolean|null", where, None)
+    return Normalizer({"type": "BertNormalizer", **options},
+                      lambda text: normalize_bert(text, **options))
+
+
+def _lowercase(obj, where):
+    # Per character, as Rust's char::to_lowercase (no final-sigma rule).
+    return Normalizer({"type": "Lowercase"}, lambda text: "".join([c.lower() for c in text]))
+
+
+def _strip_accents_normalizer(obj, where):
+    # Drops every combining mark (Mn, Mc, Me: `tokenizers`' is_combining_mark), where
+    # BertNormalizer drops Mn only; the decomposition is a separate NFD step.
+    return Normalizer({"type": "StripAccents"}, lambda text: "".join(
+        [c for c in text if not unicodedata.category(c).startswith("M")]))
+
+
 _NORMALIZERS = {"NFC": _unicode_form, "NFD": _unicode_form, "NFKC": _unicode_form,
                 "NFKD": _unicode_form, "Prepend": _prepend, "Replace": _replace,
-                "Sequence": _normalizer_sequence}
+                "Sequence": _normalizer_sequence, "BertNormalizer": _bert_normalizer,
+                "Lowercase": _lowercase, "StripAccents": _strip_accents_normalizer}
 
 
 # ============================================================================ pre-tokenizers
@@ -279,13 +305,15 @@ def pre_tokenizer_from_json(obj, where: str) -> PreTokenizer:
 
 
 def _pre_steps(obj, where: str, steps: list) -> dict:
-    kind = _type_of(obj, where, {"ByteLevel", "Split", "Metaspace", "Digits", "Sequence"})
+    kind = _type_of(obj, where, {"ByteLevel", "Split", "Metaspace", "Digits", "Sequence",
+                                 "BertPreTokenizer", "Whitespace", "WhitespaceSplit"})
     if kind == "Sequence":
         items = get_field(obj, "pretokenizers", "array", where)
         return {"type": "Sequence", "pretokenizers": [
             _pre_steps(o, f"{where}.pretokenizers[{i}]", steps) for i, o in enumerate(items)]}
     step, out = {"ByteLevel": _byte_level, "Split": _split, "Metaspace": _metaspace,
-                 "Digits": _digits}[kind](obj, where)
+                 "Digits": _digits, "BertPreTokenizer": _bert_pre, "Whitespace": _whitespace,
+                 "WhitespaceSplit": _whitespace_split}[kind](obj, where)
     steps.append(step)
     return out
 
@@ -401,6 +429,34 @@ def _digits(obj, where):
     return step, {"type": "Digits", "individual_digits": individual}
 
 
+def _words_step(split: Callable[[str], list]):
+    def step(pieces, at_start):
+        out = [w for p in pieces for w in split(p)]
+        return out, at_start and bool(out)     # (only Metaspace asks; it never follows)
+    return step
+
+
+def _bert_pre(obj, where):
+    # BERT's: cut at whitespace (dropped), then around each punctuation character.
+    from .bert_pretokenize import pre_tokenize_bert
+    return _words_step(pre_tokenize_bert), {"type": "BertPreTokenizer"}
+
+
+# Whitespace: `tokenizers`' regex \w+|[^\w\s]+ (Unicode classes); WhitespaceSplit: runs of
+# non-whitespace (Rust's char::is_whitespace).
+_WHITESPACE_WORDS = regex.compile(r"\w+|[^\w\s]+")
+
+
+def _whitespace(obj, where):
+    return _words_step(_WHITESPACE_WORDS.findall), {"type": "Whitespace"}
+
+
+def _whitespace_split(obj, where):
+    from .bert_pretokenize import WHITESPACE
+    runs = regex.compile("[^" + "".join(sorted(WHITESPACE)) + "]+")
+    return _words_step(runs.findall), {"type": "WhitespaceSplit"}
+
+
 # ================================================================================== decoders
 class Decoder:
     """A chain of decoder steps, each list[str] -> list[str] as `tokenizers`' `decode_chain`;
@@ -430,7 +486,7 @@ _BYTE_TOKEN = regex.compile(r"<0x(\+?[0-9A-Fa-f]{1,2})>")   # what Rust's from_s
 
 def _decoder_steps(obj, where: str, steps: list) -> dict:
     kind = _type_of(obj, where, {"ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip",
-                                 "Metaspace", "Sequence"})
+                                 "Metaspace", "Sequence", "WordPiece"})
     if kind == "Sequence":
         items = get_field(obj, "decoders", "array", where)
         return {"type": "Sequence", "decoders": [
@@ -448,6 +504,15 @@ def _decoder_steps(obj, where: str, steps: list) -> dict:
             return [norm(t) for t in tokens]
         steps.append(replace)
         return norm.to_json()
+    if kind == "WordPiece":
+        from .wordpiece import wordpiece_decode
+        prefix = get_field(obj, "prefix", "string", where, "##")
+        cleanup = get_field(obj, "cleanup", "boolean", where, True)
+
+        def wordpiece(tokens):
+            return wordpiece_decode(tokens, prefix, cleanup)
+        steps.append(wordpiece)
+        return {"type": "WordPiece", "prefix": prefix, "cleanup": cleanup}
     if kind == "ByteFallback":
         steps.append(_byte_fallback)
         return {"type": "ByteFallback"}
@@ -541,9 +606,23 @@ def template_json(prefix: list[int], suffix: list[int], id_to_token) -> dict:
 def post_processor_from_json(obj, where: str, known_id: Callable[[int], bool]) -> PostProcessor:
     """A post-processor from its JSON object; `known_id(i)` says whether an id is in the
     vocabulary (a template naming any other id is an error)."""
-    kind = _type_of(obj, where, {"TemplateProcessing", "ByteLevel", "Sequence"})
+    kind = _type_of(obj, where, {"TemplateProcessing", "ByteLevel", "Sequence",
+                                 "BertProcessing"})
     if kind == "ByteLevel":            # only moves offsets: no ids added
         return PostProcessor([], [], obj)
+    if kind == "BertProcessing":       # [CLS] $A [SEP]: "cls" and "sep" are [token, id]
+        ids = []
+        for key in ("cls", "sep"):
+            pair = get_field(obj, key, "array", where)
+            at = f"{where}.{key}"
+            if len(pair) != 2:
+                raise VocabularyFileError(f"{at}: expected [token, id], got {len(pair)} items")
+            expect(pair[0], "string", f"{at}[0]")
+            if not (expect(pair[1], "integer", f"{at}[1]") >= 0 and known_id(pair[1])):
+                raise VocabularyFileError(f"{at}[1]: id {pair[1]} is in neither the vocabulary "
+                                          f"nor the added tokens")
+            ids.append(pair[1])
+        return PostProcessor(ids[:1], ids[1:], obj)
     if kind == "Sequence":
         prefix, suffix = [], []
         for i, o in enumerate(get_field(obj, "processors", "array", where)):

@@ -83,7 +83,7 @@ class Checkpoint:
     weights: dict                   # name -> np.ndarray
     optimizer_state: dict | None    # as Optimizer.state_dict() returns it, or None
     trainer_state: dict = field(default_factory=dict)
-    tokenizer: object = None        # a CharTokenizer / BPETokenizer, or None
+    tokenizer: object = None        # a Char/BPE/WordPiece/Unigram/HFTokenizer, or None
 
 
 # ------------------------------------------------------------------ helpers
@@ -202,7 +202,8 @@ def save_checkpoint(directory, *, step: int, model, model_type: str | None = Non
             if kind == "HFTokenizer":      # tokenizer.json + tokenizer_config.json, as HF's
                 written = _save_hf_tokenizer(tokenizer, tmp)
             else:
-                written = ["tokenizer.json" if kind == "CharTokenizer" else "tokenizer.bpe"]
+                # numpyllm's JSON formats (char, wordpiece, unigram), or its BPE file
+                written = ["tokenizer.bpe" if kind == "BPETokenizer" else "tokenizer.json"]
                 tokenizer.save(tmp / written[0])
             for tok_name in written:
                 with open(tmp / tok_name, "rb+") as f:

@@ -29,7 +29,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # A file of the checkpoint: a plain name in the step directory, never a path.
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _OPTIMIZERS = ("SGD", "Adam", "AdamW")
-_TOKENIZERS = ("CharTokenizer", "BPETokenizer", "HFTokenizer")
+_TOKENIZERS = ("CharTokenizer", "BPETokenizer", "HFTokenizer", "WordPieceTokenizer",
+               "UnigramTokenizer")
 # a Hugging Face tokenizer is two files, as in a model directory (read together)
 HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 _RNG_TYPES = ("PCG64", "PCG64DXSM")    # the generators whose state is plain ints (JSON)
