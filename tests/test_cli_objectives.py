@@ -123,6 +123,18 @@ def test_mlm_trains_an_encoder_then_evals_and_fills_in_masks(tmp_path, poem, cap
                    "TransformerEncoderModel")
 
 
+def test_mlm_never_draws_a_special_token_as_a_random_replacement(tmp_path, poem, capsys):
+    """With a WordPiece tokenizer ([PAD] [UNK] [CLS] [SEP] [MASK]) every special id is
+    left out of the random replacements, not the mask alone."""
+    out = tmp_path / "wp"
+    run(capsys, "train", "--objective", "mlm", "--tokenizer", "wordpiece", "--vocab_size",
+        "60", "--data", str(poem), "--out", str(out), *SHORT, *TINY)
+    _, objective, tok = recorded(out)
+    assert len(tok.special_tokens) >= 5
+    # (the record leaves out the mask, which the objective always adds back)
+    assert set(tok.special_tokens.values()) == {*objective["special_ids"], objective["mask_id"]}
+
+
 def test_span_trains_an_encoder_decoder_then_evals_and_fills_in_sentinels(
         tmp_path, poem, capsys, one_line_error):
     out = tmp_path / "run"

@@ -141,8 +141,11 @@ def make_objective(name: str, tokenizer, block_size: int, settings: dict | None 
         if name == "prefix_lm":
             return PrefixLM(block_size)
         if name == "mlm":
+            # random replacements come from ordinary tokens: none of the tokenizer's
+            # special ones ([PAD], [CLS], [SEP], <|endoftext|> ...), the mask included
+            specials = getattr(tokenizer, "special_tokens", None) or {}
             return MaskedLM(block_size, mask_id=ids[MASK], vocab_size=tokenizer.vocab_size,
-                            **settings)
+                            special_ids=tuple(sorted(specials.values())), **settings)
         if name == "span":
             sentinels = tuple(ids[n] for n in ids if _SENTINEL.fullmatch(n))
             return SpanCorruption(block_size, sentinels, eos_id=ids[EOS], bos_id=ids[BOS],
