@@ -170,11 +170,14 @@ def init_from_teacher_layers(student, teacher, layers) -> None:
         if theirs not in source:
             raise ValueError(f"init_from_teacher_layers: the teacher has no {theirs} for the "
                              f"student's {name}")
-        if source[theirs].shape != p.shape:
+        value = source[theirs].data
+        if name == "wpe.weight" and value.shape[1:] == p.shape[1:] and len(value) >= len(p):
+            value = value[:len(p)]                      # positions 0..T-1 of the teacher's
+        if value.shape != p.shape:
             raise ValueError(f"init_from_teacher_layers: the student's {name} is "
                              f"{tuple(p.shape)}, the teacher's {theirs} {tuple(source[theirs].shape)}"
                              ": the student needs the teacher's width")
-        p.data[...] = source[theirs].data
+        p.data[...] = value
 
 
 # ---------------------------------------------------------------------- sequence level
