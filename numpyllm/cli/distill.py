@@ -395,6 +395,9 @@ def run(args) -> int:
           + (f" (resuming at step {trainer.step})" if ckpt is not None else ""))
     print(f"loss: {alpha:g} T^2 KL(teacher || student at T = {T:g}) + {1 - alpha:g} CE")
     print(_schedule_line(cfg, trainer.step))
+    if alpha > 0:
+        print("(the evaluations report that loss, and exp of it as 'perplexity'; the "
+              "student's cross-entropy comes at the end)")
     logger = CSVLogger(out / "log.csv", append=ckpt is not None,
                        resume_step=ckpt.step if ckpt is not None else None)
     progress = Progress(cfg.max_iters, trainer.step, args.quiet)
