@@ -26,9 +26,10 @@ peak rate, betas 0.9/0.99, weight decay 0.1, clipping 1.0), batches of 12.
   kd        word-level distillation: α T² KL(teacher^T || student^T) + (1 - α) CE
             (`numpyllm.training.objectives.Distill`, --temperature, --alpha)
   seqkd     sequence-level (Kim and Rush 2016): causal LM on 1.5M characters the teacher
-            wrote (continuations of 8-character prompts cut from the training split;
-            `teacher_corpus`), then the same kd loss on the real text is not used: pure
-            imitation of the teacher's samples. Slow to generate; not in the default list.
+            wrote (continuations of 8-character prompts cut from the training split,
+            sampled at temperature 1; `teacher_corpus`), and nothing else: pure imitation
+            of the teacher's samples. Slow to generate on a loaded machine (over 10
+            minutes); not in the default list, and not measured for the docs.
 
 **What is printed**: the validation loss (nats per character, every validation character
 predicted once from up to 63 before it, `evaluate_tokens`) of the teacher and of each
