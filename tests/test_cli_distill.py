@@ -169,7 +169,7 @@ def test_resume_refuses_another_teacher_or_a_student_change(tmp_path, text, teac
                    "not the teacher this run began with")
     one_line_error(capsys, base + ["--teacher", str(tmp_path / "wider")],
                    "must share one tokenizer")
-    one_line_error(capsys, base + ["--n_layer", "2"], "the student is the checkpoint's")
+    one_line_error(capsys, base + ["--n_layer", "2"], "the student and its data are the")
     one_line_error(capsys, base + ["--alpha", "0.9"], "differs from the run's 0.5")
     assert main(["train", "--data", str(text), "--out", str(tmp_path / "plain"), "--n_layer",
                  "1", "--n_embd", "16", "--max_iters", "1", "--quiet", "--no_plot",

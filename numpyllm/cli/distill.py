@@ -246,9 +246,11 @@ def run(args) -> int:
         given = [f"--{n.replace('_', '-')}" for n in ("student_config", "init_layers",
                                                       "sequence_level")
                  if getattr(args, n) is not None] + \
-            [f"--{n}" for n in STUDENT_OPTIONS if getattr(args, n) is not None]
+            [f"--{n}" for n in STUDENT_OPTIONS if getattr(args, n) is not None] + \
+            (["--sequence-level-mix"] if args.sequence_mix else [])
         if given:
-            raise CLIError(f"--resume: the student is the checkpoint's: drop {', '.join(given)}")
+            raise CLIError(f"--resume: the student and its data are the checkpoint's: drop "
+                           f"{', '.join(given)}")
     elif (ckpt_dir / "latest").exists():
         raise CLIError(f"--out {out} already holds a run (a checkpoint in {ckpt_dir}): add "
                        "--resume to continue it, or pass another --out")
