@@ -34,7 +34,8 @@ peak rate, betas 0.9/0.99, weight decay 0.1, clipping 1.0), batches of 12.
 **What is printed**: the validation loss (nats per character, every validation character
 predicted once from up to 63 before it, `evaluate_tokens`) of the teacher and of each
 student run; per variant the mean and the spread over seeds, and the difference kd -
-baseline per seed (paired: same init, same batches).
+baseline per seed (paired: same init, same batches). The figures, with the commands that
+produced them: docs/distillation.md (kd 0.07 nats below the baseline on every seed).
 """
 from __future__ import annotations
 
