@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor
-from ..functional import (cross_entropy, dpo_loss, dropout, embedding, gelu, layer_norm,
+from ..functional import (cross_entropy, distill_loss, dpo_loss, dropout, embedding, gelu, layer_norm,
                           linear, log_softmax, lora_linear, padding_mask, prefix_lm_mask, relu,
                           rms_norm, scaled_dot_product_attention, sequence_logprob, silu_mul,
                           softmax)
@@ -46,6 +46,16 @@ def _dpo_loss(smoothing):
         return Case(lambda c, r: dpo_loss(c, r, ref_c, ref_r, beta=0.7,
                                           label_smoothing=smoothing),
                     (leaf(rng, 4), leaf(rng, 4)))
+    return build
+
+
+def _distill_loss(alpha, reduction="mean"):
+    def build(rng):
+        teacher = 2 * rng.standard_normal((2, 4, 7))                    # a constant
+        targets = rng.integers(0, 7, size=(2, 4))
+        targets[0, 2] = -100                          # ignored: no gradient from this row
+        return Case(lambda x: distill_loss(x, teacher, targets, temperature=2.5, alpha=alpha,
+                                           reduction=reduction), (leaf(rng, 2, 4, 7),))
     return build
 
 
@@ -141,6 +151,9 @@ CHECKS = [
     _function("sequence_logprob (sum)", _sequence_logprob(False), "logits [3, 4, 7], 3 ignored"),
     _function("sequence_logprob (mean)", _sequence_logprob(True), "logits [3, 4, 7], 3 ignored"),
     _function("dpo_loss", _dpo_loss(0.0), "logps [4] x2, beta 0.7"),
+    _function("distill_loss (alpha 0.5)", _distill_loss(0.5), "logits [2, 4, 7], T 2.5"),
+    _function("distill_loss (alpha 1, none)", _distill_loss(1.0, "none"),
+              "logits [2, 4, 7], T 2.5"),
     _function("dpo_loss (label smoothing 0.2)", _dpo_loss(0.2), "logps [4] x2, beta 0.7"),
     _function("rms_norm", lambda rng: Case(rms_norm, (leaf(rng, 2, 3, 8), leaf(rng, 8))),
               "x [2, 3, 8], w [8]"),

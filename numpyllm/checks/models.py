@@ -128,6 +128,26 @@ def _dpo(average, sft_weight=0.0):
     return build
 
 
+def _distill(alpha):
+    """A student GPT's distillation loss against a teacher GPT of another depth and
+    width (same vocabulary), at weights where every path matters."""
+    def build(rng):
+        from ..training.objectives import Distill
+        from ..training.objectives.base import Batch
+        student = perturb(GPT(GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2,
+                                         n_embd=8, dtype="float64"), rng=rng), rng)
+        teacher = perturb(GPT(GPTConfig(vocab_size=11, block_size=5, n_layer=1, n_head=2,
+                                        n_embd=12, dtype="float64"), rng=rng), rng, std=0.6)
+        objective = Distill(5, temperature=2.0, alpha=alpha, teacher=teacher)
+        objective.check_model(student)
+        x = rng.integers(0, 11, size=(2, 5))
+        y = rng.integers(0, 11, size=(2, 5))
+        y[1, 3] = -100
+        batch = Batch({"x": x, "y": y}, (y != -100).sum(axis=1), x.size)
+        return module_case(student, lambda: objective.loss(student, batch))
+    return build
+
+
 def _model(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="model")
 
@@ -148,6 +168,8 @@ CHECKS = [
     _model("GPT (DPO loss, averaged)", _dpo(True), "3 pairs, L 6, 2 layers, d 8"),
     _model("GPT (DPO loss + SFT term)", _dpo(False, sft_weight=0.7),
            "3 pairs, L 6, 2 layers, d 8"),
+    _model("GPT (distillation, alpha 0.5)", _distill(0.5), "idx [2, 5], 2x8, teacher 1x12"),
+    _model("GPT (distillation, alpha 1)", _distill(1.0), "idx [2, 5], 2x8, teacher 1x12"),
     _model("Llama (GQA, tied)", _llama(n_kv_head=2), "idx [2, 5], 2 layers, 4/2 heads"),
     _model("Llama (MQA, untied)", _llama(n_kv_head=1, tie_weights=False), "idx [2, 5], 4/1 heads"),
     _model("Llama (MHA, q/k/v bias)", _llama(n_kv_head=4, attention_bias=True),

@@ -13,6 +13,7 @@ One concept per file:
   loss.py           cross_entropy
   sequence_logprob.py  sequence_logprob (a response's log-probability, masked, per row)
   dpo.py            dpo_loss (direct preference optimisation)
+  distill.py        distill_loss (knowledge distillation: softened KL + cross-entropy)
   normalization.py  layer_norm, rms_norm
   embedding.py      embedding (lookup with a scatter-add backward)
   dropout.py        dropout
@@ -28,6 +29,7 @@ from .embedding import embedding
 from .loss import cross_entropy
 from .sequence_logprob import sequence_logprob
 from .dpo import dpo_loss
+from .distill import distill_loss
 from .normalization import layer_norm, rms_norm
 from .dropout import dropout
 from .masks import (causal_mask, combine_masks, padding_mask, prefix_lm_mask, segment_mask,

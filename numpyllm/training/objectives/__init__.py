@@ -8,6 +8,8 @@
   classify.py  Classification (one label per sequence)                     on SequenceClassifier
   sft.py       InstructionTuning (prompt + response, loss on the response)  on GPT, Llama
   dpo.py       DPO (preference pairs against a frozen reference)           on GPT, Llama
+  distill.py   Distill (a student against a teacher's softened logits)     on GPT, Llama
+               (its checkpoints record the student as causal LM: not in OBJECTIVES)
 
 `objective_from_dict` rebuilds one from the record a checkpoint keeps (`Objective.to_dict`).
 """
@@ -19,9 +21,10 @@ from .seq2seq import Seq2Seq
 from .classify import Classification
 from .sft import InstructionTuning
 from .dpo import DPO
+from .distill import Distill
 
 __all__ = ["Batch", "Objective", "CausalLM", "PrefixLM", "MaskedLM", "SpanCorruption",
-           "Seq2Seq", "Classification", "InstructionTuning", "DPO", "OBJECTIVES",
+           "Seq2Seq", "Classification", "InstructionTuning", "DPO", "Distill", "OBJECTIVES",
            "objective_from_dict"]
 
 OBJECTIVES = {cls.name: cls for cls in (CausalLM, PrefixLM, MaskedLM, SpanCorruption, Seq2Seq,
