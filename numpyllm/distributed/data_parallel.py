@@ -56,6 +56,10 @@ class MPIDataParallel:
     `numpyllm.training.data_parallel.DataParallel`: ``run``, ``reduce``, ``agree``,
     ``barrier``, ``writes_checkpoints``."""
 
+    # BLAS on one thread in every rank: on one machine the ranks are its cores, and a
+    # rank's own BLAS threads would fight the others for them (the Trainer's _blas_scope)
+    one_blas_thread = True
+
     def __init__(self, model, comm=None, *, threads: int = 1, bucket_mb: float = 25.0):
         self.comm = world() if comm is None else comm
         self.rank, self.size = self.comm.rank, self.comm.size

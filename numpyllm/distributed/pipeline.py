@@ -134,6 +134,10 @@ class PipelineParallel:
     ``trainer.model`` into this rank's `PipelineStage` and ``trainer.optimizer`` into an
     AdamW over its parameters (keeping the sliced state of a resumed run)."""
 
+    # BLAS on one thread in every rank: on one machine the ranks are its cores, and a
+    # rank's own BLAS threads would fight the others for them (the Trainer's _blas_scope)
+    one_blas_thread = True
+
     threads = 1
 
     def __init__(self, trainer, comm=None, *, micro_batches: int = 4, schedule: str = "gpipe"):

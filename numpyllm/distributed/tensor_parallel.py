@@ -354,6 +354,10 @@ class TensorParallel:
     the same slice are summed across the D groups. Sent per step: the tensor-parallel
     sums inside each group, and an allreduce of 1/K of the gradient across groups."""
 
+    # BLAS on one thread in every rank: on one machine the ranks are its cores, and a
+    # rank's own BLAS threads would fight the others for them (the Trainer's _blas_scope)
+    one_blas_thread = True
+
     def __init__(self, trainer, comm=None, *, tp: int | None = None, vocab: bool = False):
         from ..training.data_parallel import DataParallel
         from .comm import world

@@ -150,7 +150,10 @@ class Trainer:
             return self._train_step()
 
     def _blas_scope(self):
-        threaded = self.parallel.threads > 1 and self.config.batch_size > 1
+        # also over MPI ranks (`one_blas_thread`): the ranks are the machine's cores, and
+        # each rank's BLAS threads would fight the other ranks for them
+        threaded = (self.parallel.threads > 1 and self.config.batch_size > 1) or \
+            getattr(self.parallel, "one_blas_thread", False)
         return blas_threads(1) if threaded else contextlib.nullcontext()
 
     def _train_step(self) -> dict:
