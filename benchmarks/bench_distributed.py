@@ -2,7 +2,7 @@
 machine (issue 18's figures). Figures, not a test: it prints them.
 
     python benchmarks/bench_distributed.py bytes [--ranks 2]
-    python benchmarks/bench_distributed.py speed [--rounds 3] [--steps 30]
+    python benchmarks/bench_distributed.py speed [--rounds 3] [--steps 30] [--shape wide]
     python benchmarks/bench_distributed.py paper
 
 **bytes**: the nanoGPT CPU model (4 layers, 4 heads, 128 wide, context 64, batch 12,
@@ -16,7 +16,7 @@ each rank: an allreduce 2(N-1)/N of its buffer, a reduce-scatter (N-1)/N, an all
 **speed**: tokens per second of the same model and batches: one process on one thread,
 one process with the Trainer's two threads (today's data parallelism), and 2 MPI ranks
 (`--parallel dp`, one thread each); each in its own process, alternated over rounds,
-medians and ratios.
+medians and ratios. `--shape wide`: the 6-layer, 384-wide model (context 256, batch 8).
 
 **paper**: from the measured bytes and the measured step time, the step time of GPT-2
 small (124M weights) under data parallelism over 8 and 64 machines on a 10 Gbit/s
@@ -39,8 +39,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SHAPE = dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)
-BATCH = 12
+SHAPES = {"nanogpt": (dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12),
+          "wide": (dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 8)}
+SHAPE, BATCH = SHAPES[os.environ.get("BENCH_SHAPE", "nanogpt")]
 STRATEGIES = ["dp", "zero1", "zero2", "zero3", "tp", "pp"]
 
 
@@ -203,6 +204,7 @@ def paper_main(args) -> None:
 
 
 def main() -> None:
+    global SHAPE, BATCH
     if len(sys.argv) > 1 and sys.argv[1] == "_bytes":
         return worker_bytes(sys.argv[2])
     if len(sys.argv) > 1 and sys.argv[1] == "_speed":
@@ -212,12 +214,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=["bytes", "speed", "paper"])
     ap.add_argument("--ranks", type=int, default=2)
+    ap.add_argument("--shape", choices=list(SHAPES), default="nanogpt",
+                    help="speed: the nanoGPT CPU model, or the 6-layer 384-wide one")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--step-seconds", type=float, default=3.0,
                     help="paper: one machine's GPT-2-small step (benchmarks/bench_lora_memory.py "
                     "measured 2.90 s for B 2 x T 256 here)")
     args = ap.parse_args()
+    os.environ["BENCH_SHAPE"] = args.shape          # the workers read it
+    SHAPE, BATCH = SHAPES[args.shape]
     {"bytes": bytes_main, "speed": speed_main, "paper": paper_main}[args.what](args)
 
 

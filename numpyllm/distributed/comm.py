@@ -35,7 +35,9 @@ def world():
 
 def abort(comm, message: str, code: int = 1) -> None:
     """Print `message` (one line, prefixed with the rank) and end every rank of `comm`."""
+    import time
     print(f"rank {comm.rank}/{comm.size}: {message}", file=sys.stderr, flush=True)
+    time.sleep(0.5)          # let mpiexec pass the line on before it tears the world down
     comm.Abort(code)
 
 
