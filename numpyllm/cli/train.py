@@ -39,8 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
 import shlex
 import time
 from pathlib import Path
@@ -49,6 +47,7 @@ import numpy as np
 
 from . import CLIError
 from ._fit import Progress, StopOnSignal, fit, lr_at, schedule_line  # noqa: F401 (re-exported)
+from ._parallel import add_parallel_options, attach, report_after, run_on_ranks
 
 # --objective -> the model it trains (numpyllm/cli/_objectives.py)
 OBJECTIVE_MODELS = {
@@ -141,22 +140,7 @@ def register(subparsers) -> None:
     p.add_argument("--sample_tokens", type=int, default=300, help="tokens per sample (a decoder's)")
     p.add_argument("--no_plot", action="store_true", help="do not write loss.png")
     p.add_argument("--quiet", action="store_true", help="no progress lines (evaluations still print)")
-    p.add_argument("--parallel", choices=["dp", "zero1", "zero2", "zero3", "tp", "pp"],
-                   default=None,
-                   help="train over the MPI ranks mpiexec started: dp = data parallel; "
-                   "zero1/zero2/zero3 = data parallel with the optimizer state (and the "
-                   "gradients, and the weights) sharded over the ranks; tp = tensor parallel (each block's "
-                   "heads and MLP split over the ranks); pp = pipeline parallel (the blocks "
-                   "in stages, one per rank) (mpiexec -n 2 numpyllm train "
-                   "--parallel dp ...; pip install mpi4py mpich)")
-    p.add_argument("--micro_batches", "--micro-batches", type=int, default=4, metavar="M",
-                   help="with --parallel pp: micro-batches a batch is cut into (default 4)")
-    p.add_argument("--schedule", choices=["gpipe", "1f1b"], default="gpipe",
-                   help="with --parallel pp: all forwards then all backwards (gpipe), or "
-                   "one forward one backward (1f1b: fewer activations alive)")
-    p.add_argument("--tp", type=int, default=None, metavar="K",
-                   help="with --parallel tp: split each block over K ranks, and train the "
-                   "world size / K copies data parallel (default: K = the world size)")
+    add_parallel_options(p)
     add_options(p)
     p.set_defaults(func=run)
 
@@ -255,26 +239,8 @@ def _check_model_options(explicit: set, opts: dict, config: dict, step: int) -> 
 
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
-    """One process, or (--parallel) this rank of the MPI world: rank 0 prints, logs and
-    writes; a rank that fails ends every rank with its one-line error (no rank is left
-    waiting in a collective)."""
-    if args.tp is not None and args.parallel != "tp":
-        raise CLIError("--tp K goes with --parallel tp")
-    if args.parallel is None:
-        return _run(args, None)
-    from ..distributed import MPIUnavailable, abort, world
-    try:
-        comm = world()
-    except MPIUnavailable as exc:
-        raise CLIError(f"--parallel {args.parallel}: {exc}") from None
-    if comm.rank != 0:                         # the other ranks compute, rank 0 reports
-        sys.stdout = open(os.devnull, "w")
-    try:
-        return _run(args, comm)
-    except (CLIError, Exception) as exc:
-        if comm.size > 1:
-            abort(comm, f"numpyllm train: error: {exc}")
-        raise
+    """One process, or (--parallel) this rank of the MPI world (cli/_parallel.py)."""
+    return run_on_ranks(args, _run)
 
 
 def _run(args, comm) -> int:
@@ -470,58 +436,7 @@ def _run(args, comm) -> int:
                   f"{before:.2e} (the checkpoint's schedule) to {now:.2e}")
 
     if comm is not None:
-        from ..distributed import (MPIDataParallel, PipelineParallel, TensorParallel, ZeRO,
-                                   ZeRO3)
-        share = comm.size // (args.tp or comm.size) if args.parallel == "tp" else \
-            1 if args.parallel == "pp" else comm.size
-        if train_cfg.batch_size < share:
-            raise CLIError(f"--parallel {args.parallel}: --batch_size {train_cfg.batch_size} "
-                           f"cannot be shared by {share} ranks")
-        try:
-            if args.parallel == "dp":
-                trainer.parallel = MPIDataParallel(model, comm)
-            elif args.parallel == "tp":
-                # next-token prediction: the vocabulary split too (a parallel cross-entropy)
-                trainer.parallel = TensorParallel(trainer, comm, tp=args.tp,
-                                                  vocab=name == "clm")
-            elif args.parallel == "zero3":
-                trainer.parallel = ZeRO3(trainer, comm)
-            elif args.parallel == "pp":
-                trainer.parallel = PipelineParallel(trainer, comm, schedule=args.schedule,
-                                                    micro_batches=args.micro_batches)
-            else:
-                trainer.parallel = ZeRO(model, trainer.optimizer, comm,
-                                        stage=int(args.parallel[-1]))
-                trainer.optimizer = trainer.parallel.optimizer
-        except ValueError as exc:
-            raise CLIError(f"--parallel {args.parallel}: {exc}") from None
-        what = {"dp": "data parallel", "zero1": "ZeRO stage 1 (optimizer state sharded)",
-                "zero2": "ZeRO stage 2 (optimizer state and gradients sharded)",
-                "zero3": "ZeRO stage 3 (weights, gradients and optimizer state sharded)"}
-        if args.parallel == "pp":
-            pp = trainer.parallel
-            M = min(pp.micro_batches, train_cfg.batch_size)
-            print(f"pipeline parallel over {comm.size} MPI ranks ({args.schedule}): "
-                  f"{M} micro-batches a batch; ideal bubble (N-1)/(M+N-1) = "
-                  f"{(comm.size - 1) / (M + comm.size - 1):.0%}")
-        elif args.parallel == "tp":
-            tp, dp = trainer.parallel.tp, trainer.parallel.dp
-            print(f"tensor parallel over {tp} MPI ranks: {c.n_head // tp} heads and "
-                  f"{4 * c.n_embd // tp} MLP units of each block per rank"
-                  + (f", about {c.vocab_size // tp:,} of the {c.vocab_size:,} tokens' rows "
-                     "of the table and the head" if name == "clm" else "")
-                  + (f"; x data parallel over {dp} groups of {tp}, about "
-                     f"{train_cfg.batch_size // dp} rows each" if dp > 1 else
-                     "; the whole batch on every rank"))
-        else:
-            print(f"{what[args.parallel]} over {comm.size} MPI ranks: {train_cfg.batch_size} "
-                  f"rows a batch, about {train_cfg.batch_size // comm.size} each")
-        if args.parallel.startswith("zero"):
-            mb = {k: v / 2**20 for k, v in trainer.parallel.memory().items()}
-            print(f"per rank: weights {mb['weights']:.2f} MiB, gradients {mb['gradients']:.2f} "
-                  f"MiB, optimizer state {mb['optimizer']:.2f} MiB"
-                  + (f", at most {mb['gathered']:.2f} MiB gathered during a step"
-                     if "gathered" in mb else ""))
+        attach(trainer, args, comm, name, train_cfg)
     writer = comm is None or comm.rank == 0
     # the log: with --resume, the rows after the checkpoint's step (written by a run that
     # stopped after it) are dropped first, so each step is in it once
@@ -540,11 +455,8 @@ def _run(args, comm) -> int:
     steps = trainer.step - first_step
     print(f"trained {steps} steps in {elapsed:.1f} s "
           f"({1000 * elapsed / max(steps, 1):.1f} ms/step); checkpoint in {ckpt_dir}")
-    if args.parallel == "pp":
-        M = min(args.micro_batches, train_cfg.batch_size)
-        print(f"pipeline bubble: rank 0 waited {trainer.parallel.last_bubble:.0%} of the last "
-              f"step (ideal for {comm.size} stages and {M} micro-batches: "
-              f"{(comm.size - 1) / (M + comm.size - 1):.0%})")
+    if comm is not None:
+        report_after(trainer, args, comm, train_cfg)
     if evals and "val_loss" in evals[-1]:
         print(f"final val loss {evals[-1]['val_loss']:.4f} "
               f"(perplexity {math.exp(evals[-1]['val_loss']):.2f})")
