@@ -200,14 +200,14 @@ def worker_numpyllm_trainer(cfg: dict) -> None:
         warmup_iters=WARMUP_ITERS, lr_decay_iters=DECAY_ITERS, weight_decay=WEIGHT_DECAY,
         beta1=BETAS[0], beta2=BETAS[1], grad_clip=GRAD_CLIP))
 
-    class SharedBatches:                             # the benchmark's batches, in order
-        i = 0
+    from numpyllm.training.objectives.base import Batch
+    seen = [0]
 
-        def sample(self, batch_size, rng):
-            x, y = X[self.i % len(X)], Y[self.i % len(X)]
-            self.i += 1
-            return x, y
-    trainer.train_windows = SharedBatches()
+    def shared_batches(data, batch_size, rng):       # the benchmark's batches, in order
+        x, y = X[seen[0] % len(X)], Y[seen[0] % len(X)]
+        seen[0] += 1
+        return Batch({"x": x, "y": y}, np.count_nonzero(y != -100, axis=1), x.size)
+    trainer.objective.sample = shared_batches        # in place of the objective's sampler
 
     def step(i):
         t0 = time.perf_counter()
