@@ -36,7 +36,12 @@ One concept per file:
   pattern_safety.py  which split patterns a file may carry (no exponential backtracking)
   hf.py              HFTokenizer: a Hugging Face tokenizer, load_hf_tokenizer, save_hf_tokenizer
   hf_files.py        tokenizer.json, vocab.json + merges.txt, tokenizer_config.json, read strictly
-  hf_pipeline.py     tokenizer.json's normalizers, pre-tokenizers, decoders, post-processors
+  hf_pipeline.py     tokenizer.json's steps around the model: the names of the five below
+  hf_steps.py        what the steps share: the byte-level alphabet, patterns, a step's type
+  hf_normalizers.py  tokenizer.json's normalizers (NFC ..., Prepend, Replace, BERT's)
+  hf_pre_tokenizers.py  its pre-tokenizers (ByteLevel, Split, Metaspace, Digits, BERT's)
+  hf_decoders.py     its decoders (ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace)
+  hf_post_processors.py  its post-processors (TemplateProcessing, BertProcessing ...)
   sentencepiece_bpe.py  Hugging Face's BPE model: ranked merges, byte fallback, unknown token
   added_tokens.py    tokens cut out of the text before BPE (special or not, with their flags)
   chat_template.py   a conversation rendered by a Jinja chat template, in the sandbox

@@ -20,10 +20,10 @@ numpyllm's own tokenizers (`encode`, `decode`, `vocab_size`, `special_tokens`).
 Encoding one text, as `tokenizers` does it (each step is a module here):
 
     1. cut out the added tokens the text spells        added_tokens.py
-    2. normalize each piece between them               hf_pipeline.py
-    3. cut the pieces into words                       hf_pipeline.py
+    2. normalize each piece between them               hf_normalizers.py
+    3. cut the pieces into words                       hf_pre_tokenizers.py
     4. BPE within each word (cached per word)          sentencepiece_bpe.py
-    5. put the template's special tokens around it     hf_pipeline.py (post-processors)
+    5. put the template's special tokens around it     hf_post_processors.py
 
 The files themselves are read and written by `hf_files.py`; the chat template is rendered
 by `chat_template.py`. Nothing in a directory is ever run as code: the JSON is parsed

@@ -39,7 +39,7 @@ Hugging Face runs every `tokenizer.json` BPE through this one, byte-level files 
 "characters" are the 256 printable stand-ins for bytes of `gpt2.byte_to_unicode` (so they
 never need the fallback).
 
-Decoding is the inverse, done by the tokenizer's decoder steps (`hf_pipeline.py`): token
+Decoding is the inverse, done by the tokenizer's decoder steps (`hf_decoders.py`): token
 strings are concatenated, `▁` becomes a space again, and each run of byte tokens is
 turned back into text (`<0xC3> <0xA9>` -> "é"; a run that is not valid UTF-8 becomes one
 U+FFFD per byte token).
