@@ -63,4 +63,4 @@ from .hf_steps import METASPACE, byte_level_decode, byte_level_encode
 
 __all__ = ["Normalizer", "PreTokenizer", "Decoder", "PostProcessor", "normalizer_from_json",
            "pre_tokenizer_from_json", "decoder_from_json", "post_processor_from_json",
-           "template_json", "byte_level_encode", "byte_level_decode", "BYTE_LEVEL", "METASPACE"]
+           "template_json", "byte_level_encode", "byte_level_decode", "METASPACE"]
