@@ -10,8 +10,13 @@ its memory again, and every page of it faults in (zero-filled) on first touch. A
 malloc to keep freed memory lets the next step reuse it warm. This changes nothing but
 speed and the process's resident memory (it stays at its peak).
 
-This is process-wide state, so the library never does it on import: the ``numpyllm``
-command line calls `keep_freed_memory()` before training, and so can a script.
+This is process-wide state, so the library never does it on import. It does it once,
+at a process's first backward pass (`keep_freed_memory_for_training`, called by the
+autograd engine): a script that trains gets the speed without knowing the setting, and
+one that never calls ``backward()`` is untouched. Opt out with the environment variable
+``NUMPYLLM_MALLOC=default`` (then nothing is changed), or undo it with
+`restore_malloc_defaults()` (glibc's fixed 128 KiB thresholds; afterwards the engine
+leaves malloc alone). The ``numpyllm`` command line calls `keep_freed_memory()` itself.
 
 **BLAS threads.** OpenBLAS splits each large matrix product over its own threads, and
 between products its idle threads spin for a while, waiting for the next one. Where
@@ -35,8 +40,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["keep_freed_memory", "blas_threads", "get_blas_threads", "set_blas_threads",
-           "blas_core"]
+__all__ = ["keep_freed_memory", "keep_freed_memory_for_training", "restore_malloc_defaults",
+           "blas_threads", "get_blas_threads", "set_blas_threads", "blas_core"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -58,6 +63,39 @@ def keep_freed_memory(trim_threshold: int = 1 << 30) -> bool:
     ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
     ok &= mallopt(_M_TRIM_THRESHOLD, min(int(trim_threshold), 2**31 - 1))
     return bool(ok)
+
+
+_malloc_settled = False      # the first backward's decision is taken (or was overridden)
+
+
+def keep_freed_memory_for_training() -> bool:
+    """`keep_freed_memory()` once per process, unless ``NUMPYLLM_MALLOC=default`` or
+    `restore_malloc_defaults` said otherwise; returns whether it applied now. The
+    autograd engine calls it at the first backward pass (see the module doc)."""
+    global _malloc_settled
+    if _malloc_settled:
+        return False
+    _malloc_settled = True
+    if os.environ.get("NUMPYLLM_MALLOC", "").strip().lower() == "default":
+        return False
+    return keep_freed_memory()
+
+
+def restore_malloc_defaults() -> bool:
+    """Undo `keep_freed_memory`: glibc's 128 KiB mmap and trim thresholds (fixed, as any
+    explicit setting makes them), and no more changes from the engine. Returns True if
+    applied, False where malloc has no such settings."""
+    global _malloc_settled
+    _malloc_settled = True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, 128 * 1024) & mallopt(_M_TRIM_THRESHOLD, 128 * 1024))
 
 
 # ---------------------------------------------------------------------------- BLAS threads

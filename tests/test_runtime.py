@@ -65,3 +65,59 @@ def test_numpys_own_openblas_comes_first():
     owned = [p for p in paths if p.startswith(numpy_dir) or "numpy.libs" in p]
     if owned:
         assert paths[0] == owned[0]
+
+
+FAULTS = """
+import resource
+import numpy as np
+from numpyllm.nn import GPT, GPTConfig
+from numpyllm.optim import AdamW
+model = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=2, n_head=4, n_embd=128), rng=0)
+opt = AdamW(model.parameters(), lr=1e-3)
+rng = np.random.default_rng(0)
+x, y = rng.integers(0, 65, (12, 64)), rng.integers(0, 65, (12, 64))
+def step():
+    _, loss = model(x, targets=y)
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+for _ in range(3):
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    step()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4)
+"""
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"),
+                    reason="glibc's malloc settings")
+def test_a_plain_training_loop_reuses_its_memory_unless_told_not_to(tmp_path):
+    """The first backward pass keeps freed memory for reuse: a user's own loop, with no
+    setting of its own, stops faulting its temporaries in every step (page faults are
+    counted, not timed). NUMPYLLM_MALLOC=default leaves glibc as it comes."""
+    import os
+    import subprocess
+    from pathlib import Path
+    script = tmp_path / "faults.py"
+    script.write_text(FAULTS)
+    root = str(Path(__file__).resolve().parents[1])
+
+    def faults(**env):
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=root, **env), timeout=120)
+        assert done.returncode == 0, done.stderr
+        return float(done.stdout.split()[-1])
+    kept, default = faults(), faults(NUMPYLLM_MALLOC="default")
+    assert kept * 20 < default, (kept, default)
+
+
+def test_restore_malloc_defaults_settles_the_question():
+    from numpyllm import runtime
+    was = runtime._malloc_settled
+    try:
+        runtime.restore_malloc_defaults()
+        assert runtime._malloc_settled and not runtime.keep_freed_memory_for_training()
+    finally:
+        runtime._malloc_settled = was
+        keep_freed_memory()

@@ -250,6 +250,8 @@ def backward(tensor, grad=None, retain_graph: bool = False) -> None:
     if not tensor.requires_grad:
         raise RuntimeError("backward() on a tensor that does not require grad "
                            "(no input had requires_grad=True, or it was made under no_grad)")
+    if not _runtime._malloc_settled:       # once per process: malloc keeps freed memory
+        _runtime.keep_freed_memory_for_training()      # (numpyllm/runtime.py says why)
     if grad is None:
         if tensor.data.size != 1:
             raise RuntimeError(
@@ -319,3 +321,4 @@ def _accumulate_leaf(leaf, g: np.ndarray) -> None:
 # Tensor and Function refer to each other (operators are Functions, Functions make
 # Tensors), so the import sits below Function's definition.
 from .tensor import Tensor  # noqa: E402
+from .. import runtime as _runtime  # noqa: E402
