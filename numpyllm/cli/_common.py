@@ -150,3 +150,19 @@ def encode(tokenizer, text: Text):
         what = str(exc).split(";")[0]
         raise CLIError(f"{text.label}: {what}: the checkpoint's tokenizer was built from "
                        "another text") from None
+
+
+def read_json_object(flag: str, path, what: str) -> dict:
+    """The JSON object in file `path` (a --config-like flag's), or a one-line CLIError
+    naming the flag: missing file, not JSON, not an object of `what`."""
+    import json
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"{flag} {path}: no such file")
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CLIError(f"{flag} {path}: not valid JSON ({exc})") from None
+    if not isinstance(loaded, dict):
+        raise CLIError(f"{flag} {path}: not a JSON object of {what}")
+    return loaded

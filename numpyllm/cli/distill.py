@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import shlex
@@ -151,16 +150,9 @@ def student_changes(args, explicit: set, opts: dict) -> dict:
     from .train import _boolean
     changes = {}
     if args.student_config:
-        path = Path(args.student_config)
-        if not path.is_file():
-            raise CLIError(f"--student-config {path}: no such file")
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CLIError(f"--student-config {path}: not valid JSON ({exc})") from None
-        if not isinstance(loaded, dict):
-            raise CLIError(f"--student-config {path}: not a JSON object of config fields")
-        changes.update(loaded)
+        from ._common import read_json_object
+        changes.update(read_json_object("--student-config", args.student_config,
+                                        "config fields"))
     for name in STUDENT_OPTIONS:
         if name in explicit:
             changes[name] = _boolean("--bias", opts[name]) if name == "bias" else opts[name]

@@ -37,7 +37,6 @@ current step, saves it, and says how to resume. The progress lines give the time
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import time
@@ -163,18 +162,11 @@ def _options(args, saved: dict | None = None) -> tuple[dict, set]:
         opts.update({k: saved[k] for k in TRAIN_OPTIONS if k in saved})
     explicit = {}
     if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise CLIError(f"--config {path}: no such file")
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise CLIError(f"--config {path}: not valid JSON ({exc})") from None
-        if not isinstance(loaded, dict):
-            raise CLIError(f"--config {path}: not a JSON object of options")
+        from ._common import read_json_object
+        loaded = read_json_object("--config", args.config, "options")
         unknown = set(loaded) - set(opts)
         if unknown:
-            raise CLIError(f"--config {path}: unknown options {sorted(unknown)}")
+            raise CLIError(f"--config {args.config}: unknown options {sorted(unknown)}")
         explicit.update(loaded)
     explicit.update({k: getattr(args, k) for k in opts if getattr(args, k) is not None})
     opts.update(explicit)

@@ -53,3 +53,21 @@ class PreTokenizer:
         if self._ascii_regex is not None and text.isascii():
             return self._ascii_regex.findall(text)     # same chunks, faster engine
         return self._regex.findall(text)
+
+
+CACHE_WORDS = 1 << 18           # words a tokenizer's cache keeps (then it stops growing)
+
+
+def cached_ids(words, cache: dict, tokenize) -> list[int]:
+    """The ids of each word in turn, each word's ids computed once (`tokenize(word)`) and
+    kept in `cache` (up to `CACHE_WORDS` words): WordPiece's and Unigram's encoders, whose
+    corpora repeat most words."""
+    ids: list[int] = []
+    for w in words:
+        hit = cache.get(w)
+        if hit is None:
+            hit = tokenize(w)
+            if len(cache) < CACHE_WORDS:
+                cache[w] = hit
+        ids += hit
+    return ids

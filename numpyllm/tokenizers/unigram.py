@@ -49,6 +49,7 @@ import numpy as np
 
 from . import _files
 from .errors import TokenizerError, UnknownTokenIdError, VocabularyFileError
+from .pretokenize import cached_ids
 from .sentencepiece_bpe import BYTE_TOKENS
 
 __all__ = ["Unigram", "UnigramTokenizer", "UNK_PENALTY"]
@@ -304,15 +305,7 @@ class UnigramTokenizer:
             if rng is None:
                 raise ValueError("sampling (alpha) needs rng, an np.random.Generator")
             return [i for w in self.words(text) for i in self.model.sample(w, alpha, rng)]
-        cache, tokenize = self._cache, self.model.tokenize
-        ids: list[int] = []
-        for w in self.words(text):
-            hit = cache.get(w)
-            if hit is None:
-                hit = tokenize(w)
-                if len(cache) < 1 << 18:
-                    cache[w] = hit
-            ids += hit
+        ids = cached_ids(self.words(text), self._cache, self.model.tokenize)
         return ids
 
     encode_ordinary = encode

@@ -42,6 +42,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from . import _files
 from .bert_pretokenize import normalize_bert, pre_tokenize_bert
 from .errors import TokenizerError, UnknownTokenIdError, VocabularyFileError
+from .pretokenize import cached_ids
 from .wordpiece_trainer import count_words, learn_wordpiece_vocab
 
 __all__ = ["WordPiece", "WordPieceTokenizer", "wordpiece_decode", "BERT_SPECIAL_TOKENS"]
@@ -231,15 +232,7 @@ class WordPieceTokenizer:
         BERT's inputs have them."""
         if not isinstance(text, str):
             raise TypeError(f"encode takes a str, got {type(text).__name__}")
-        cache, tokenize = self._cache, self.model.tokenize
-        ids: list[int] = []
-        for w in self.words(text):
-            hit = cache.get(w)
-            if hit is None:
-                hit = tokenize(w)
-                if len(cache) < 1 << 18:
-                    cache[w] = hit
-            ids += hit
+        ids = cached_ids(self.words(text), self._cache, self.model.tokenize)
         if add_special_tokens:
             ids = [self.token_id("[CLS]"), *ids, self.token_id("[SEP]")]
         return ids
