@@ -5,7 +5,7 @@ import pytest
 
 from numpyllm import parallel
 from numpyllm.autograd import Tensor
-from numpyllm.functional import scaled_dot_product_attention
+from numpyllm.functional import attention, scaled_dot_product_attention
 
 
 @pytest.fixture
@@ -51,8 +51,10 @@ def test_bad_thread_count():
 @pytest.mark.parametrize("dropout_p", [0.0, 0.3])
 def test_attention_is_bit_identical_on_one_or_two_threads(threads, dropout_p):
     rng = np.random.default_rng(0)
-    arrays = [rng.standard_normal((6, 4, 64, 32)).astype(np.float32) for _ in range(3)]
-    g = rng.standard_normal((6, 4, 64, 32)).astype(np.float32)
+    # 6 x 4 x 128 x 128 scores: above the size attention starts splitting at
+    arrays = [rng.standard_normal((6, 4, 128, 32)).astype(np.float32) for _ in range(3)]
+    g = rng.standard_normal((6, 4, 128, 32)).astype(np.float32)
+    assert 6 * 4 * 128 * 128 >= attention._PARALLEL_MIN_SCORES
     results = []
     for n in (1, 2):
         threads(n)
