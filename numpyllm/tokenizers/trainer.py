@@ -44,6 +44,41 @@ class Merge(NamedTuple):
     new: int
 
 
+def merge_pair(a: int, b: int, new: int, words: list, freqs: list, where: dict,
+               pair_counts: dict) -> set:
+    """Rewrite every word that holds the pair ``(a, b)`` with `new` in its place (left to
+    right, no overlaps), keeping the pair counts (weighted by each word's frequency) and
+    the pair -> words index up to date. Returns the pairs whose counts grew: only pairs
+    holding the new token can have, and only they need pushing on the heap again. BPE's
+    trainer and WordPiece's (which merges the same way) both call it."""
+    grown: set[tuple[int, int]] = set()
+    for wi in where.pop((a, b)):
+        word = words[wi]
+        n = len(word)
+        out: list[int] = []
+        i = 0
+        while i < n:
+            if word[i] == a and i + 1 < n and word[i + 1] == b:
+                out.append(new)
+                i += 2
+            else:
+                out.append(word[i])
+                i += 1
+        if len(out) == n:
+            continue                 # an index entry left over from an earlier rewrite
+        freq = freqs[wi]
+        for pair in zip(word, word[1:]):
+            pair_counts[pair] -= freq
+        for pair in zip(out, out[1:]):
+            pair_counts[pair] += freq
+            # The other pairs are a subset of the word's old pairs, already indexed.
+            if new in pair:
+                where[pair].add(wi)
+                grown.add(pair)
+        words[wi] = out
+    return grown
+
+
 def learn_merges(chunk_counts: Mapping[bytes, int], num_tokens: int, *,
                  min_frequency: int = 1,
                  progress: Callable[[int, int], None] | None = None
@@ -104,32 +139,7 @@ def learn_merges(chunk_counts: Mapping[bytes, int], num_tokens: int, *,
             by_bytes[merged] = new
         merges.append(Merge(a, b, new))
 
-        grown: set[tuple[int, int]] = set()
-        for wi in where.pop((a, b)):
-            word = words[wi]
-            n = len(word)
-            out: list[int] = []
-            i = 0
-            while i < n:
-                if word[i] == a and i + 1 < n and word[i + 1] == b:
-                    out.append(new)
-                    i += 2
-                else:
-                    out.append(word[i])
-                    i += 1
-            if len(out) == n:
-                continue                 # an index entry left over from an earlier rewrite
-            freq = freqs[wi]
-            for pair in zip(word, word[1:]):
-                pair_counts[pair] -= freq
-            for pair in zip(out, out[1:]):
-                pair_counts[pair] += freq
-                # Only pairs holding the new token can have grown; the others are a
-                # subset of the chunk's old pairs, already indexed.
-                if new in pair:
-                    where[pair].add(wi)
-                    grown.add(pair)
-            words[wi] = out
+        grown = merge_pair(a, b, new, words, freqs, where, pair_counts)
         del pair_counts[(a, b)]
         for pair in grown:
             heapq.heappush(heap, (-pair_counts[pair], pair[0], pair[1]))

@@ -33,6 +33,8 @@ import heapq
 from collections import Counter, defaultdict
 from typing import Callable, Iterable, Mapping, Sequence
 
+from .trainer import merge_pair
+
 __all__ = ["learn_wordpiece_vocab", "count_words"]
 
 
@@ -101,28 +103,7 @@ def learn_wordpiece_vocab(word_counts: Mapping[str, int], vocab_size: int, *,
             break
         right = vocab[b][len(prefix):] if vocab[b].startswith(prefix) else vocab[b]
         new = add(vocab[a] + right)
-        grown: set[tuple[int, int]] = set()
-        for wi in where.pop((a, b)):
-            word = words[wi]
-            out, i, n = [], 0, len(word)
-            while i < n:                               # left to right, no overlaps
-                if i + 1 < n and word[i] == a and word[i + 1] == b:
-                    out.append(new)
-                    i += 2
-                else:
-                    out.append(word[i])
-                    i += 1
-            if len(out) == n:
-                continue
-            f = freqs[wi]
-            for pair in zip(word, word[1:]):
-                pair_counts[pair] -= f
-            for pair in zip(out, out[1:]):
-                pair_counts[pair] += f
-                if new in pair:
-                    where[pair].add(wi)
-                    grown.add(pair)
-            words[wi] = out
+        grown = merge_pair(a, b, new, words, freqs, where, pair_counts)
         pair_counts.pop((a, b), None)
         for pair in grown:
             if pair_counts[pair] > 0:
