@@ -166,3 +166,15 @@ def read_json_object(flag: str, path, what: str) -> dict:
     if not isinstance(loaded, dict):
         raise CLIError(f"{flag} {path}: not a JSON object of {what}")
     return loaded
+
+
+def resume_checkpoint(ckpt_dir):
+    """The newest checkpoint of a run in `ckpt_dir`, for ``--resume``, or a one-line
+    CLIError (no such directory, an unreadable checkpoint)."""
+    from ..training.checkpoint import CheckpointError, load_checkpoint
+    if not Path(ckpt_dir).exists():
+        raise CLIError(f"--resume: no checkpoint in {ckpt_dir}")
+    try:
+        return load_checkpoint(ckpt_dir)
+    except CheckpointError as exc:
+        raise CLIError(f"--resume: {exc}") from None

@@ -211,10 +211,10 @@ def ids_sha256(ids) -> str:
 def run(args) -> int:
     from ..data import train_val_split
     from ..training import CSVLogger, TrainConfig, Trainer, evaluate_tokens
-    from ..training.checkpoint import CheckpointError, load_checkpoint
+    from ..training.checkpoint import CheckpointError
     from ..training.objectives import Distill
     from ..training.objectives.distill import teacher_corpus
-    from ._common import encode, read_text, recorded_text
+    from ._common import encode, read_text, recorded_text, resume_checkpoint
     from ._fit import Progress, fit, schedule_line
     from .train import TRAIN_OPTIONS, _check_out, _options
 
@@ -223,12 +223,7 @@ def run(args) -> int:
     ckpt_dir = out / "ckpt"
     ckpt, record = None, {}
     if args.resume:
-        if not ckpt_dir.exists():
-            raise CLIError(f"--resume: no checkpoint in {ckpt_dir}")
-        try:
-            ckpt = load_checkpoint(ckpt_dir)
-        except CheckpointError as exc:
-            raise CLIError(f"--resume: {exc}") from None
+        ckpt = resume_checkpoint(ckpt_dir)
         data_record = ckpt.trainer_state.get("data") or {}
         record = data_record.get("distill") if isinstance(data_record, dict) else None
         if not isinstance(record, dict) or ckpt.optimizer_state is None:

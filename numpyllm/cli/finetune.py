@@ -265,7 +265,7 @@ def _fine_tune_defaults(opts: dict, explicit: set, lora) -> None:
 
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
-    from ..training.checkpoint import CheckpointError, load_checkpoint
+    from ._common import resume_checkpoint
     from .train import _check_out, _options
     out = Path(args.out)
     _check_out(out)
@@ -275,12 +275,7 @@ def run(args) -> int:
         if args.init_from is not None:
             raise CLIError(f"--init-from {args.init_from}: --resume continues the run's own "
                            "checkpoint; drop one of them")
-        if not ckpt_dir.exists():
-            raise CLIError(f"--resume: no checkpoint in {ckpt_dir}")
-        try:
-            ckpt = load_checkpoint(ckpt_dir)
-        except CheckpointError as exc:
-            raise CLIError(f"--resume: {exc}") from None
+        ckpt = resume_checkpoint(ckpt_dir)
         if not ckpt.trainer_state or ckpt.optimizer_state is None or ckpt.tokenizer is None:
             raise CLIError(f"--resume: {ckpt.path} holds no trainer state and tokenizer "
                            "to resume")

@@ -236,12 +236,13 @@ def run(args) -> int:
 
 
 def _run(args, comm) -> int:
-    from ..training.checkpoint import CheckpointError, load_checkpoint
+    from ..training.checkpoint import CheckpointError
     from ..data import train_val_split
     from ..nn.gpt import GPT, GPTConfig
     from ..training import CSVLogger, TrainConfig, Trainer
     from . import _objectives as objectives
-    from ._common import describe, encode, read_text, recorded_text, same_text
+    from ._common import (describe, encode, read_text, recorded_text, resume_checkpoint,
+                          same_text)
 
     out = Path(args.out)
     _check_out(out)
@@ -251,12 +252,7 @@ def _run(args, comm) -> int:
     ckpt_dir = out / "ckpt"
     ckpt = None
     if args.resume:
-        if not ckpt_dir.exists():
-            raise CLIError(f"--resume: no checkpoint in {ckpt_dir}")
-        try:
-            ckpt = load_checkpoint(ckpt_dir)
-        except CheckpointError as exc:
-            raise CLIError(f"--resume: {exc}") from None
+        ckpt = resume_checkpoint(ckpt_dir)
         if not ckpt.trainer_state or ckpt.optimizer_state is None:
             raise CLIError(f"--resume: {ckpt.path} holds weights only: no trainer state to resume")
         if ckpt.tokenizer is None:
