@@ -34,9 +34,14 @@ def world():
 
 
 def abort(comm, message: str, code: int = 1) -> None:
-    """Print `message` (one line, prefixed with the rank) and end every rank of `comm`."""
+    """Log `message` (one line, prefixed with the rank, at ERROR on the
+    ``numpyllm.distributed`` logger: on stderr unless logging is set up otherwise) and
+    end every rank of `comm`."""
+    import logging
     import time
-    print(f"rank {comm.rank}/{comm.size}: {message}", file=sys.stderr, flush=True)
+    logging.getLogger("numpyllm.distributed").error("rank %d/%d: %s", comm.rank, comm.size,
+                                                    message)
+    sys.stderr.flush()
     time.sleep(0.5)          # let mpiexec pass the line on before it tears the world down
     comm.Abort(code)
 
