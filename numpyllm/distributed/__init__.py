@@ -9,8 +9,11 @@
                     checkpoints
   zero3.py          ZeRO stage 3: the weights sharded too, each block gathered for its
                     forward and (recomputed) backward, then dropped
-  tensor_parallel.py  Megatron's tensor parallelism: heads and MLP units split, the
-                    f/g operators, consolidated checkpoints
+  rank_ops.py       Megatron's f and g operators (autograd nodes) and the sum they make
+  tensor_parallel.py  Megatron's tensor parallelism: heads and MLP units split, tensor x
+                    data grids, consolidated checkpoints
+  vocab_parallel.py the token table and head split over the vocabulary, the parallel
+                    cross-entropy
   pipeline.py       GPipe and 1F1B: stages of consecutive blocks, micro-batches sent
                     point to point, the tied table's gradient summed, the bubble
 

@@ -42,7 +42,7 @@ from ..autograd import Tensor, no_grad
 from ..functional import cross_entropy
 from ..nn.module import Module, ModuleList, Parameter
 from ..optim import scale_to_norm_
-from .tensor_parallel import sum_identical
+from .rank_ops import sum_identical
 from .whole import adamw_like, optimizer_names, take_state, whole_model
 
 __all__ = ["PipelineParallel", "PipelineStage"]

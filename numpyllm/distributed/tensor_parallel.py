@@ -33,9 +33,9 @@ output, each ``[B, T, C]``, summed across ranks; backward: the same sizes for th
 gradients. **What each rank holds**: 1/N of the attention and MLP weights, their
 gradients and optimizer state; all of the rest.
 
-Built so far for the GPT, with the embeddings and the head replicated (the vocabulary
-split with a parallel cross-entropy is still to come); ALiBi is refused (its slopes
-depend on the global head index).
+For the GPT; for next-token prediction the table and head are split over the vocabulary
+too (`vocab_parallel.py`), otherwise replicated. The f/g operators are in `rank_ops.py`.
+ALiBi is refused (its slopes depend on the global head index).
 """
 from __future__ import annotations
 
@@ -43,49 +43,15 @@ import math
 
 import numpy as np
 
-from ..autograd import Function
 from ..nn.attention import MultiHeadAttention
 from ..nn.layers import Linear
 from ..nn.module import Module, Parameter
 from ..optim import scale_to_norm_
+from .rank_ops import CopyToRanks, SumOverRanks, sum_identical
+from .vocab_parallel import VocabParallelGPT, _Rank, vocab_range
 from .whole import adamw_like, optimizer_names, take_state, whole_model
 
 __all__ = ["tensor_parallel", "ParallelAttention", "ParallelMLP", "TensorParallel"]
-
-
-def sum_identical(comm, x: np.ndarray) -> np.ndarray:
-    """Σ over ranks of `x`, the same bits on every rank (reduce to 0, then broadcast)."""
-    from mpi4py import MPI
-    x = np.ascontiguousarray(x)
-    out = np.empty_like(x)
-    comm.Reduce(x, out, op=MPI.SUM, root=0)
-    comm.Bcast(out, root=0)
-    return out
-
-
-class CopyToRanks(Function):
-    """Megatron's f: identity forward, the ranks' input gradients summed backward."""
-
-    @staticmethod
-    def forward(ctx, x, *, comm):
-        ctx.comm = comm
-        return x.copy()
-
-    @staticmethod
-    def backward(ctx, g):
-        return sum_identical(ctx.comm, g)
-
-
-class SumOverRanks(Function):
-    """Megatron's g: the ranks' partial outputs summed forward, identity backward."""
-
-    @staticmethod
-    def forward(ctx, x, *, comm):
-        return sum_identical(comm, x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.copy()
 
 
 def _ranks(n: int, comm, what: str) -> tuple[int, int]:
@@ -195,111 +161,6 @@ def _identity(x):
 
 
 # ---------------------------------------------------------------------- the vocabulary
-def vocab_range(V: int, comm) -> tuple[int, int]:
-    """Rank r's rows ``[lo, hi)`` of a V-row table: as equal as can be, the first
-    V mod N ranks one more (V need not divide: GPT-2's 50,257 does not)."""
-    base, extra = divmod(V, comm.size)
-    lo = comm.rank * base + min(comm.rank, extra)
-    return lo, lo + base + (comm.rank < extra)
-
-
-class VocabParallelEmbedding(Module):
-    """This rank's rows ``[lo, hi)`` of the token table: each rank looks up the ids in
-    its range (zeros elsewhere) and g sums the ranks' lookups: every id is found on
-    exactly one rank."""
-
-    def __init__(self, wte, comm):
-        super().__init__()
-        V = wte.weight.shape[0]
-        self.lo, self.hi = vocab_range(V, comm)
-        self.comm = comm
-        self.weight = Parameter(wte.weight.data[self.lo:self.hi].copy())     # [V/N, C]
-
-    def forward(self, idx):
-        from ..functional import embedding
-        idx = np.asarray(idx)
-        mine = (idx >= self.lo) & (idx < self.hi)                            # [B, T]
-        x = embedding(np.where(mine, idx - self.lo, 0), self.weight)         # [B, T, C]
-        x = x * mine[..., None].astype(x.dtype)       # ids of other ranks: zeros, no grad
-        return SumOverRanks.apply(x, comm=self.comm)
-
-
-class VocabParallelCrossEntropy(Function):
-    """The mean cross-entropy of logits split over the vocabulary: rank r holds columns
-    ``[lo, lo + V_r)`` of ``[B, T, V]``. Three small sums over the ranks replace the
-    whole row: its max (for a stable exp), its sum of exponentials, and the target's
-    logit (held by one rank, 0 elsewhere):
-
-        loss_i = log Σ_v exp(z_iv - m_i) + m_i - z_i,target
-
-    Backward, on each rank's own columns only: ``(softmax - onehot) / count``."""
-
-    @staticmethod
-    def forward(ctx, logits, *, targets, lo, comm, ignore_index=-100):
-        from mpi4py import MPI
-        V_r = logits.shape[-1]
-        m = logits.max(axis=-1)                                       # [B, T] local max
-        comm.Allreduce(MPI.IN_PLACE, m, op=MPI.MAX)                   # (a max: exact)
-        e = np.exp(logits - m[..., None])                             # [B, T, V_r]
-        s = sum_identical(comm, e.sum(axis=-1))                       # [B, T]
-        valid = targets != ignore_index
-        local = targets - lo
-        mine = valid & (local >= 0) & (local < V_r)
-        picked = np.where(mine, np.take_along_axis(
-            logits, np.clip(local, 0, V_r - 1)[..., None], axis=-1)[..., 0], 0.0)
-        picked = sum_identical(comm, picked.astype(logits.dtype))     # [B, T]
-        count = max(int(valid.sum()), 1)
-        losses = np.where(valid, np.log(s) + m - picked, 0.0)
-        e /= s[..., None]                                             # this rank's softmax
-        ctx.save_for_backward(e, mine, np.clip(local, 0, V_r - 1), valid)
-        ctx.count = count
-        return np.asarray(losses.sum() / count, dtype=logits.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        p, mine, local, valid = ctx.saved
-        d = p * (valid[..., None] * (g / ctx.count))                  # [B, T, V_r]
-        rows = np.nonzero(mine)
-        d[rows + (local[rows],)] -= g / ctx.count
-        return d
-
-
-class VocabParallelGPT(Module):
-    """A GPT whose blocks `tensor_parallel` split, with the token table (and a tied or
-    untied head) split over the vocabulary too: ``model(idx, targets) -> (None, loss)``
-    (the loss from `VocabParallelCrossEntropy`; no rank ever holds a whole row of logits).
-    Its modules keep the GPT's names."""
-
-    def __init__(self, gpt, comm):
-        super().__init__()
-        from ..nn.gpt import GPT
-        self.config, self.comm = gpt.config, comm
-        self.wte = VocabParallelEmbedding(gpt.wte, comm)
-        if gpt.config.positions == "learned":
-            self.wpe = gpt.wpe
-        self.drop, self.h, self.ln_f = gpt.drop, gpt.h, gpt.ln_f
-        if not gpt.config.tie_weights:                    # [C, V] -> this rank's columns
-            self.lm_head = Linear(gpt.config.n_embd, self.wte.hi - self.wte.lo, False,
-                                  dtype=gpt.lm_head.weight.data.dtype)
-            self.lm_head.weight.data[...] = gpt.lm_head.weight.data[:, self.wte.lo:self.wte.hi]
-        self.positions_table, self.check_ids = gpt.positions_table, gpt.check_ids
-        self._hidden = GPT.hidden_states             # the GPT's own code, on these modules
-        self.embed = lambda idx, positions=None: GPT.embed(self, idx, positions)
-
-    def forward(self, idx, targets=None):
-        if targets is None:
-            raise ValueError("a vocabulary-parallel GPT computes its loss only: generate "
-                             "from the consolidated checkpoint")
-        h = CopyToRanks.apply(self._hidden(self, idx), comm=self.comm)      # [B, T, C]
-        if self.config.tie_weights:
-            logits = h @ self.wte.weight.T                                   # [B, T, V_r]
-        else:
-            logits = self.lm_head(h)
-        loss = VocabParallelCrossEntropy.apply(logits, targets=np.asarray(targets),
-                                               lo=self.wte.lo, comm=self.comm)
-        return None, loss
-
-
 # ---------------------------------------------------------------------- the model
 def tensor_parallel(model, comm, *, vocab: bool = False):
     """Split every block's attention and MLP of a GPT over the ranks of `comm`, in place
@@ -327,13 +188,6 @@ def tensor_parallel(model, comm, *, vocab: bool = False):
     if not model.config.tie_weights:
         parts["lm_head.weight"] = ("lm_head.weight", lambda r: (slice(None),) + rows(r))
     return model, parts
-
-
-class _Rank:
-    """Another rank of `comm`, for `vocab_range`'s arithmetic."""
-
-    def __init__(self, comm, rank):
-        self.rank, self.size = rank, comm.size
 
 
 class TensorParallel:

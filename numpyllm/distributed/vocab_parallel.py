@@ -1,0 +1,126 @@
+"""The token table and the head split over the vocabulary (Megatron-LM), with a
+cross-entropy that never holds a whole row of logits: tensor parallelism's outer layers
+for next-token prediction (docs/distributed.md)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+from ..nn.layers import Linear
+from ..nn.module import Module, Parameter
+from .rank_ops import CopyToRanks, SumOverRanks, sum_identical
+
+__all__ = ["vocab_range", "VocabParallelEmbedding", "VocabParallelCrossEntropy",
+           "VocabParallelGPT"]
+
+
+def vocab_range(V: int, comm) -> tuple[int, int]:
+    """Rank r's rows ``[lo, hi)`` of a V-row table: as equal as can be, the first
+    V mod N ranks one more (V need not divide: GPT-2's 50,257 does not)."""
+    base, extra = divmod(V, comm.size)
+    lo = comm.rank * base + min(comm.rank, extra)
+    return lo, lo + base + (comm.rank < extra)
+
+
+class VocabParallelEmbedding(Module):
+    """This rank's rows ``[lo, hi)`` of the token table: each rank looks up the ids in
+    its range (zeros elsewhere) and g sums the ranks' lookups: every id is found on
+    exactly one rank."""
+
+    def __init__(self, wte, comm):
+        super().__init__()
+        V = wte.weight.shape[0]
+        self.lo, self.hi = vocab_range(V, comm)
+        self.comm = comm
+        self.weight = Parameter(wte.weight.data[self.lo:self.hi].copy())     # [V/N, C]
+
+    def forward(self, idx):
+        from ..functional import embedding
+        idx = np.asarray(idx)
+        mine = (idx >= self.lo) & (idx < self.hi)                            # [B, T]
+        x = embedding(np.where(mine, idx - self.lo, 0), self.weight)         # [B, T, C]
+        x = x * mine[..., None].astype(x.dtype)       # ids of other ranks: zeros, no grad
+        return SumOverRanks.apply(x, comm=self.comm)
+
+
+class VocabParallelCrossEntropy(Function):
+    """The mean cross-entropy of logits split over the vocabulary: rank r holds columns
+    ``[lo, lo + V_r)`` of ``[B, T, V]``. Three small sums over the ranks replace the
+    whole row: its max (for a stable exp), its sum of exponentials, and the target's
+    logit (held by one rank, 0 elsewhere):
+
+        loss_i = log Σ_v exp(z_iv - m_i) + m_i - z_i,target
+
+    Backward, on each rank's own columns only: ``(softmax - onehot) / count``."""
+
+    @staticmethod
+    def forward(ctx, logits, *, targets, lo, comm, ignore_index=-100):
+        from mpi4py import MPI
+        V_r = logits.shape[-1]
+        m = logits.max(axis=-1)                                       # [B, T] local max
+        comm.Allreduce(MPI.IN_PLACE, m, op=MPI.MAX)                   # (a max: exact)
+        e = np.exp(logits - m[..., None])                             # [B, T, V_r]
+        s = sum_identical(comm, e.sum(axis=-1))                       # [B, T]
+        valid = targets != ignore_index
+        local = targets - lo
+        mine = valid & (local >= 0) & (local < V_r)
+        picked = np.where(mine, np.take_along_axis(
+            logits, np.clip(local, 0, V_r - 1)[..., None], axis=-1)[..., 0], 0.0)
+        picked = sum_identical(comm, picked.astype(logits.dtype))     # [B, T]
+        count = max(int(valid.sum()), 1)
+        losses = np.where(valid, np.log(s) + m - picked, 0.0)
+        e /= s[..., None]                                             # this rank's softmax
+        ctx.save_for_backward(e, mine, np.clip(local, 0, V_r - 1), valid)
+        ctx.count = count
+        return np.asarray(losses.sum() / count, dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        p, mine, local, valid = ctx.saved
+        d = p * (valid[..., None] * (g / ctx.count))                  # [B, T, V_r]
+        rows = np.nonzero(mine)
+        d[rows + (local[rows],)] -= g / ctx.count
+        return d
+
+
+class VocabParallelGPT(Module):
+    """A GPT whose blocks `tensor_parallel` split, with the token table (and a tied or
+    untied head) split over the vocabulary too: ``model(idx, targets) -> (None, loss)``
+    (the loss from `VocabParallelCrossEntropy`; no rank ever holds a whole row of logits).
+    Its modules keep the GPT's names."""
+
+    def __init__(self, gpt, comm):
+        super().__init__()
+        from ..nn.gpt import GPT
+        self.config, self.comm = gpt.config, comm
+        self.wte = VocabParallelEmbedding(gpt.wte, comm)
+        if gpt.config.positions == "learned":
+            self.wpe = gpt.wpe
+        self.drop, self.h, self.ln_f = gpt.drop, gpt.h, gpt.ln_f
+        if not gpt.config.tie_weights:                    # [C, V] -> this rank's columns
+            self.lm_head = Linear(gpt.config.n_embd, self.wte.hi - self.wte.lo, False,
+                                  dtype=gpt.lm_head.weight.data.dtype)
+            self.lm_head.weight.data[...] = gpt.lm_head.weight.data[:, self.wte.lo:self.wte.hi]
+        self.positions_table, self.check_ids = gpt.positions_table, gpt.check_ids
+        self._hidden = GPT.hidden_states             # the GPT's own code, on these modules
+        self.embed = lambda idx, positions=None: GPT.embed(self, idx, positions)
+
+    def forward(self, idx, targets=None):
+        if targets is None:
+            raise ValueError("a vocabulary-parallel GPT computes its loss only: generate "
+                             "from the consolidated checkpoint")
+        h = CopyToRanks.apply(self._hidden(self, idx), comm=self.comm)      # [B, T, C]
+        if self.config.tie_weights:
+            logits = h @ self.wte.weight.T                                   # [B, T, V_r]
+        else:
+            logits = self.lm_head(h)
+        loss = VocabParallelCrossEntropy.apply(logits, targets=np.asarray(targets),
+                                               lo=self.wte.lo, comm=self.comm)
+        return None, loss
+
+
+class _Rank:
+    """Another rank of `comm`, for `vocab_range`'s arithmetic."""
+
+    def __init__(self, comm, rank):
+        self.rank, self.size = rank, comm.size
