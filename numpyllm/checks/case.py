@@ -66,8 +66,8 @@ def perturb(module, rng: np.random.Generator, std: float = 0.3):
 
 def module_case(module, fn, *inputs) -> Case:
     """A Case for ``fn(*inputs)`` with respect to `inputs` (those that require grad)
-    and every parameter of `module`, named by its dotted name."""
-    named = list(module.named_parameters())
+    and every trainable parameter of `module`, named by its dotted name."""
+    named = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
     n = len(inputs)
     names = {n + k: name for k, (name, _) in enumerate(named)}
     names.update({k: f"input {k}" for k in range(n)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd import Tensor
 from ..nn.gpt import GPT, POSITIONS, GPTConfig
 from ..nn.llama import Llama, LlamaConfig
 from ..nn.lora import apply_lora
@@ -148,6 +149,39 @@ def _distill(alpha):
     return build
 
 
+def _inputs_embeds(family):
+    """The loss with respect to the input vectors (``inputs_embeds``, what an attack or
+    embedding-space adversarial training differentiates) as well as every parameter."""
+    def build(rng):
+        if family == "Classifier":
+            inner = GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2, n_embd=8,
+                              dtype="float64", positions="learned")
+            model = perturb(SequenceClassifier(ClassifierConfig("GPT", inner.to_dict(),
+                                                                n_classes=3), rng=rng), rng)
+            mask = np.array([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], bool)   # left padding
+            labels = np.array([2, 0])
+            fn = lambda e: model(inputs_embeds=e, labels=labels, mask=mask)[1]  # noqa: E731
+            model.backbone.wte.requires_grad_(False)  # no LM head: the table is not read
+        else:
+            if family == "GPT":
+                model = GPT(GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2,
+                                      n_embd=8, dtype="float64"), rng=rng)
+            elif family == "Llama":
+                model = Llama(LlamaConfig(vocab_size=11, block_size=5, n_layer=2, n_head=4,
+                                          n_kv_head=2, n_embd=8, intermediate_size=12,
+                                          dtype="float64"), rng=rng)
+            else:
+                model = TransformerEncoderModel(TransformerEncoderConfig(
+                    vocab_size=11, d_model=8, n_head=2, n_layers=2, d_ff=12, dropout=0.0,
+                    max_len=5, tie_embeddings=True, dtype="float64"), rng=rng)  # head reads the table
+            model = perturb(model, rng)
+            y = rng.integers(0, 11, size=(2, 5))
+            fn = lambda e: model(inputs_embeds=e, targets=y)[1]          # noqa: E731
+        e = Tensor(rng.standard_normal((2, 5, 8)), requires_grad=True)    # [B, T, C]
+        return module_case(model, fn, e)
+    return build
+
+
 def _model(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="model")
 
@@ -197,6 +231,11 @@ CHECKS = [
            "ids [3,5], 3 classes"),
     _model("Classifier (encoder, mean)", _classifier("TransformerEncoderModel", "mean"),
            "ids [3,5], 3 classes"),
+    _model("GPT (inputs_embeds)", _inputs_embeds("GPT"), "embeds [2, 5, 8], 2 layers"),
+    _model("Llama (inputs_embeds)", _inputs_embeds("Llama"), "embeds [2, 5, 8], 4/2 heads"),
+    _model("Encoder (inputs_embeds)", _inputs_embeds("Encoder"), "embeds [2, 5, 8], d 8"),
+    _model("Classifier (GPT, left-padded inputs_embeds)", _inputs_embeds("Classifier"),
+           "embeds [2, 5, 8], 3 classes"),
     _model("GPT + LoRA (adapters only)", _lora("GPT"), _GPT_SHAPES + ", r 2 on 4 targets"),
     _model("GPT + rsLoRA (adapters only)", _lora("GPT", use_rslora=True, targets=["c_attn"]),
            _GPT_SHAPES + ", r 2 on c_attn"),

@@ -48,6 +48,7 @@ from .encoder import TransformerEncoderConfig, TransformerEncoderModel
 from .gpt import GPT, GPTConfig
 from .llama import Llama, LlamaConfig
 from .heads import POOLINGS, pool
+from .inputs import ids_or_embeds, input_embeds
 from .layers import Dropout, Linear
 from .module import Module
 
@@ -130,32 +131,30 @@ class SequenceClassifier(Module):
         self.drop = Dropout(config.dropout, rng=rng)
         self.score = Linear(width, config.n_classes, rng=rng, dtype=np.dtype(bcfg.dtype))
 
-    def _valid(self, ids, lengths, mask):
-        """Checked ids ``[B, T]``, right-aligned (padding moved to the end of each row),
+    def _valid(self, shape: tuple, lengths, mask):
+        """For a ``[B, T]`` input: ``(source, valid)``: where each slot reads from so that
+        the real tokens come first (``[B, T]`` indices, None when no row is left-padded),
         and the bool ``[B, T]`` of real tokens (None: all real)."""
-        ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
-        if ids.ndim != 2:
-            raise ValueError(f"SequenceClassifier: ids must be [B, T], got shape {ids.shape}")
-        B, T = ids.shape
+        B, T = shape
         if lengths is not None and mask is not None:
             raise ValueError("SequenceClassifier: give lengths (right padding) or mask, "
                              "not both")
         if mask is not None:
-            return self._align_left(ids, mask)
+            return self._align_left(shape, mask)
         if lengths is None:
-            return ids, None
+            return None, None
         lengths = np.asarray(lengths)
         if lengths.shape != (B,) or not np.issubdtype(lengths.dtype, np.integer) \
                 or (lengths < 1).any() or (lengths > T).any():
             raise ValueError(f"SequenceClassifier: lengths must be integers [B] = ({B},) in "
                              f"[1, T={T}], got {lengths!r}")
-        return ids, np.arange(T)[None, :] < lengths[:, None]      # [B, T], True at real
+        return None, np.arange(T)[None, :] < lengths[:, None]      # [B, T], True at real
 
     @staticmethod
-    def _align_left(ids: np.ndarray, mask) -> tuple:
+    def _align_left(shape: tuple, mask) -> tuple:
         """Each row's real tokens (contiguous, anywhere in the row) moved to its start:
-        ``[pad pad a b c] -> [a b c · ·]``; returns (ids [B, T], valid [B, T])."""
-        B, T = ids.shape
+        ``[pad pad a b c] -> [a b c · ·]``; returns (source [B, T], valid [B, T])."""
+        B, T = shape
         mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
         if mask.shape != (B, T) or not (mask.dtype == bool or (
                 np.issubdtype(mask.dtype, np.integer) and np.isin(mask, (0, 1)).all())):
@@ -173,20 +172,45 @@ class SequenceClassifier(Module):
             raise ValueError(f"SequenceClassifier: mask row {int(np.argmin(contiguous.all(1)))}"
                              " has padding between real tokens; pad on the left or the right")
         source = np.minimum(first[:, None] + cols, T - 1)           # [B, T], slot to read
-        aligned = np.take_along_axis(ids, source, axis=1)           # real ones first
-        return aligned, cols < lengths[:, None]                     # [B, T], [B, T]
+        return source, cols < lengths[:, None]                      # [B, T], [B, T]
 
-    def features(self, ids, lengths=None, *, mask=None) -> Tensor:
-        """The pooled representation ``[B, C]`` the score layer reads."""
-        ids, valid = self._valid(ids, lengths, mask)
-        if self.config.backbone in ("GPT", "Llama"):
-            hidden = self.backbone.hidden_states(ids)               # [B, T, C], causal
+    def features(self, ids=None, lengths=None, *, mask=None, inputs_embeds=None) -> Tensor:
+        """The pooled representation ``[B, C]`` the score layer reads. `inputs_embeds`
+        ``[B, T, C]`` instead of `ids`: vectors in place of the backbone's token lookup
+        (see its ``token_embeddings``), so that a gradient reaches the input."""
+        ids_or_embeds(ids, inputs_embeds, "SequenceClassifier")
+        if ids is not None:
+            ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+            if ids.ndim != 2:
+                raise ValueError(f"SequenceClassifier: ids must be [B, T], got shape "
+                                 f"{ids.shape}")
+            shape = ids.shape
         else:
-            hidden = self.backbone.encode(ids, valid)               # [B, T, C]
+            bcfg = self.backbone.config
+            inputs_embeds = input_embeds(inputs_embeds, getattr(bcfg, "n_embd", None) or
+                                         bcfg.d_model, bcfg.dtype, "SequenceClassifier")
+            shape = inputs_embeds.shape[:2]
+        source, valid = self._valid(tuple(shape), lengths, mask)
+        if source is not None:                                      # real tokens first
+            rows = np.arange(shape[0])[:, None]                     # [B, 1]
+            if ids is not None:
+                ids = ids[rows, source]                             # [B, T]
+            else:
+                inputs_embeds = inputs_embeds[rows, source]         # [B, T, C], a gather
+        if self.config.backbone in ("GPT", "Llama"):
+            hidden = self.backbone.hidden_states(ids, inputs_embeds=inputs_embeds)  # causal
+        else:
+            hidden = self.backbone.encode(ids, valid, inputs_embeds=inputs_embeds)  # [B, T, C]
         return pool(hidden, valid, self.config.pooling)
 
-    def forward(self, ids, lengths=None, labels=None, *, mask=None):
-        logits = self.score(self.drop(self.features(ids, lengths, mask=mask)))  # [B, K]
+    def token_embeddings(self, ids) -> Tensor:
+        """The backbone's token lookup, ``ids [B, T]`` -> ``[B, T, C]``: what
+        ``inputs_embeds`` stands for."""
+        return self.backbone.token_embeddings(ids)
+
+    def forward(self, ids=None, lengths=None, labels=None, *, mask=None, inputs_embeds=None):
+        logits = self.score(self.drop(self.features(ids, lengths, mask=mask,
+                                                    inputs_embeds=inputs_embeds)))  # [B, K]
         loss = None
         if labels is not None:
             labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)

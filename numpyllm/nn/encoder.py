@@ -26,6 +26,7 @@ from ..autograd import Tensor
 from ..validation import ConfigDict, as_generator, check_positive_fields
 from .attention import MultiHeadAttention
 from .heads import MLMHead, output_logits
+from .inputs import ids_or_embeds, input_embeds
 from .layers import MLP, Embedding, LayerNorm, Linear
 from .module import Module
 from .residual import ResidualLayer
@@ -70,8 +71,8 @@ class Encoder(Stack):
         super().__init__(cfg, embed, EncoderLayer, n_layers, rng=rng, dtype=dtype,
                          pos_embed=pos_embed)
 
-    def forward(self, src: np.ndarray, key_padding_mask=None) -> Tensor:
-        x = self.embed_tokens(src)
+    def forward(self, src, key_padding_mask=None, *, inputs_embeds=None) -> Tensor:
+        x = self.embed_tokens(src, inputs_embeds=inputs_embeds)
         for layer in self.layers:
             x = layer(x, key_padding_mask)
         return self.finish(x)
@@ -168,24 +169,44 @@ class TransformerEncoderModel(Module):
         self.mlm_head = MLMHead(cfg.d_model, cfg.vocab_size, eps=cfg.layer_norm_eps, rng=rng,
                                 dtype=dtype) if cfg.mlm_head else None
 
-    def _inputs(self, ids, key_padding_mask) -> tuple:
+    def _inputs(self, ids, key_padding_mask, inputs_embeds=None) -> tuple:
+        """``(ids or None, key padding mask or None, inputs_embeds or None)``, checked."""
         cfg = self.config
-        ids = token_ids(ids, "TransformerEncoderModel: ids", cfg.vocab_size, cfg.max_len)
+        owner = "TransformerEncoderModel"
+        ids_or_embeds(ids, inputs_embeds, owner)
+        if ids is not None:
+            ids = token_ids(ids, f"{owner}: ids", cfg.vocab_size, cfg.max_len)
+            shape, fallback = ids.shape, pad_fallback(ids, cfg.pad_id)
+        else:
+            inputs_embeds = input_embeds(inputs_embeds, cfg.d_model, cfg.dtype, owner)
+            shape, fallback = inputs_embeds.shape[:2], None    # no ids: no pad_id to read
+            if shape[1] > cfg.max_len:
+                raise ValueError(f"{owner}: inputs_embeds have length {shape[1]}, longer than "
+                                 f"max_len={cfg.max_len}")
         kpm = None if key_padding_mask is None else \
             np.asarray(key_padding_mask.data if isinstance(key_padding_mask, Tensor)
                        else key_padding_mask)
         lengths = kpm if kpm is not None and kpm.ndim == 1 else None
         mask = kpm if lengths is None else None
-        return ids, padding_of(ids.shape, "TransformerEncoderModel: key_padding_mask", mask,
-                               lengths, pad_fallback(ids, cfg.pad_id))
+        return ids, padding_of(tuple(shape), f"{owner}: key_padding_mask", mask, lengths,
+                               fallback), inputs_embeds
 
-    def encode(self, ids, key_padding_mask=None) -> Tensor:
-        """``ids [B, T]`` -> hidden states ``[B, T, d_model]``."""
-        return self.encoder(*self._inputs(ids, key_padding_mask))
+    def token_embeddings(self, ids) -> Tensor:
+        """The token lookup alone, ``ids [B, T]`` -> ``embed(ids)·√d_model [B, T, C]``:
+        what ``inputs_embeds`` stands for (positions are added after it)."""
+        cfg = self.config
+        ids = token_ids(ids, "TransformerEncoderModel: ids", cfg.vocab_size, cfg.max_len)
+        return self.encoder.token_embeddings(ids)
 
-    def padding(self, ids, key_padding_mask=None):
+    def encode(self, ids=None, key_padding_mask=None, *, inputs_embeds=None) -> Tensor:
+        """``ids [B, T]`` (or ``inputs_embeds [B, T, d_model]``, see `token_embeddings`)
+        -> hidden states ``[B, T, d_model]``."""
+        ids, valid, tokens = self._inputs(ids, key_padding_mask, inputs_embeds)
+        return self.encoder(ids, valid, inputs_embeds=tokens)
+
+    def padding(self, ids=None, key_padding_mask=None, *, inputs_embeds=None):
         """The key padding mask `encode` uses: bool ``[B, T]`` or None (nothing padded)."""
-        return self._inputs(ids, key_padding_mask)[1]
+        return self._inputs(ids, key_padding_mask, inputs_embeds)[1]
 
     def logits(self, hidden: Tensor) -> Tensor:
         """The output head: hidden states ``[..., C]`` -> ``[..., n_outputs]``."""
@@ -193,9 +214,9 @@ class TransformerEncoderModel(Module):
             return self.mlm_head(hidden, self.encoder.embed)
         return output_logits(hidden, self.encoder.embed, self.head)
 
-    def forward(self, ids, key_padding_mask=None, targets=None):
-        ids, valid = self._inputs(ids, key_padding_mask)
-        logits = self.logits(self.encoder(ids, valid))
+    def forward(self, ids=None, key_padding_mask=None, targets=None, *, inputs_embeds=None):
+        ids, valid, tokens = self._inputs(ids, key_padding_mask, inputs_embeds)
+        logits = self.logits(self.encoder(ids, valid, inputs_embeds=tokens))
         loss = None if targets is None else loss_over_counted(logits, targets, valid)
         return logits, loss
 

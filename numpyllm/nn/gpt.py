@@ -33,7 +33,7 @@ from ..validation import (DTYPES, ConfigDict, as_generator, check_choice, check_
                           check_positive_fields, check_positive_number, positive_int)
 from .attention import MultiHeadAttention
 from .heads import output_logits
-from .inputs import attention_rule, check_vocab, token_ids
+from .inputs import attention_rule, check_vocab, ids_or_embeds, input_embeds, token_ids
 from .kv_cache import KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, MLP
 from .module import Module, ModuleList
@@ -156,12 +156,32 @@ class GPT(Module):
     def check_ids(self, idx, name: str = "idx") -> np.ndarray:
         """`idx` as an int64 array [B, T], or a clear error."""
         idx = token_ids(idx, "GPT", name)
-        T = idx.shape[1]
+        self._check_length(idx.shape[1])
+        return idx
+
+    def _check_length(self, T: int) -> None:
         if self.config.positions == "learned" and T > self.config.block_size:
             raise ValueError(f"GPT: sequence length {T} is longer than block_size "
                              f"{self.config.block_size} (learned positions stop there; crop the "
                              "input, or use sinusoidal/rope/alibi positions)")
-        return idx
+
+    def _inputs(self, idx, inputs_embeds) -> tuple:
+        """``(idx or None, inputs_embeds or None, B, T)``, checked: exactly one given."""
+        ids_or_embeds(idx, inputs_embeds, "GPT")
+        if idx is not None:
+            idx = self.check_ids(idx)
+            return idx, None, *idx.shape
+        x = input_embeds(inputs_embeds, self.config.n_embd, self.config.dtype, "GPT")
+        self._check_length(x.shape[1])
+        return None, x, x.shape[0], x.shape[1]
+
+    def token_embeddings(self, idx) -> Tensor:
+        """The token lookup alone, ``idx [B, T]`` -> ``wte(idx) [B, T, C]``: what
+        ``inputs_embeds`` stands for (``forward(inputs_embeds=model.token_embeddings(idx))``
+        computes ``forward(idx)``; positions are still added inside)."""
+        idx = self.check_ids(idx)
+        check_vocab(idx, self.config.vocab_size, "GPT")
+        return self.wte(idx)
 
     # ------------------------------------------------------------------ forward
     def positions_table(self, T: int) -> np.ndarray:
@@ -173,28 +193,30 @@ class GPT(Module):
                                               dtype=np.dtype(self.config.dtype))
         return self._sinusoid[:T]
 
-    def hidden_states(self, idx, *, prefix_lengths=None, segment_ids=None) -> Tensor:
+    def hidden_states(self, idx=None, *, inputs_embeds=None, prefix_lengths=None,
+                      segment_ids=None) -> Tensor:
         """The last layer's output after ``ln_f``: ``idx [B, T]`` -> ``[B, T, C]`` (what
         the LM head reads; a sequence classifier pools it). `segment_ids` ``[B, T]``:
         several sequences packed in each row: each attends only within itself and its
         positions start at 0, so it computes exactly what it would alone (RoPE and ALiBi
-        depend on i - j only: their positions need no restart)."""
-        idx = self.check_ids(idx)
-        B, T = idx.shape
+        depend on i - j only: their positions need no restart). `inputs_embeds`
+        ``[B, T, C]`` instead of `idx`: vectors in place of the token lookup."""
+        idx, tokens, B, T = self._inputs(idx, inputs_embeds)
         mask, positions = attention_rule("GPT", B, T, prefix_lengths, segment_ids)
-        x = self.embed(idx, positions)                      # [B, T, C]
+        x = self.embed(idx, positions, inputs_embeds=tokens)  # [B, T, C]
         for block in self.h:
             x = block(x, mask)
         return self.ln_f(x)
 
-    def embed(self, idx: np.ndarray, positions=None) -> Tensor:
+    def embed(self, idx, positions=None, *, inputs_embeds=None) -> Tensor:
         """What the first block reads: token embeddings, plus learned or sinusoidal
         positions (``positions``: ``[T]`` or, packed, ``[B, T]``; default 0..T-1), after
-        dropout. ``idx [B, T]`` (checked) -> ``[B, T, C]``."""
-        T = idx.shape[1]
+        dropout. ``idx [B, T]`` (checked) -> ``[B, T, C]``; or, with `idx` None, the
+        checked ``inputs_embeds [B, T, C]`` in place of ``wte(idx)``."""
+        x = self.wte(idx) if inputs_embeds is None else inputs_embeds   # [B, T, C]
+        T = x.shape[1]
         if positions is None:
             positions = np.arange(T)                        # [T]; packed: [B, T]
-        x = self.wte(idx)                                   # [B, T, C]
         if self.config.positions == "learned":
             x = x + self.wpe(positions)                     # + [T, C] or [B, T, C]
         elif self.config.positions == "sinusoidal":
@@ -202,10 +224,11 @@ class GPT(Module):
         # rope and alibi act inside attention, on the queries/keys or the scores
         return self.drop(x)
 
-    def forward(self, idx, targets=None, *, prefix_lengths=None, segment_ids=None):
-        idx = self.check_ids(idx)
-        B, T = idx.shape
-        logits = self.head(self.hidden_states(idx, prefix_lengths=prefix_lengths,
+    def forward(self, idx=None, targets=None, *, inputs_embeds=None, prefix_lengths=None,
+                segment_ids=None):
+        idx, tokens, B, T = self._inputs(idx, inputs_embeds)
+        logits = self.head(self.hidden_states(idx, inputs_embeds=tokens,
+                                              prefix_lengths=prefix_lengths,
                                               segment_ids=segment_ids))      # [B, T, V]
         loss = None
         if targets is not None:
@@ -213,7 +236,8 @@ class GPT(Module):
             if targets.ndim == 1:
                 targets = targets[None, :]
             if targets.shape != (B, T):
-                raise ValueError(f"GPT: targets have shape {targets.shape}, idx has {(B, T)}")
+                raise ValueError(f"GPT: targets have shape {targets.shape}, the input has "
+                                 f"{(B, T)}")
             loss = F.cross_entropy(logits, targets)
         return logits, loss
 

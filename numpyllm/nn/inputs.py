@@ -2,6 +2,9 @@
 the attention rule that prefix lengths or packed segments ask for.
 
     ids [B, T] (or [T])                  -> int64 [B, T], every id in the vocabulary
+    inputs_embeds [B, T, C] (or [T, C])  -> a float Tensor [B, T, C] of the model's width:
+                                            vectors that stand where the token lookup's
+                                            output stands (so gradients reach the input)
     prefix_lengths [B]                   -> mask [B, 1, T, T]: a prefix read both ways
     segment_ids [B, T] (runs of equal id)-> mask [B, 1, T, T]: each run attends only within
                                             itself; and the positions inside each run
@@ -15,7 +18,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd import Tensor
 
-__all__ = ["token_ids", "check_vocab", "attention_rule"]
+__all__ = ["token_ids", "check_vocab", "attention_rule", "ids_or_embeds", "input_embeds"]
 
 
 def token_ids(idx, owner: str, name: str = "idx") -> np.ndarray:
@@ -36,6 +39,33 @@ def check_vocab(idx: np.ndarray, vocab_size: int, owner: str) -> None:
     if lo < 0 or hi >= vocab_size:
         raise ValueError(f"{owner}: token id {lo if lo < 0 else hi} is outside the "
                          f"vocabulary [0, {vocab_size})")
+
+
+def ids_or_embeds(idx, inputs_embeds, owner: str) -> None:
+    """Exactly one of token ids and input embeddings is given."""
+    if (idx is None) == (inputs_embeds is None):
+        raise ValueError(f"{owner}: give token ids or inputs_embeds, exactly one of them "
+                         f"(got {'both' if idx is not None else 'neither'})")
+
+
+def input_embeds(x, width: int, dtype, owner: str) -> Tensor:
+    """`x` as a Tensor ``[B, T, width]`` of the model's float dtype (``[T, width]`` becomes
+    one row). A Tensor stays the same node, so a gradient flows back to it; an array
+    becomes a constant. Anything else (ints, wrong width, NaN) is a clear error."""
+    t = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    if not np.issubdtype(t.data.dtype, np.floating):
+        raise TypeError(f"{owner}: inputs_embeds must be floats, got dtype {t.data.dtype}")
+    if t.data.ndim == 2:
+        t = t.reshape(1, *t.shape)
+    if t.data.ndim != 3 or t.shape[1] == 0 or t.shape[2] != width:
+        raise ValueError(f"{owner}: inputs_embeds must have shape [B, T, {width}] with "
+                         f"T >= 1, got {tuple(t.shape)}")
+    if t.data.dtype != np.dtype(dtype):
+        raise TypeError(f"{owner}: inputs_embeds are {t.data.dtype}, the model computes in "
+                        f"{np.dtype(dtype)}")
+    if not np.isfinite(t.data).all():
+        raise ValueError(f"{owner}: inputs_embeds hold NaN or infinity")
+    return t
 
 
 def attention_rule(owner: str, B: int, T: int, prefix_lengths=None, segment_ids=None,

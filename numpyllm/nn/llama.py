@@ -62,7 +62,7 @@ from ..functional.normalization import rms_norm_forward
 from ..validation import (DTYPES, ConfigDict, as_generator, check_choice, check_fraction,
                           check_positive_fields, check_positive_number, positive_int)
 from .heads import output_logits
-from .inputs import attention_rule, check_vocab, token_ids
+from .inputs import attention_rule, check_vocab, ids_or_embeds, input_embeds, token_ids
 from .kv_cache import KVCache
 from .layers import Dropout, Embedding, Linear
 from .module import Module, ModuleList, Parameter
@@ -350,15 +350,31 @@ class Llama(Module):
         check_vocab(idx, self.config.vocab_size, "Llama")
         return idx
 
+    def _inputs(self, idx, inputs_embeds) -> tuple:
+        """``(idx or None, inputs_embeds or None, B, T)``, checked: exactly one given."""
+        ids_or_embeds(idx, inputs_embeds, "Llama")
+        if idx is not None:
+            idx = self.check_ids(idx)
+            return idx, None, *idx.shape
+        x = input_embeds(inputs_embeds, self.config.n_embd, self.config.dtype, "Llama")
+        return None, x, x.shape[0], x.shape[1]
+
+    def token_embeddings(self, idx) -> Tensor:
+        """The token lookup alone, ``idx [B, T]`` -> ``embed_tokens(idx) [B, T, C]``: what
+        ``inputs_embeds`` stands for."""
+        return self.embed_tokens(self.check_ids(idx))
+
     # ------------------------------------------------------------------ forward
-    def hidden_states(self, idx, *, prefix_lengths=None, segment_ids=None) -> Tensor:
+    def hidden_states(self, idx=None, *, inputs_embeds=None, prefix_lengths=None,
+                      segment_ids=None) -> Tensor:
         """The last layer's output after ``norm``: ``[B, T]`` -> ``[B, T, C]``.
         `segment_ids` ``[B, T]``: sequences packed in each row attend only within
-        themselves (and the window); RoPE is relative, so no position restarts."""
-        idx = self.check_ids(idx)
-        mask, _ = attention_rule("Llama", *idx.shape, prefix_lengths, segment_ids,
+        themselves (and the window); RoPE is relative, so no position restarts.
+        `inputs_embeds` ``[B, T, C]`` instead of `idx`: vectors in place of the lookup."""
+        idx, tokens, B, T = self._inputs(idx, inputs_embeds)
+        mask, _ = attention_rule("Llama", B, T, prefix_lengths, segment_ids,
                                  self.config.sliding_window)
-        x = self.drop(self.embed_tokens(idx))                      # [B, T, C]
+        x = self.drop(self.embed_tokens(idx) if tokens is None else tokens)   # [B, T, C]
         for layer in self.layers:
             x = layer(x, mask)
         return self.norm(x)
@@ -367,18 +383,20 @@ class Llama(Module):
         """[..., C] -> [..., V] logits: ``lm_head``, or the embedding read backwards."""
         return output_logits(x, self.embed_tokens, self.lm_head)
 
-    def forward(self, idx, targets=None, *, prefix_lengths=None, segment_ids=None):
-        idx = self.check_ids(idx)
-        logits = self.head(self.hidden_states(idx, prefix_lengths=prefix_lengths,
+    def forward(self, idx=None, targets=None, *, inputs_embeds=None, prefix_lengths=None,
+                segment_ids=None):
+        idx, tokens, B, T = self._inputs(idx, inputs_embeds)
+        logits = self.head(self.hidden_states(idx, inputs_embeds=tokens,
+                                              prefix_lengths=prefix_lengths,
                                               segment_ids=segment_ids))
         loss = None
         if targets is not None:
             targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
             if targets.ndim == 1:
                 targets = targets[None, :]
-            if targets.shape != idx.shape:
-                raise ValueError(f"Llama: targets have shape {targets.shape}, idx has "
-                                 f"{idx.shape}")
+            if targets.shape != (B, T):
+                raise ValueError(f"Llama: targets have shape {targets.shape}, the input has "
+                                 f"{(B, T)}")
             loss = F.cross_entropy(logits, targets)
         return logits, loss
 

@@ -151,12 +151,18 @@ class Stack(Module):
         self.ln_f = LayerNorm(cfg.d_model, cfg.layer_norm_eps, dtype=dtype) \
             if cfg.norm == "pre" else None
 
-    def embed_tokens(self, ids: np.ndarray, offset: int = 0) -> Tensor:
+    def token_embeddings(self, ids: np.ndarray) -> Tensor:
+        """``[B, T]`` checked ids -> ``embed(ids)·√d [B, T, C]``: the token lookup alone,
+        what ``inputs_embeds`` stands for."""
+        return self.embed(ids) * math.sqrt(self.d_model)
+
+    def embed_tokens(self, ids, offset: int = 0, *, inputs_embeds=None) -> Tensor:
         """``[B, T]`` checked ids -> ``[B, T, C]``: ``embed(ids)·√d + PE[offset:offset+T]``,
         then dropout. (`offset` > 0: tokens that continue a sequence, as a decoder fed one
-        new token at a time sees them.)"""
-        x = self.embed(ids) * math.sqrt(self.d_model)          # [B, T, C]
-        T = ids.shape[1]
+        new token at a time sees them.) With `ids` None, the checked ``inputs_embeds
+        [B, T, C]`` stand in place of ``embed(ids)·√d``."""
+        x = self.token_embeddings(ids) if inputs_embeds is None else inputs_embeds  # [B, T, C]
+        T = x.shape[1]
         if self.pos_embed is not None:
             x = x + self.pos_embed(np.arange(offset, offset + T))   # + [T, C], learned
         else:
