@@ -63,7 +63,8 @@ class TorchLlama:
     ``rms_norm_eps`` (a dict, as the benchmark's model table has them; a
     ``sliding_window`` other than None is refused)."""
 
-    def __init__(self, tensors: dict, cfg: dict, *, layout: str = "out_in"):
+    def __init__(self, tensors: dict, cfg: dict, *, layout: str = "out_in",
+                 requires_grad: bool = False):
         if layout not in ("out_in", "in_out"):
             raise ValueError(f"layout must be 'out_in' or 'in_out', got {layout!r}")
         if cfg.get("sliding_window") is not None:
@@ -78,11 +79,14 @@ class TorchLlama:
             name = name[len("model."):] if name.startswith("model.") else name
             if layout == "in_out" and any(name.endswith(f"{lin}.weight") for lin in LINEARS):
                 t = t.t().contiguous()                          # [out, in] -> [in, out]
-            self.p[name] = t
+            self.p[name] = t.requires_grad_(requires_grad)
         self.head_w = self.p.get("lm_head.weight", self.p["embed_tokens.weight"])   # [V, C]
         # in_out: the head too as a contiguous [C, V] (a transposed copy of a tied
         # embedding: V·C more floats), which MKL multiplies by one row faster
         self.head_in_out = self.head_w.t().contiguous() if layout == "in_out" else None
+
+    def parameters(self) -> list:
+        return list(self.p.values())
 
     # ------------------------------------------------------------------ the math
     def _lin(self, name: str, h):
@@ -103,7 +107,8 @@ class TorchLlama:
 
     def _layer(self, i: int, x, cos, sin, k_cache, v_cache, pos: int):
         """One decoder layer over the new tokens x ``[1, T, C]`` at slots pos .. pos+T-1,
-        writing their keys and values into the cache."""
+        writing their keys and values into the cache; or, with no cache (training), over a
+        batch ``[B, T, C]`` of whole sequences."""
         B, T, _ = x.shape
         pre = f"layers.{i}."
         nh, nkv, hs, g = self.n_head, self.n_kv, self.hs, self.group
@@ -113,9 +118,12 @@ class TorchLlama:
         v = self._lin(pre + "self_attn.v_proj", h).view(B, T, nkv, hs).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin                      # [1, nh, T, hs]
         k = k * cos + rotate_half(k) * sin                      # [1, nkv, T, hs]
-        k_cache[:, :, pos:pos + T] = k
-        v_cache[:, :, pos:pos + T] = v
-        keys, values = k_cache[:, :, :pos + T], v_cache[:, :, :pos + T]
+        if k_cache is None:                                     # training: no cache
+            keys, values = k, v
+        else:
+            k_cache[:, :, pos:pos + T] = k
+            v_cache[:, :, pos:pos + T] = v
+            keys, values = k_cache[:, :, :pos + T], v_cache[:, :, :pos + T]
         if T == 1:
             # the g query heads of a kv head as g query rows of one attention call
             y = F.scaled_dot_product_attention(q.reshape(B, nkv, g, hs), keys, values)
@@ -138,6 +146,17 @@ class TorchLlama:
         for i in range(self.n_layer):
             x = self._layer(i, x, cos, sin, *caches, 0)
         return self._head(self._norm("norm", x))
+
+    def loss(self, idx, targets):
+        """The training loss of a batch ``idx [B, T]``: mean cross-entropy of the
+        next-token logits (the whole sequence, causal, no cache)."""
+        T = idx.shape[1]
+        cos, sin = rope_cos_sin(T, self.hs, self.theta)
+        x = F.embedding(idx, self.p["embed_tokens.weight"])
+        for i in range(self.n_layer):
+            x = self._layer(i, x, cos, sin, None, None, 0)
+        logits = self._head(self._norm("norm", x))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
 
     # ------------------------------------------------------------------ decoding
     def generate(self, prompt, new_tokens: int) -> list:

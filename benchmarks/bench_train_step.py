@@ -4,6 +4,8 @@ count on both sides; medians, ranges and ratios.
 
     python benchmarks/bench_train_step.py                  # nanoGPT's CPU model, 6 rounds
     python benchmarks/bench_train_step.py --wide           # 6 layers, 6 heads, 384 wide, T 256, B 8
+    python benchmarks/bench_train_step.py --shape gpt2     # GPT-2 small, T 256, B 4 (3 steps)
+    python benchmarks/bench_train_step.py --shape smollm2  # SmolLM2-135M's Llama, T 256, B 4
     python benchmarks/bench_train_step.py --rounds 10 --steps 40
     python benchmarks/bench_train_step.py --threads 1      # one thread on every side
     python benchmarks/bench_train_step.py --malloc         # also the plain loop + keep_freed_memory()
@@ -26,7 +28,9 @@ parent writes them once to a temporary .npz that every worker reads):
     ``zero_grad(set_to_none=True)``).
 
 Models: nanoGPT's CPU recipe (4 layers, 4 heads, 128 wide, context 64, batch 12, vocab
-65, no biases, dropout 0) or ``--wide``. The PyTorch model is nanoGPT's forward written
+65, no biases, dropout 0), ``--wide``, GPT-2 small's shape, or SmolLM2-135M's (a Llama:
+the PyTorch side is benchmarks/_torch_llama.py's forward, F.rms_norm, RoPE, grouped-query
+sdpa with enable_gqa, SwiGLU, tied head). The PyTorch model is nanoGPT's forward written
 with torch.nn.functional (benchmarks/_torch_gpt.py: F.embedding, F.layer_norm, F.linear
 on [out, in] weights as nn.Linear stores them, F.scaled_dot_product_attention, tanh GELU,
 tied head, F.cross_entropy).
@@ -61,9 +65,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as H  # noqa: E402
 
 CONFIGS = {
-    "nanogpt": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch=12, vocab=65),
-    "wide": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch=8, vocab=65),
+    "nanogpt": dict(family="gpt", n_layer=4, n_head=4, n_embd=128, block_size=64, batch=12,
+                    vocab=65),
+    "wide": dict(family="gpt", n_layer=6, n_head=6, n_embd=384, block_size=256, batch=8,
+                 vocab=65),
+    # GPT-2 small (124M: biases, tied head, 50,257 tokens), at T 256, B 4
+    "gpt2": dict(family="gpt", n_layer=12, n_head=12, n_embd=768, block_size=256, batch=4,
+                 vocab=50257, bias=True),
+    # SmolLM2-135M's shape: 30 layers, 9 query heads sharing 3 key/value heads, SwiGLU
+    # 1536, RMSNorm, RoPE (theta 1e5), tied head, 49,152 tokens; at T 256, B 4
+    "smollm2": dict(family="llama", n_layer=30, n_head=9, n_kv_head=3, n_embd=576,
+                    intermediate=1536, block_size=256, batch=4, vocab=49152),
 }
+BIG = ("gpt2", "smollm2")        # default to fewer steps: seconds each
 N_BATCHES = 8                    # distinct batches, cycled; step i uses batch i % N_BATCHES
 SIDES = {                        # side -> its label in the report
     "numpyllm": "numpyllm, plain loop",
@@ -81,8 +95,27 @@ WEIGHT_DECAY, BETAS, GRAD_CLIP = 0.1, (0.9, 0.99), 1.0
 def step_flops(c: dict) -> float:
     """Matmul FLOPs of one training step (backward = 2 x forward)."""
     L, C, T, B, V = c["n_layer"], c["n_embd"], c["block_size"], c["batch"], c["vocab"]
-    per_token = 2 * 12 * L * C * C + 2 * C * V + 2 * 2 * L * T * C   # blocks, head, attention
+    if c["family"] == "llama":                        # q, o: C x C; k, v: C x kv; 3 MLP
+        kv = C * c["n_kv_head"] // c["n_head"]
+        weights = 2 * C * C + 2 * C * kv + 3 * C * c["intermediate"]
+    else:
+        weights = 12 * C * C
+    per_token = 2 * L * weights + 2 * C * V + 2 * 2 * L * T * C   # blocks, head, attention
     return 3 * per_token * B * T
+
+
+def numpyllm_config(c: dict):
+    """The numpyllm config of a benchmark model."""
+    import numpyllm as nl
+    if c["family"] == "llama":
+        from numpyllm.nn import LlamaConfig
+        return LlamaConfig(vocab_size=c["vocab"], block_size=c["block_size"],
+                           n_layer=c["n_layer"], n_head=c["n_head"], n_kv_head=c["n_kv_head"],
+                           n_embd=c["n_embd"], intermediate_size=c["intermediate"],
+                           rope_theta=100000.0, rms_norm_eps=1e-5)
+    return nl.GPTConfig(vocab_size=c["vocab"], block_size=c["block_size"],
+                        n_layer=c["n_layer"], n_head=c["n_head"], n_embd=c["n_embd"],
+                        bias=c["bias"])
 
 
 # ====================================================================== workers
@@ -98,9 +131,9 @@ def _numpyllm_model(cfg: dict, params: dict):
 
     import numpyllm as nl
     c = cfg["model"]
-    model = nl.GPT(nl.GPTConfig(vocab_size=c["vocab"], block_size=c["block_size"],
-                                n_layer=c["n_layer"], n_head=c["n_head"], n_embd=c["n_embd"],
-                                bias=c["bias"]), rng=np.random.default_rng(0))
+    from numpyllm.nn import Llama
+    family = Llama if c["family"] == "llama" else nl.GPT
+    model = family(numpyllm_config(c), rng=np.random.default_rng(0))
     model.load_state_dict(params)
     return model
 
@@ -236,11 +269,20 @@ def worker_pytorch(cfg: dict, nanogpt: bool = False) -> None:
     """(a) the plain loop, or (b) nanoGPT's train.py step, in PyTorch."""
     import torch
     env = H.torch_threads(cfg["threads"])
-    from _torch_gpt import TorchGPT
     params, X, Y = _load(cfg)
     c = cfg["model"]
-    model = TorchGPT(params, c["n_layer"], c["n_head"], layout=cfg["torch_layout"],
-                     requires_grad=True)
+    if c["family"] == "llama":
+        from _torch_llama import TorchLlama
+        from bench_llama_generate import _hf_tensors
+        model = TorchLlama(_hf_tensors(params), dict(
+            n_layer=c["n_layer"], n_head=c["n_head"], n_kv_head=c["n_kv_head"],
+            head_dim=c["n_embd"] // c["n_head"], rope_theta=100000.0, rms_norm_eps=1e-5),
+            layout=cfg["torch_layout"], requires_grad=True)
+    else:
+        from _torch_gpt import TorchGPT
+        model = TorchGPT(params, c["n_layer"], c["n_head"], layout=cfg["torch_layout"],
+                         requires_grad=True)
+    del params
     leaves = model.parameters()
     opt = torch.optim.AdamW([{"params": [t for t in leaves if t.ndim >= 2],
                               "weight_decay": WEIGHT_DECAY},
@@ -291,10 +333,10 @@ def write_data(c: dict, path: str, seed: int = 0) -> None:
     """The shared initial weights (numpyllm's GPT init, seed 0) and batches."""
     import numpy as np
 
-    from numpyllm.nn.gpt import GPT, GPTConfig
-    model = GPT(GPTConfig(vocab_size=c["vocab"], block_size=c["block_size"], n_layer=c["n_layer"],
-                          n_head=c["n_head"], n_embd=c["n_embd"], bias=c["bias"]),
-                rng=np.random.default_rng(seed))
+    import numpyllm as nl
+    from numpyllm.nn import Llama
+    family = Llama if c["family"] == "llama" else nl.GPT
+    model = family(numpyllm_config(c), rng=np.random.default_rng(seed))
     rng = np.random.default_rng(seed + 1)
     seq = rng.integers(0, c["vocab"], size=(N_BATCHES, c["batch"], c["block_size"] + 1))
     np.savez(path, x=seq[..., :-1], y=seq[..., 1:],
@@ -305,14 +347,20 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--wide", action="store_true", help="6 layers, 6 heads, 384 wide, T 256, B 8")
+    ap.add_argument("--shape", choices=tuple(CONFIGS), default="nanogpt",
+                    help="nanogpt (4x4x128, T 64, B 12; default), wide (6x6x384, T 256, B 8), "
+                         "gpt2 (GPT-2 small, T 256, B 4), smollm2 (SmolLM2-135M's Llama, T 256, "
+                         "B 4)")
+    ap.add_argument("--wide", action="store_true", help="the same as --shape wide")
     ap.add_argument("--bias", action="store_true",
-                    help="biases in Linear and LayerNorm (GPT-2 style); default off, as nanoGPT")
+                    help="biases in Linear and LayerNorm (GPT-2 style); default off, as nanoGPT "
+                         "(gpt2 always has them)")
     ap.add_argument("--rounds", type=int, default=6, help="rounds (processes per side), default 6")
     ap.add_argument("--steps", type=int, default=None,
-                    help="timed steps per process (default 30; 8 with --wide)")
+                    help="timed steps per process (default 30; 8 wide; 3 gpt2, smollm2)")
     ap.add_argument("--warmup", type=int, default=None,
-                    help="untimed steps first in each process (default 5; 2 with --wide)")
+                    help="untimed steps first in each process (default 5; 2 wide; 1 gpt2, "
+                         "smollm2)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="threads on every side (default: the number of CPUs, %(default)s, "
                          "which is also each library's own default here)")
@@ -337,10 +385,12 @@ def main() -> int:
         WORKERS[side](cfg)
         return 0
     args = parse_args()
-    name = "wide" if args.wide else "nanogpt"
-    c = dict(CONFIGS[name], bias=args.bias)
-    steps = args.steps or (8 if args.wide else 30)
-    warmup = args.warmup if args.warmup is not None else (2 if args.wide else 5)
+    name = "wide" if args.wide else args.shape
+    c = dict(CONFIGS[name])
+    c["bias"] = c.get("bias", False) or args.bias
+    steps = args.steps or {"wide": 8, "gpt2": 3, "smollm2": 3}.get(name, 30)
+    warmup = args.warmup if args.warmup is not None else \
+        {"wide": 2, "gpt2": 1, "smollm2": 1}.get(name, 5)
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     sides = [s for p in paths for s in PAIRS[p]]
     if args.malloc:
@@ -367,9 +417,11 @@ def report(results, c, name, sides, paths, args, steps, warmup) -> None:
     print()
     H.print_setup(args.threads, args.rounds, {SIDES[s]: results[s][0] for s in sides})
     flops = step_flops(c)
+    extra = (f", {c['n_kv_head']} key/value heads, SwiGLU {c['intermediate']}, RMSNorm, RoPE"
+             if c["family"] == "llama" else f", bias {c['bias']}")
     print(f"model {name}: {c['n_layer']} layers, {c['n_head']} heads, {c['n_embd']} wide, "
-          f"context {c['block_size']}, batch {c['batch']}, vocab {c['vocab']}, "
-          f"bias {c['bias']}; {flops / 1e9:.2f} GFLOP of matmuls per step")
+          f"context {c['block_size']}, batch {c['batch']}, vocab {c['vocab']}{extra}; "
+          f"{flops / 1e9:.2f} GFLOP of matmuls per step")
     print(f"per process: {warmup} warm-up steps, then {steps} timed; a round's figure is the "
           f"process's median step")
     round_median = {s: [statistics.median(r["step"]) for r in results[s]] for s in sides}

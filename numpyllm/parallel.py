@@ -25,7 +25,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["for_slices", "num_threads", "set_num_threads"]
+__all__ = ["for_slices", "elementwise", "rowwise", "num_threads", "set_num_threads"]
 
 _lock = threading.Lock()
 _region = threading.local()          # .active: this thread is running a piece
@@ -83,6 +83,54 @@ def for_slices(n: int, work, *, min_work: int = 0, work_per_item: int = 1) -> No
             f.exception()
     for f in futures:
         f.result()                 # re-raise the first failure of another piece
+
+
+# below this many elements an elementwise pass stays on one thread: a pass over 2^17
+# float32 takes ~30-60 µs, a thread's hand-off ~10 µs
+ELEMENTWISE_MIN = 1 << 17
+# and each thread's piece is done in blocks of this many elements, every step of the op
+# on one block before the next: a fused op makes several passes over its arrays (GELU
+# eight), and a 2^16-element block of each stays in the core's cache between passes
+# where a whole [B, T, 4C] array streams from memory at every pass. Measured on GELU's
+# forward over 8 x 256 x 1536 float32 (2 cores, 2026-11-30): 6.6 ms whole, 2.8 ms in
+# blocks of 2^16 (3.3 at 2^14, 2.6-3.7 at 2^17)
+ELEMENTWISE_BLOCK = 1 << 16
+
+
+def elementwise(work, *arrays, min_work: int | None = None) -> None:
+    """Call ``work(*pieces)`` on matching contiguous pieces of `arrays` (C-contiguous,
+    one size; None entries are passed through as None), in cache-sized blocks, on the
+    threads: for a fused op whose every element is its own (GELU, SiLU, an optimizer's
+    update), written in place into output arrays that are among `arrays`. Bit-identical
+    on any thread count and block size."""
+    flat = []
+    for a in arrays:
+        if a is not None and not a.flags.c_contiguous:
+            raise ValueError("elementwise: arrays must be C-contiguous (a view is written)")
+        flat.append(None if a is None else a.reshape(-1))
+    n = next(f.size for f in flat if f is not None)
+
+    def piece(sl):
+        for lo in range(sl.start, sl.stop, ELEMENTWISE_BLOCK):
+            sub = slice(lo, min(lo + ELEMENTWISE_BLOCK, sl.stop))
+            work(*(None if f is None else f[sub] for f in flat))
+    for_slices(n, piece, min_work=ELEMENTWISE_MIN if min_work is None else min_work)
+
+
+def rowwise(work, n_rows: int, width: int, *, min_work: int | None = None) -> None:
+    """Call ``work(rows)`` (a slice) over `n_rows` rows of `width` elements, in blocks of
+    about `ELEMENTWISE_BLOCK` elements, on the threads: for a fused op whose every row is
+    its own (a layer norm, a softmax). Bit-identical on any thread count and block size
+    as long as `work` computes each row alone with the same operations (a BLAS product
+    over a block of rows may group them differently from one block size to another:
+    equal to rounding, then)."""
+    step = max(1, ELEMENTWISE_BLOCK // max(1, width))
+
+    def piece(sl):
+        for lo in range(sl.start, sl.stop, step):
+            work(slice(lo, min(lo + step, sl.stop)))
+    for_slices(n_rows, piece, min_work=ELEMENTWISE_MIN if min_work is None else min_work,
+               work_per_item=width)
 
 
 def _piece(work, sl: slice) -> None:

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ..autograd import Function, Tensor
+from ..parallel import elementwise as _elementwise
 
 __all__ = ["softmax", "log_softmax", "gelu", "relu", "erf", "silu", "silu_mul"]
 
@@ -221,35 +222,46 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 class GeluTanh(Function):
     # y = x/2 (1 + t), t = tanh(u), u = k (x + c x^3), k = sqrt(2/pi), c = 0.044715.
     # dy/dx = (1 + t)/2 + x/2 (1 - t^2) du/dx,  du/dx = k (1 + 3c x^2).
-    # (In-place steps: a temporary of this size costs more than the arithmetic on it.)
+    # (In-place steps: a temporary of this size costs more than the arithmetic on it.
+    # Every element is its own: `_elementwise` runs pieces of the arrays on threads.)
     @staticmethod
     def forward(ctx, x):
-        t = np.asarray(x * x)                       # (an array even when x is 0-d)
-        t *= _C3
-        t += 1.0
-        t *= x
-        t *= _K                                     # u = k x (1 + c x^2)
-        np.tanh(t, out=t)
+        x = np.ascontiguousarray(x)
+        t, out = np.empty_like(x), np.empty_like(x)
+
+        def piece(x, t, out):
+            np.multiply(x, x, out=t)
+            t *= _C3
+            t += 1.0
+            t *= x
+            t *= _K                                 # u = k x (1 + c x^2)
+            np.tanh(t, out=t)
+            np.add(t, 1.0, out=out)
+            out *= x
+            out *= 0.5
+        _elementwise(piece, x, t, out)
         ctx.save_for_backward(x, t)
-        out = t + 1.0
-        out *= x
-        out *= 0.5
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, t = ctx.saved
-        dudx = x * x
-        dudx *= 3.0 * _C3 * _K
-        dudx += _K                                  # k (1 + 3c x^2)
-        grad = np.asarray(t * t)
-        np.subtract(1.0, grad, out=grad)            # 1 - t^2
-        grad *= x
-        grad *= dudx
-        grad += t
-        grad += 1.0
-        grad *= 0.5                                 # (1 + t + x (1 - t^2) du/dx) / 2
-        grad *= g
+        g = np.ascontiguousarray(g)
+        dudx, grad = np.empty_like(x), np.empty_like(x)
+
+        def piece(x, t, g, dudx, grad):
+            np.multiply(x, x, out=dudx)
+            dudx *= 3.0 * _C3 * _K
+            dudx += _K                              # k (1 + 3c x^2)
+            np.multiply(t, t, out=grad)
+            np.subtract(1.0, grad, out=grad)        # 1 - t^2
+            grad *= x
+            grad *= dudx
+            grad += t
+            grad += 1.0
+            grad *= 0.5                             # (1 + t + x (1 - t^2) du/dx) / 2
+            grad *= g
+        _elementwise(piece, x, t, g, dudx, grad)
         return grad
 
 
@@ -305,9 +317,9 @@ def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    """``1 / (1 + exp(-a))`` in one new array."""
-    s = np.negative(a)
+def _sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``1 / (1 + exp(-a))`` in one new array (or in `out`)."""
+    s = np.negative(a, out=out)
     np.exp(s, out=s)
     s += 1.0
     return np.reciprocal(s, out=s)
@@ -329,27 +341,37 @@ class SiLUMul(Function):
     # Saved: a, b and s (three arrays; the product's temporaries are not kept).
     @staticmethod
     def forward(ctx, a, b):
-        s = _sigmoid(a)
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        s, out = np.empty_like(a), np.empty_like(a)
+
+        def piece(a, b, s, out):
+            _sigmoid(a, out=s)
+            np.multiply(a, s, out=out)                      # silu(a)
+            out *= b
+        _elementwise(piece, a, b, s, out)
         ctx.save_for_backward(a, b, s)
-        out = a * s                                         # silu(a)
-        out *= b
         return out
 
     @staticmethod
     def backward(ctx, g):
         a, b, s = ctx.saved
         need_a, need_b = ctx.needs_input_grad
-        da = db = None
-        if need_b:
-            db = a * s
-            db *= g                                         # g silu(a)
-        if need_a:
-            da = 1.0 - s
-            da *= a
-            da += 1.0
-            da *= s                                         # silu'(a)
-            da *= b
-            da *= g
+        g = np.ascontiguousarray(g)
+        da = np.empty_like(a) if need_a else None
+        db = np.empty_like(a) if need_b else None
+
+        def piece(a, b, s, g, da, db):
+            if db is not None:
+                np.multiply(a, s, out=db)
+                db *= g                                     # g silu(a)
+            if da is not None:
+                np.subtract(1.0, s, out=da)
+                da *= a
+                da += 1.0
+                da *= s                                     # silu'(a)
+                da *= b
+                da *= g
+        _elementwise(piece, a, b, s, g, da, db)
         return da, db
 
 

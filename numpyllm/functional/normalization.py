@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, Tensor
+from ..parallel import rowwise
 
 __all__ = ["layer_norm", "rms_norm"]
 
@@ -21,58 +22,82 @@ class LayerNorm(Function):
     # The sums along a row (for the means) and over rows (for dw and db) are
     # matrix-vector products with a vector of ones: one BLAS call each, several times
     # faster than np.mean / np.sum over the same axis.
+    #
+    # Every row is its own: the rows are done in blocks (`numpyllm.parallel.rowwise`), all
+    # the steps on one block while it is in cache, the blocks on the threads; only dw and
+    # db, sums over the rows, are taken over the whole array.
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
         C = x.shape[-1]
+        x2 = np.ascontiguousarray(x).reshape(-1, C)         # [N, C]
+        N = x2.shape[0]
         ones = np.ones(C, dtype=x.dtype)
-        mu = np.matmul(x, ones)[..., None]                  # [..., 1] row sums,
-        mu /= C                                             # then / C (exact for constant rows)
-        xhat = x - mu                                       # [..., C]
-        sq = np.multiply(xhat, xhat)                        # [..., C] scratch
-        var = np.matmul(sq, ones)[..., None]                # [..., 1]
-        var /= C
-        rstd = 1.0 / np.sqrt(var + eps)                     # [..., 1]
-        xhat *= rstd
+        xhat, out = np.empty_like(x2), np.empty_like(x2)    # [N, C]
+        rstd = np.empty((N, 1), dtype=x.dtype)              # [N, 1]
+
+        def block(rows):
+            xb, xh, ob = x2[rows], xhat[rows], out[rows]
+            mu = np.matmul(xb, ones)[:, None]               # [r, 1] row sums,
+            mu /= C                                         # then / C (exact for constant rows)
+            np.subtract(xb, mu, out=xh)
+            sq = np.multiply(xh, xh, out=ob)                # out's block as scratch
+            var = np.matmul(sq, ones)[:, None]              # [r, 1]
+            var /= C
+            r = rstd[rows]
+            np.divide(1.0, np.sqrt(var + eps), out=r)
+            xh *= r
+            if weight is not None:                          # never written over xhat,
+                np.multiply(xh, weight, out=ob)             # which backward keeps
+                if bias is not None:
+                    ob += bias
+            elif bias is not None:
+                np.add(xh, bias, out=ob)
+            else:
+                np.copyto(ob, xh)
+        rowwise(block, N, C)
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(xhat, rstd, weight)
-        out = sq                                            # reuse the scratch: never xhat,
-        if weight is not None:                              # which backward keeps
-            np.multiply(xhat, weight, out=out)
-            if bias is not None:
-                out += bias
-        elif bias is not None:
-            np.add(xhat, bias, out=out)
-        else:
-            np.copyto(out, xhat)
-        return out
+            ctx.shape = x.shape
+        return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        xhat, rstd, weight = ctx.saved
+        xhat, rstd, weight = ctx.saved                      # [N, C], [N, 1]
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        C = xhat.shape[-1]
-        g2 = g.reshape(-1, C)                               # [N, C]
-        ones = np.ones(g2.shape[0], dtype=g.dtype) if need_w or need_b else None
+        N, C = xhat.shape
+        g2 = np.ascontiguousarray(g).reshape(N, C)          # [N, C]
         dx = dw = db = None
-        gx = g * xhat if need_x or need_w else None         # [..., C]
+        gx = np.empty_like(g2) if need_x or need_w else None
+
+        def product(rows):                                  # gx = g xhat
+            np.multiply(g2[rows], xhat[rows], out=gx[rows])
+        if gx is not None:
+            rowwise(product, N, C)
+        ones = np.ones(N, dtype=g.dtype) if need_w or need_b else None
         if need_w:
-            dw = ones @ gx.reshape(-1, C)                   # sum over rows -> [C]
+            dw = ones @ gx                                  # sum over rows -> [C]
         if need_b:
             db = ones @ g2
         if need_x:
-            if weight is None:
-                mean_h = np.expand_dims(g.sum(axis=-1), -1) / C         # [..., 1]
-                mean_hx = np.expand_dims(gx.sum(axis=-1), -1) / C
-                dx = g - mean_h
-            else:
-                # mean(g w) and mean(g w xhat) as (g @ w) / C and (gx @ w) / C: a BLAS
-                # call each, and no [..., C] temporary for g w and g w xhat
-                mean_h = np.expand_dims(g @ weight, -1) / C         # [..., 1]
-                mean_hx = np.expand_dims(gx @ weight, -1) / C
-                dx = g * weight
-                dx -= mean_h
-            dx -= np.multiply(xhat, mean_hx, out=gx)        # gx is no longer needed
-            dx *= rstd
+            dx = np.empty_like(g2)
+
+            def block(rows):
+                gb, gxb, d = g2[rows], gx[rows], dx[rows]
+                if weight is None:
+                    mean_h = gb.sum(axis=-1, keepdims=True) / C         # [r, 1]
+                    mean_hx = gxb.sum(axis=-1, keepdims=True) / C
+                    np.subtract(gb, mean_h, out=d)
+                else:
+                    # mean(g w) and mean(g w xhat) as (g @ w) / C and (gx @ w) / C: a BLAS
+                    # call each, and no [r, C] temporary for g w and g w xhat
+                    mean_h = (gb @ weight)[:, None] / C                 # [r, 1]
+                    mean_hx = (gxb @ weight)[:, None] / C
+                    np.multiply(gb, weight, out=d)
+                    d -= mean_h
+                d -= np.multiply(xhat[rows], mean_hx, out=gxb)  # gx's block is spent
+                d *= rstd[rows]
+            rowwise(block, N, C)
+            dx = dx.reshape(ctx.shape)
         return dx, dw, db, None
 
 
@@ -109,42 +134,66 @@ class RMSNorm(Function):
     # so, with xhat = x r:   dx = r (h - xhat mean(h xhat)),   dw = sum of g xhat over rows.
     # It is layer norm without the mean: the same derivation with mu = 0 and no bias.
     # Saved: xhat [..., C] and r [..., 1] (and a reference to w).
+    # The rows are done in blocks, on the threads (see LayerNorm); dw over the whole.
     @staticmethod
     def forward(ctx, x, weight, eps):
         if not any(ctx.needs_input_grad):
             return rms_norm_forward(x, weight, eps)
-        xhat, rstd = _rms_normalize(x, eps)
+        C = x.shape[-1]
+        x2 = np.ascontiguousarray(x).reshape(-1, C)         # [N, C]
+        N = x2.shape[0]
+        xhat, out = np.empty_like(x2), np.empty_like(x2)
+        rstd = np.empty((N, 1), dtype=x.dtype)
+
+        def block(rows):
+            _rms_normalize(x2[rows], eps, xhat=xhat[rows], rstd=rstd[rows])
+            if weight is not None:
+                np.multiply(xhat[rows], weight, out=out[rows])
+        rowwise(block, N, C)
         ctx.save_for_backward(xhat, rstd, weight)
-        return xhat if weight is None else xhat * weight
+        ctx.shape = x.shape
+        return (xhat if weight is None else out).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        xhat, rstd, weight = ctx.saved
+        xhat, rstd, weight = ctx.saved                      # [N, C], [N, 1]
         need_x, need_w = ctx.needs_input_grad[:2]
-        C = xhat.shape[-1]
+        N, C = xhat.shape
+        g2 = np.ascontiguousarray(g).reshape(N, C)
         dx = dw = None
-        gx = g * xhat if need_x or need_w else None          # [..., C]
+        gx = np.empty_like(g2) if need_x or need_w else None    # g xhat
+
+        def product(rows):
+            np.multiply(g2[rows], xhat[rows], out=gx[rows])
+        if gx is not None:
+            rowwise(product, N, C)
         if need_w:
-            dw = np.ones(gx.size // C, dtype=g.dtype) @ gx.reshape(-1, C)    # [C]
+            dw = np.ones(N, dtype=g.dtype) @ gx             # [C]
         if need_x:
-            if weight is None:
-                h = g                                       # [..., C]
-                mean_hx = gx.sum(axis=-1, keepdims=True) / C
-            else:
-                h = g * weight
-                mean_hx = np.expand_dims(gx @ weight, -1) / C    # mean(g w xhat): one BLAS call
-            dx = h - xhat * mean_hx
-            dx *= rstd
+            dx = np.empty_like(g2)
+
+            def block(rows):
+                gb, d = g2[rows], dx[rows]
+                if weight is None:
+                    np.copyto(d, gb)                        # h = g
+                    mean_hx = gx[rows].sum(axis=-1, keepdims=True) / C
+                else:
+                    np.multiply(gb, weight, out=d)          # h = g w
+                    mean_hx = (gx[rows] @ weight)[:, None] / C   # mean(g w xhat): BLAS
+                d -= xhat[rows] * mean_hx
+                d *= rstd[rows]
+            rowwise(block, N, C)
+            dx = dx.reshape(ctx.shape)
         return dx, dw, None
 
 
-def _rms_normalize(x: np.ndarray, eps: float) -> tuple:
+def _rms_normalize(x: np.ndarray, eps: float, *, xhat=None, rstd=None) -> tuple:
     """``(xhat, rstd)``: ``x · rstd`` [..., C] and ``rstd = 1 / sqrt(mean(x²) + eps)``
-    [..., 1], in x's dtype."""
+    [..., 1], in x's dtype (written into `xhat` and `rstd` when given)."""
     C = x.shape[-1]
-    sq = np.multiply(x, x)                                  # [..., C]
+    sq = np.multiply(x, x, out=xhat)                        # [..., C]
     ms = np.matmul(sq, np.ones(C, dtype=x.dtype))[..., None] / C    # [..., 1]: one BLAS call
-    rstd = 1.0 / np.sqrt(ms + eps)                          # [..., 1]
+    rstd = np.divide(1.0, np.sqrt(ms + eps), out=rstd)      # [..., 1]
     return np.multiply(x, rstd, out=sq), rstd               # xhat written over x²
 
 

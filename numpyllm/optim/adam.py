@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..parallel import elementwise
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -63,12 +64,27 @@ class Adam(Optimizer):
         state["step"] += 1
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        work = self._work(data)
+        step_size = lr / (1.0 - beta1 ** t)
+        sqrt_bc2 = math.sqrt(1.0 - beta2 ** t)
+        work, work2 = self._work(data), (self._work(data, 1) if wd else None)
+        if not (data.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+            self._adam(data, grad, m, v, work, work2, lr, eps, wd, beta1, beta2, step_size,
+                       sqrt_bc2)                        # (never for our own parameters)
+            return
+        # every element's update is its own: the eleven passes run block by block, each
+        # block in cache, the blocks on numpyllm.parallel's threads (the same bits)
+        def piece(data, grad, m, v, work, work2):
+            self._adam(data, grad, m, v, work, work2, lr, eps, wd, beta1, beta2,
+                       step_size, sqrt_bc2)
+        elementwise(piece, data, np.ascontiguousarray(grad), m, v, work, work2)
+
+    def _adam(self, data, grad, m, v, work, work2, lr, eps, wd, beta1, beta2, step_size,
+              sqrt_bc2):
+        """One step on (a piece of) a parameter, in place; `work`, `work2`: scratch."""
         if wd and self.decoupled_weight_decay:
             data *= 1.0 - lr * wd
         elif wd:
-            grad = np.add(grad, np.multiply(data, wd, out=self._work(data, 1)),
-                          out=self._work(data, 1))
+            grad = np.add(grad, np.multiply(data, wd, out=work2), out=work2)
         # m += (1 - beta1) * (g - m): torch's lerp, the same value as beta1*m + (1-beta1)*g
         np.subtract(grad, m, out=work)
         work *= 1.0 - beta1
@@ -79,9 +95,8 @@ class Adam(Optimizer):
         work *= 1.0 - beta2
         v += work
         # p -= step_size * m / (sqrt(v) / sqrt(bias_correction2) + eps)
-        step_size = lr / (1.0 - beta1 ** t)
         np.sqrt(v, out=work)
-        work /= math.sqrt(1.0 - beta2 ** t)
+        work /= sqrt_bc2
         work += eps
         np.divide(m, work, out=work)
         work *= step_size
