@@ -196,6 +196,7 @@ def worker_numpyllm(cfg: dict, keep_freed: bool = False) -> None:
     from numpyllm.optim import AdamW, configure_param_groups
     params, X, Y = _load(cfg)
     model = _numpyllm_model(cfg, params)
+    del params                                       # the model holds its own copies
     opt = AdamW(configure_param_groups(model, WEIGHT_DECAY), lr=LR, betas=BETAS)
 
     def step(i):
@@ -227,6 +228,7 @@ def worker_numpyllm_trainer(cfg: dict) -> None:
     from numpyllm.training import TrainConfig, Trainer
     params, X, Y = _load(cfg)
     model = _numpyllm_model(cfg, params)
+    del params                                       # the model holds its own copies
     c = cfg["model"]
     trainer = Trainer(model, X.reshape(-1), None, TrainConfig(
         batch_size=c["batch"], max_iters=10 ** 6, learning_rate=LR, min_lr=MIN_LR,

@@ -222,35 +222,34 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 class GeluTanh(Function):
     # y = x/2 (1 + t), t = tanh(u), u = k (x + c x^3), k = sqrt(2/pi), c = 0.044715.
     # dy/dx = (1 + t)/2 + x/2 (1 - t^2) du/dx,  du/dx = k (1 + 3c x^2).
+    # Saved: x only; backward recomputes t (as PyTorch does): keeping t too would hold
+    # one more [B, T, 4C] array per layer until backward (GPT-2 small: 150 MB), and
+    # recomputing it, block by block in cache, costs less than reading it back.
     # (In-place steps: a temporary of this size costs more than the arithmetic on it.
-    # Every element is its own: `_elementwise` runs pieces of the arrays on threads.)
+    # Every element is its own: `_elementwise` runs blocks of the arrays on threads.)
     @staticmethod
     def forward(ctx, x):
         x = np.ascontiguousarray(x)
-        t, out = np.empty_like(x), np.empty_like(x)
+        out = np.empty_like(x)
 
-        def piece(x, t, out):
-            np.multiply(x, x, out=t)
-            t *= _C3
-            t += 1.0
-            t *= x
-            t *= _K                                 # u = k x (1 + c x^2)
-            np.tanh(t, out=t)
-            np.add(t, 1.0, out=out)
+        def piece(x, out):
+            _gelu_tanh_t(x, out)                    # t, in out's block
+            out += 1.0
             out *= x
             out *= 0.5
-        _elementwise(piece, x, t, out)
-        ctx.save_for_backward(x, t)
+        _elementwise(piece, x, out)
+        ctx.save_for_backward(x)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        x, t = ctx.saved
+        x, = ctx.saved
         g = np.ascontiguousarray(g)
-        dudx, grad = np.empty_like(x), np.empty_like(x)
+        grad = np.empty_like(x)
 
-        def piece(x, t, g, dudx, grad):
-            np.multiply(x, x, out=dudx)
+        def piece(x, g, grad):
+            t = _gelu_tanh_t(x, np.empty_like(x))   # a block's scratch
+            dudx = np.multiply(x, x)
             dudx *= 3.0 * _C3 * _K
             dudx += _K                              # k (1 + 3c x^2)
             np.multiply(t, t, out=grad)
@@ -261,8 +260,19 @@ class GeluTanh(Function):
             grad += 1.0
             grad *= 0.5                             # (1 + t + x (1 - t^2) du/dx) / 2
             grad *= g
-        _elementwise(piece, x, t, g, dudx, grad)
+        _elementwise(piece, x, g, grad)
         return grad
+
+
+def _gelu_tanh_t(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``t = tanh(k (x + c x³))`` written into `out` (the same steps in forward and in
+    backward's recomputation, so the same bits)."""
+    np.multiply(x, x, out=out)
+    out *= _C3
+    out += 1.0
+    out *= x
+    out *= _K                                       # u = k x (1 + c x^2)
+    return np.tanh(out, out=out)
 
 
 class GeluErf(Function):

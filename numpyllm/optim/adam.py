@@ -10,7 +10,9 @@ For each parameter p with gradient g, at step t = 1, 2, ...::
     p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
 The moments have the parameter's dtype (float32 for a float32 model). Every line is an
-in-place NumPy ufunc into the moments, the parameter or a reused work buffer.
+in-place NumPy ufunc into the moments, the parameter or a work buffer, run over blocks of
+2^16 elements (`numpyllm.parallel.elementwise`): the eleven passes of a block while it is in
+the core's cache, the blocks on the threads.
 """
 from __future__ import annotations
 
@@ -66,17 +68,19 @@ class Adam(Optimizer):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         step_size = lr / (1.0 - beta1 ** t)
         sqrt_bc2 = math.sqrt(1.0 - beta2 ** t)
-        work, work2 = self._work(data), (self._work(data, 1) if wd else None)
         if not (data.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
-            self._adam(data, grad, m, v, work, work2, lr, eps, wd, beta1, beta2, step_size,
-                       sqrt_bc2)                        # (never for our own parameters)
+            self._adam(data, grad, m, v, self._work(data), self._work(data, 1), lr, eps, wd,
+                       beta1, beta2, step_size, sqrt_bc2)   # (never our own parameters)
             return
         # every element's update is its own: the eleven passes run block by block, each
-        # block in cache, the blocks on numpyllm.parallel's threads (the same bits)
-        def piece(data, grad, m, v, work, work2):
+        # block in cache, the blocks on numpyllm.parallel's threads (the same bits); the
+        # scratch is a block's, not a parameter's (GPT-2's embedding: 154 MB less)
+        def piece(data, grad, m, v):
+            work = np.empty_like(data)
+            work2 = np.empty_like(data) if wd and not self.decoupled_weight_decay else None
             self._adam(data, grad, m, v, work, work2, lr, eps, wd, beta1, beta2,
                        step_size, sqrt_bc2)
-        elementwise(piece, data, np.ascontiguousarray(grad), m, v, work, work2)
+        elementwise(piece, data, np.ascontiguousarray(grad), m, v)
 
     def _adam(self, data, grad, m, v, work, work2, lr, eps, wd, beta1, beta2, step_size,
               sqrt_bc2):
