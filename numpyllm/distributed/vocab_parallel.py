@@ -102,8 +102,11 @@ class VocabParallelGPT(Module):
                                   dtype=gpt.lm_head.weight.data.dtype)
             self.lm_head.weight.data[...] = gpt.lm_head.weight.data[:, self.wte.lo:self.wte.hi]
         self.positions_table, self.check_ids = gpt.positions_table, gpt.check_ids
+        self._check_length = gpt._check_length
         self._hidden = GPT.hidden_states             # the GPT's own code, on these modules
-        self.embed = lambda idx, positions=None: GPT.embed(self, idx, positions)
+        self._inputs = lambda idx, embeds: GPT._inputs(self, idx, embeds)
+        self.embed = lambda idx, positions=None, inputs_embeds=None: GPT.embed(
+            self, idx, positions, inputs_embeds=inputs_embeds)
 
     def forward(self, idx, targets=None):
         if targets is None:
