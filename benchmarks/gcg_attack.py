@@ -30,7 +30,15 @@ budget (a run that stopped at success keeps its final loss); and how often GCG e
 random search on the same target.
 
 **One run** (defaults: 100 steps of 64, budget 6,401 evaluations; top-16 of 95; niced,
-OMP_NUM_THREADS=1, 2 cores shared with other sessions): see docs/adversarial.md, Figures.
+OMP_NUM_THREADS=1, 2 cores shared with other sessions; 10 minutes wall, 2 of CPU):
+
+  method    success  median loss  median evals to success
+  gcg        1/20          1.915                      705
+  random     1/20          1.959                    3,521
+
+GCG leads early (median best 1.99 against 2.11 at 1,281 evaluations), then stalls while
+random search catches up; it ends lower on 8 of 20 targets (median paired difference
++0.016 nats/char). The curve and the reading of it: docs/adversarial.md, Figures.
 """
 from __future__ import annotations
 
