@@ -105,7 +105,8 @@ def main(argv=None) -> int:
     print(f"\n{'method':8} {'success':>8} {'median loss':>12} {'median evals to success':>24}")
     for m in methods:
         wins = [r.evaluations for r in runs[m] if r.success]
-        print(f"{m:8} {len(wins):>3}/{len(runs[m]):<4} {np.median([r.loss for r in runs[m]]):>12.3f}"
+        loss = np.median([r.loss for r in runs[m]])
+        print(f"{m:8} {len(wins):>3}/{len(runs[m]):<4} {loss:>12.3f}"
               f" {format(int(np.median(wins)), ',') if wins else '-':>24}")
     print("\nmedian best-so-far loss at evaluations:")
     print("evaluations " + " ".join(f"{e:>6,}" for e in marks))

@@ -47,8 +47,9 @@ def allowed_tokens(vocab_size: int, forbid_ids=(), *, tokenizer=None, forbid_cha
     allowed = np.ones(int(vocab_size), dtype=bool)
     forbid = np.asarray(list(forbid_ids), dtype=np.int64)
     if forbid.size and (forbid.min() < 0 or forbid.max() >= vocab_size):
-        raise ValueError(f"allowed_tokens: forbidden id {int(forbid.min() if forbid.min() < 0 else forbid.max())} "
-                         f"is outside the vocabulary [0, {vocab_size})")
+        bad = int(forbid.min() if forbid.min() < 0 else forbid.max())
+        raise ValueError(f"allowed_tokens: forbidden id {bad} is outside the vocabulary "
+                         f"[0, {vocab_size})")
     allowed[forbid] = False
     if tokenizer is None:
         if forbid_chars or printable:
@@ -62,7 +63,8 @@ def allowed_tokens(vocab_size: int, forbid_ids=(), *, tokenizer=None, forbid_cha
     if forbid_chars or printable:
         for i in np.flatnonzero(allowed):
             text = tokenizer.decode([int(i)])
-            if any(c in text for c in forbid_chars) or (printable and not (text and text.isprintable())):
+            unprintable = printable and not (text and text.isprintable())
+            if unprintable or any(c in text for c in forbid_chars):
                 allowed[i] = False
     return allowed
 
@@ -128,6 +130,7 @@ class SuffixTask:
         self.allowed_ids = np.flatnonzero(allowed)                        # [n], sorted
         self.chunk = int(chunk)
         self.first = self.P + self.k - 1           # the position that predicts target[0]
+        self._table = None                         # E [V, C], read on the first gradient
 
     def _ids(self, ids, name: str) -> np.ndarray:
         ids = np.asarray(ids)
@@ -195,7 +198,7 @@ class SuffixTask:
         ids, y = self.sequences(s), self.targets()[None]                     # [1, T], [1, T]
         model = self.model
         loss, grad = input_gradient(model, ids, lambda e: model(inputs_embeds=e, targets=y)[1])
-        if not hasattr(self, "_table"):
+        if self._table is None:
             self._table = token_table(model)                                  # [V, C]
         return loss, one_hot_gradient(grad[0, self.P:self.P + self.k], self._table)  # [k, V]
 
