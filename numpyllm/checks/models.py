@@ -182,6 +182,21 @@ def _inputs_embeds(family):
     return build
 
 
+def _one_hot_target_loss(rng):
+    """GCG's objective (numpyllm/adversarial/suffix.py) as a function of one-hot token
+    choices: ``onehot [B, T, V] @ wte`` read as inputs_embeds, the loss on the last two
+    positions only (the target; -100 elsewhere). The one-hot is the input whose gradient
+    proposes GCG's swaps; wte gets gradient from both the lookup and the tied head."""
+    model = perturb(GPT(GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2, n_embd=8,
+                                  dtype="float64"), rng=rng), rng)
+    y = np.full((2, 5), -100)
+    y[:, 3:] = rng.integers(0, 11, size=(2, 2))
+    onehot = Tensor(np.eye(11)[rng.integers(0, 11, size=(2, 5))] +
+                    0.1 * rng.standard_normal((2, 5, 11)), requires_grad=True)   # [B, T, V]
+    fn = lambda oh: model(inputs_embeds=oh @ model.wte.weight, targets=y)[1]   # noqa: E731
+    return module_case(model, fn, onehot)
+
+
 def _model(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="model")
 
@@ -240,4 +255,6 @@ CHECKS = [
     _model("GPT + rsLoRA (adapters only)", _lora("GPT", use_rslora=True, targets=["c_attn"]),
            _GPT_SHAPES + ", r 2 on c_attn"),
     _model("Llama + LoRA (adapters only)", _lora("Llama"), "idx [2, 5], r 2 on 7 targets"),
+    _model("GPT (GCG: one-hot input, target-only loss)", _one_hot_target_loss,
+           "one-hot [2, 5, 11], targets at 2 of 5"),
 ]

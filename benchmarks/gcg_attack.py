@@ -1,0 +1,134 @@
+"""GCG against random search at equal evaluation budgets, on the README's trained model:
+for 20 target phrases after a fixed prompt, the success rate (the model then writes the
+target greedily), the final target loss, and the loss against evaluations. Figures, not a
+test: it prints them.
+
+    numpyllm train --out /tmp/gcg_model               # the README's model, about 2 minutes
+    python benchmarks/gcg_attack.py [--ckpt /tmp/gcg_model/ckpt] [--steps 100]
+        [--batch 64] [--topk 16] [--suffix-length 10] [--methods gcg,random]
+
+**The model** is what ``numpyllm train`` makes with no options: nanoGPT's CPU GPT (4
+layers, 4 heads, 128 wide, context 64), character-level, trained 2,000 steps on the Python
+standard library's source. **The prompt** is ``# Note: `` (a comment, where English can
+follow), after which the model writes only spaces greedily. **The targets** (`TARGETS`)
+are 20 short Shakespearean phrases: English words it has seen letter by letter in
+comments and docstrings, never as phrases, and none of which it says after the prompt.
+
+**The protocol.** For each target, each method starts from the same suffix of
+--suffix-length printable characters (drawn with the target's index as the seed; the
+tokenizer has no special token to forbid), runs at most --steps steps of --batch
+candidates (1 + steps x batch evaluations) and stops at success. Both use Algorithm 1's
+rule (move to each step's best candidate; the best seen is the result). GCG proposes
+from the --topk tokens of most negative one-hot gradient per position; random search
+swaps uniformly. GCG also spends one forward and backward pass of one sequence per step
+on its gradient, not counted as evaluations (the time ratio printed shows its cost).
+
+**What is printed**: per target, each method's final loss (mean cross-entropy per target
+character) and success; then per method the success rate, the median final loss, the
+median evaluations to success, and the median best-so-far loss at every tenth of the
+budget (a run that stopped at success keeps its final loss); and how often GCG ends below
+random search on the same target.
+
+**One run** (defaults: 100 steps of 64, budget 6,401 evaluations; top-16 of 95; niced,
+OMP_NUM_THREADS=1, 2 cores shared with other sessions; 10 minutes wall, 2 of CPU):
+
+  method    success  median loss  median evals to success
+  gcg        1/20          1.915                      705
+  random     1/20          1.959                    3,521
+
+GCG leads early (median best 1.99 against 2.11 at 1,281 evaluations), then stalls while
+random search catches up; it ends lower on 8 of 20 targets (median paired difference
++0.016 nats/char). The curve and the reading of it: docs/adversarial.md, Figures.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+PROMPT = "# Note: "
+TARGETS = ["alas", "thee", "hark", "fie", "anon", "adieu", "sweet", "noble", "prithee",
+           "methinks", "forsooth", "wherefore", "my lord", "ay me", "O Romeo", "good sir",
+           "fair maid", "thou art", "mine eyes", "woe is me"]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", default="/tmp/gcg_model/ckpt", help="a `numpyllm train` checkpoint")
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--topk", type=int, default=16)
+    ap.add_argument("--suffix-length", type=int, default=10)
+    ap.add_argument("--methods", default="gcg,random", help="comma-separated: gcg, random")
+    ap.add_argument("--targets", type=int, default=len(TARGETS), help="the first N targets")
+    args = ap.parse_args(argv)
+
+    from numpyllm.adversarial import allowed_tokens, gcg, random_search
+    from numpyllm.training.checkpoint import CheckpointError, load_model
+    try:
+        model, tok, _ = load_model(args.ckpt)
+    except CheckpointError as exc:
+        sys.exit(f"{exc}\n(train the README's model first: numpyllm train --out /tmp/gcg_model)")
+    allowed = allowed_tokens(model.config.vocab_size, tokenizer=tok, printable=True)
+    prompt = tok.encode(PROMPT)
+    methods = args.methods.split(",")
+    budget = 1 + args.steps * args.batch
+    print(f"prompt {PROMPT!r}, {args.targets} targets, suffix {args.suffix_length} tokens, "
+          f"{args.steps} steps x {args.batch} (budget {budget:,} evaluations), top-{args.topk}, "
+          f"{int(allowed.sum())} of {allowed.size} tokens allowed")
+    runs = {m: [] for m in methods}
+    seconds = {m: [] for m in methods}
+    for i, target in enumerate(TARGETS[:args.targets]):
+        row = []
+        # alternate which method runs first, so that a slow spell of the shared machine
+        # does not always fall on the same one
+        for m in (methods if i % 2 == 0 else methods[::-1]):
+            t = time.perf_counter()
+            options = dict(steps=args.steps, batch=args.batch, allowed=allowed, rng=i,
+                           tokenizer=tok)
+            if m == "gcg":
+                r = gcg(model, prompt, tok.encode(target), args.suffix_length, topk=args.topk,
+                        **options)
+            else:
+                r = random_search(model, prompt, tok.encode(target), args.suffix_length,
+                                  **options)
+            seconds[m].append((time.perf_counter() - t) / r.evaluations)
+            runs[m].append(r)
+            row.append(f"{m} {r.start_loss:.3f} -> {r.loss:.3f}"
+                       f"{' success at ' + format(r.evaluations, ',') if r.success else ''}")
+        print(f"{target!r:12} " + " | ".join(sorted(row)), flush=True)
+
+    marks = [1 + round(f * args.steps / 10) * args.batch for f in range(11)]
+    print(f"\n{'method':8} {'success':>8} {'median loss':>12} {'median evals to success':>24}")
+    for m in methods:
+        wins = [r.evaluations for r in runs[m] if r.success]
+        loss = np.median([r.loss for r in runs[m]])
+        print(f"{m:8} {len(wins):>3}/{len(runs[m]):<4} {loss:>12.3f}"
+              f" {format(int(np.median(wins)), ',') if wins else '-':>24}")
+    print("\nmedian best-so-far loss at evaluations:")
+    print("evaluations " + " ".join(f"{e:>6,}" for e in marks))
+    for m in methods:
+        curve = [np.median([_best_at(r, e) for r in runs[m]]) for e in marks]
+        print(f"{m:11} " + " ".join(f"{v:>6.3f}" for v in curve))
+    if set(methods) >= {"gcg", "random"}:
+        g = np.array([r.loss for r in runs["gcg"]])
+        q = np.array([r.loss for r in runs["random"]])
+        print(f"\nGCG ends lower than random search on {int((g < q).sum())} of {len(g)} targets "
+              f"(median difference {np.median(g - q):+.3f} nats per character); time per "
+              f"evaluation, median ratio gcg / random: "
+              f"{np.median(seconds['gcg']) / np.median(seconds['random']):.2f}")
+    return 0
+
+
+def _best_at(result, evaluations: int) -> float:
+    """The best loss a run had reached after `evaluations` (its last when it stopped)."""
+    h = result.history
+    at = np.searchsorted(h["evaluations"], evaluations, side="right") - 1
+    return h["best"][max(at, 0)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
