@@ -134,8 +134,8 @@ def main() -> int:
     print(f"corrupted held-out messages (10% dropped, 10% swapped, 10% masked) match the "
           f"clean ones at {token_accuracy(noisy, val):.3f} of their tokens")
     print()
-    header = (f"| variant | -ELBO | recon | KL | active units | recon acc | denoise acc "
-              f"| seconds |")
+    header = ("| variant | -ELBO | recon | KL | active units | recon acc | denoise acc "
+              "| seconds |")
     rows, model = [header, "|" + " --- |" * 8], None
     for name in chosen:
         t0 = time.perf_counter()

@@ -353,7 +353,7 @@ def run_eval(args) -> int:
     print(f"negative ELBO {recon + kl:.3f} nats per sentence = recon {recon:.3f} + KL {kl:.3f} "
           f"(one sample of z, seed {args.seed})")
     print(f"reconstruction token accuracy (posterior mean, greedy): {accuracy:.3f}"
-          + (f" over the first 500" if n > 500 else ""))
+          + (" over the first 500" if n > 500 else ""))
     print(_collapse_line(posterior_stats(model, sents[:1000]), "these sentences"))
     return 0
 
