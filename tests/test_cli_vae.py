@@ -128,3 +128,11 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path, capsys, one_line_err
         tokenizer=tok)
     one_line_error(capsys, ["vae", "sample", "--ckpt", str(tmp_path / "gpt")],
                    "a GPT, not a SentenceVAE")
+
+
+def test_the_other_commands_refuse_a_vae_in_one_line(run, capsys, one_line_error):
+    out, _ = run
+    one_line_error(capsys, ["eval", "--ckpt", str(out / "ckpt")], "numpyllm vae eval")
+    one_line_error(capsys, ["train", "--out", str(out), "--resume"],
+                   "numpyllm vae train --resume")
+    one_line_error(capsys, ["sample", "--ckpt", str(out / "ckpt")], "does not generate text")
