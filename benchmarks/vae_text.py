@@ -2,7 +2,8 @@
 Figures, not a test: it prints them.
 
     python benchmarks/vae_text.py [--data ../shared/data/sms_spam/SMSSpamCollection]
-        [--steps 1500] [--max-len 20] [--seed 1337] [--variants plain,anneal,...]
+        [--steps 1500] [--max-len 20] [--seed 1337] [--free-bits 1.0]
+        [--word-dropout 0.4] [--variants plain,anneal,...]
 
 Needs the SMS Spam Collection (`../shared/data/sms_spam/SMSSpamCollection` from the
 repository root, or --data: that file, or any file of one sentence per line); it exits
@@ -20,8 +21,9 @@ initial weights for every variant:
 
   plain         the ELBO as it is (beta 1 from the first step)
   anneal        KL weight linear from 0 to 1 over the first half of the steps
-  free bits     lambda = 0.25 nats per dimension (Kingma et al. 2016)
-  word dropout  40% of the decoder's input tokens replaced by <unk> (Bowman et al. 2016)
+  free bits     lambda = --free-bits nats per dimension (1.0; Kingma et al. 2016)
+  word dropout  --word-dropout of the decoder's input tokens replaced by <unk> (40%;
+                Bowman et al. 2016)
   all           anneal + free bits + word dropout
 
 **What is printed**, per variant, on the held-out messages: the negative ELBO per
@@ -57,13 +59,13 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "sms_spam" / "SMSSpamCollection
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 
 
-def variants(steps: int) -> dict:
+def variants(steps: int, free_bits: float, word_dropout: float) -> dict:
     return {
         "plain": {},
         "anneal": {"kl_anneal": steps // 2},
-        "free bits": {"free_bits": 0.25},
-        "word dropout": {"word_dropout": 0.4},
-        "all": {"kl_anneal": steps // 2, "free_bits": 0.25, "word_dropout": 0.4},
+        "free bits": {"free_bits": free_bits},
+        "word dropout": {"word_dropout": word_dropout},
+        "all": {"kl_anneal": steps // 2, "free_bits": free_bits, "word_dropout": word_dropout},
     }
 
 
@@ -96,13 +98,15 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--max-len", type=int, default=20)
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--free-bits", type=float, default=1.0, help="lambda, nats per dimension")
+    p.add_argument("--word-dropout", type=float, default=0.4)
     p.add_argument("--variants", default=None, help="comma-separated names (default: all)")
     args = p.parse_args()
     if not args.data.is_file():
         print(f"vae_text: {args.data} not found (the SMS Spam Collection, in ../shared/data): "
               "pass --data FILE of one sentence per line", file=sys.stderr)
         return 2
-    table = variants(args.steps)
+    table = variants(args.steps, args.free_bits, args.word_dropout)
     chosen = list(table) if args.variants is None else args.variants.split(",")
     unknown = [v for v in chosen if v not in table]
     if unknown:
