@@ -9,6 +9,7 @@ from ..functional import (cross_entropy, distill_loss, dpo_loss, dropout, embedd
                           linear, log_softmax, lora_linear, padding_mask, prefix_lm_mask, relu,
                           rms_norm, scaled_dot_product_attention, sequence_logprob, silu_mul,
                           softmax)
+from ..functional.vae import gaussian_kl, reparameterize
 from ..nn.positional import RotaryEmbedding, apply_rope
 from .case import Case, Check, leaf
 
@@ -126,6 +127,26 @@ def _lora_linear(rng):
                  leaf(rng, 2, 5)))
 
 
+def _gaussian_kl(free_bits=0.0, reduction="mean"):
+    """The VAE's KL at mu, logvar [4, 6]. With free bits, three dimensions sit well below
+    the floor (no gradient) and three well above it, so that no finite difference
+    crosses the clamp."""
+    def build(rng):
+        mu, logvar = rng.standard_normal((4, 6)), 0.5 * rng.standard_normal((4, 6))
+        if free_bits:
+            mu[:, :3] *= 0.05                   # KL_j about 0.05 << 0.5: held at the floor
+            logvar[:, :3] *= 0.1
+            mu[:, 3:] += 2.0 * np.sign(mu[:, 3:])     # KL_j > 2 >> 0.5: the plain gradient
+        return Case(lambda m, v: gaussian_kl(m, v, free_bits=free_bits, reduction=reduction),
+                    (Tensor(mu, requires_grad=True), Tensor(logvar, requires_grad=True)))
+    return build
+
+
+def _reparameterize(rng):
+    eps = rng.standard_normal((3, 5))           # the noise, held fixed
+    return Case(lambda m, v: reparameterize(m, v, eps), (leaf(rng, 3, 5), leaf(rng, 3, 5)))
+
+
 def _function(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="function")
 
@@ -170,4 +191,8 @@ CHECKS = [
     _function("sdpa padding+prefix, bias", _sdpa_masks_bias, "qkv [2,2,4,3], bias [2,4,4]"),
     _function("sdpa dropout 0.2", _sdpa_dropout, "q, k, v [2, 2, 4, 3]"),
     _function("sdpa blocked causal+padding", _sdpa_blocked, "qkv[2,2,5,3] bias drop 0.2"),
+    _function("vae gaussian_kl (mean)", _gaussian_kl(), "mu, logvar [4, 6]"),
+    _function("vae gaussian_kl (none)", _gaussian_kl(reduction="none"), "mu, logvar [4, 6]"),
+    _function("vae gaussian_kl (free bits 0.5)", _gaussian_kl(0.5), "mu, logvar [4, 6], 3 held"),
+    _function("vae reparameterize", _reparameterize, "mu, logvar, eps [3, 5]"),
 ]

@@ -197,11 +197,32 @@ def _one_hot_target_loss(rng):
     return module_case(model, fn, onehot)
 
 
+def _vae(latent_mode, **settings):
+    """A sentence VAE's training loss (the ELBO objective: reconstruction + beta KL, with
+    a word-dropout mask and the noise eps fixed in the batch) with respect to every
+    parameter. The longest sentence fills max_len, so every learned position of the
+    encoder and the decoder gets a gradient."""
+    def build(rng):
+        from ..nn.vae import SentenceVAE, SentenceVAEConfig
+        from ..training.objectives.vae import ELBO, Sentences
+        cfg = SentenceVAEConfig(vocab_size=11, max_len=4, n_layer=2, n_encoder_layer=2,
+                                n_head=2, n_embd=8, latent=3, latent_mode=latent_mode,
+                                dtype="float64")
+        model = perturb(SentenceVAE(cfg, rng=rng), rng)
+        objective = ELBO.for_model(model, **settings)
+        objective.step = 3
+        data = Sentences([[4, 5, 6, 7], [8, 9], [10, 4, 5]], cfg.max_len)
+        batch = objective.make_batch(data, np.arange(3), rng)   # eps and the mask drawn once
+        return module_case(model, lambda: objective.loss(model, batch))
+    return build
+
+
 def _model(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="model")
 
 
 _GPT_SHAPES = "idx [2, 5], 2 layers, d 8"
+_VAE_SHAPES = "3 sentences <= 4, Z 3, 2+2 layers"
 CHECKS = [
     _model(f"GPT ({positions}, {norm}-LN{'' if bias else ', no bias'})",
            _gpt(positions=positions, norm=norm, bias=bias), _GPT_SHAPES)
@@ -257,4 +278,9 @@ CHECKS = [
     _model("Llama + LoRA (adapters only)", _lora("Llama"), "idx [2, 5], r 2 on 7 targets"),
     _model("GPT (GCG: one-hot input, target-only loss)", _one_hot_target_loss,
            "one-hot [2, 5, 11], targets at 2 of 5"),
+    _model("SentenceVAE ELBO (add)", _vae("add"), _VAE_SHAPES),
+    _model("SentenceVAE ELBO (prefix, anneal, free bits)",
+           _vae("prefix", kl_anneal=10, free_bits=0.01), _VAE_SHAPES),
+    _model("SentenceVAE ELBO (both, word dropout)",
+           _vae("both", word_dropout=0.4, beta=0.7), _VAE_SHAPES),
 ]

@@ -127,6 +127,9 @@ def run(args) -> int:
         return _pretrained(args)
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode text for it")
     name, objective = objectives.objective_of(ckpt)
+    if name == "vae":
+        raise CLIError(f"{ckpt.path} is a sentence VAE: numpyllm vae eval --ckpt {args.ckpt} "
+                       "scores it")
     if name == "classify":
         if args.metric is not None or args.stride is not None or args.json:
             raise CLIError("a classifier is scored by accuracy and F1: --metric, --stride "

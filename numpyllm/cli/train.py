@@ -266,6 +266,11 @@ def _run(args, comm) -> int:
     # the objective: the one given (clm by default), or (resuming) the checkpoint's
     if ckpt is not None:
         name = objectives.objective_of(ckpt)[0]
+        if name not in objectives.MODELS:          # a run of finetune, distill or vae
+            raise CLIError(f"--resume: {ckpt.path} is a run of the {name} objective, which "
+                           "numpyllm train does not run"
+                           + (": carry on with numpyllm vae train --resume" if name == "vae"
+                              else ""))
         if args.objective is not None and args.objective != name:
             raise CLIError(f"--resume: --objective {args.objective} differs from the "
                            f"checkpoint's {name} (step {ckpt.step}): the objective is the "

@@ -14,6 +14,7 @@ One concept per file:
   sequence_logprob.py  sequence_logprob (a response's log-probability, masked, per row)
   dpo.py            dpo_loss (direct preference optimisation)
   distill.py        distill_loss (knowledge distillation: softened KL + cross-entropy)
+  vae.py            gaussian_kl (closed form, free bits), reparameterize (a VAE's sample)
   normalization.py  layer_norm, rms_norm
   embedding.py      embedding (lookup with a scatter-add backward)
   dropout.py        dropout
@@ -30,6 +31,7 @@ from .loss import cross_entropy
 from .sequence_logprob import sequence_logprob
 from .dpo import dpo_loss
 from .distill import distill_loss
+from .vae import gaussian_kl, kl_per_dimension, reparameterize
 from .normalization import layer_norm, rms_norm
 from .dropout import dropout
 from .masks import (causal_mask, combine_masks, padding_mask, prefix_lm_mask, segment_mask,

@@ -17,6 +17,9 @@
   transformer.py TransformerConfig, Transformer (encoder-decoder)
   classifier.py  ClassifierConfig, SequenceClassifier (a GPT or an encoder, pooled),
                  train_blocks (freeze all but the last blocks, final norm and head)
+  vae.py         SentenceVAEConfig, SentenceVAE (a sentence VAE: the encoder to q(z|x), a
+                 GPT decoder given z), reconstruct / sample_prior / interpolate / denoise,
+                 posterior_stats (KL per dimension, active units)
   lora.py        LoRALinear, apply_lora, merge_lora / unmerge_lora, disable_lora: low-rank
                  adapters on any Linear
 
@@ -38,6 +41,7 @@ from .encoder import (Encoder, EncoderLayer, TransformerEncoderConfig,  # noqa: 
 from .decoder import Decoder, DecoderLayer  # noqa: F401
 from .transformer import Transformer, TransformerConfig  # noqa: F401
 from .classifier import ClassifierConfig, SequenceClassifier, train_blocks  # noqa: F401
+from .vae import SentenceVAE, SentenceVAEConfig  # noqa: F401
 from .lora import (LoRALinear, apply_lora, disable_lora, enable_lora,  # noqa: F401
                    load_lora_state_dict, lora_layers, lora_state_dict, merge_lora,
                    unload_lora, unmerge_lora)

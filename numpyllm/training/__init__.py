@@ -10,6 +10,7 @@ One concept per file:
   manifest.py       what a checkpoint's manifest may say, checked before anything is read
   evaluate.py       a whole data set's loss, perplexity, accuracy; exact match
   log.py            CSVLogger, the events as rows of a CSV file
+  vae.py            VAETrainer: the Trainer that tells the ELBO objective its step
 """
 from .trainer import NonFiniteError, TrainConfig, Trainer
 from .evaluate import evaluate_objective, evaluate_tokens, exact_match, perplexity

@@ -317,10 +317,12 @@ def model_types() -> dict:
     from ..nn import (GPT, ClassifierConfig, GPTConfig, Llama, LlamaConfig, SequenceClassifier,
                       Transformer, TransformerConfig, TransformerEncoderConfig,
                       TransformerEncoderModel)
+    from ..nn.vae import SentenceVAE, SentenceVAEConfig
     return {"GPT": (GPT, GPTConfig), "Llama": (Llama, LlamaConfig),
             "Transformer": (Transformer, TransformerConfig),
             "TransformerEncoderModel": (TransformerEncoderModel, TransformerEncoderConfig),
-            "SequenceClassifier": (SequenceClassifier, ClassifierConfig)}
+            "SequenceClassifier": (SequenceClassifier, ClassifierConfig),
+            "SentenceVAE": (SentenceVAE, SentenceVAEConfig)}
 
 
 def _anchors(kind: str, config, prefix: str = "") -> tuple[dict, dict]:
@@ -371,6 +373,19 @@ def _anchors(kind: str, config, prefix: str = "") -> tuple[dict, dict]:
             shapes.pop("backbone." + head, None)
         width = getattr(backbone, "n_embd", None) or backbone.d_model
         shapes["score.weight"] = (width, config.n_classes)
+        return shapes, layers
+    if kind == "SentenceVAE":                     # its encoder and its GPT, and z's layers
+        shapes, layers = _anchors("TransformerEncoderModel", config.encoder_config(),
+                                  f"{p}encoder.")
+        more, more_layers = _anchors("GPT", config.decoder_config(), f"{p}decoder.")
+        shapes.update(more)
+        layers.update(more_layers)
+        C, Z = config.n_embd, config.latent
+        shapes[f"{p}to_mu.weight"] = shapes[f"{p}to_logvar.weight"] = (C, Z)
+        if config.latent_mode in ("add", "both"):
+            shapes[f"{p}z_add.weight"] = (Z, C)
+        if config.latent_mode in ("prefix", "both"):
+            shapes[f"{p}z_prefix.weight"] = (Z, C)
         return shapes, layers
     raise AssertionError(kind)
 

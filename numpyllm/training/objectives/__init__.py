@@ -8,6 +8,8 @@
   classify.py  Classification (one label per sequence)                     on SequenceClassifier
   sft.py       InstructionTuning (prompt + response, loss on the response)  on GPT, Llama
   dpo.py       DPO (preference pairs against a frozen reference)           on GPT, Llama
+  vae.py       ELBO (a sentence VAE: reconstruction + annealed KL, free bits,
+               word dropout)                                            on SentenceVAE
   distill.py   Distill (a student against a teacher's softened logits)     on GPT, Llama
                (its checkpoints record the student as causal LM: not in OBJECTIVES)
 
@@ -22,13 +24,14 @@ from .classify import Classification
 from .sft import InstructionTuning
 from .dpo import DPO
 from .distill import Distill
+from .vae import ELBO
 
 __all__ = ["Batch", "Objective", "CausalLM", "PrefixLM", "MaskedLM", "SpanCorruption",
-           "Seq2Seq", "Classification", "InstructionTuning", "DPO", "Distill", "OBJECTIVES",
+           "Seq2Seq", "Classification", "InstructionTuning", "DPO", "Distill", "ELBO", "OBJECTIVES",
            "objective_from_dict"]
 
 OBJECTIVES = {cls.name: cls for cls in (CausalLM, PrefixLM, MaskedLM, SpanCorruption, Seq2Seq,
-                                        Classification, InstructionTuning, DPO)}
+                                        Classification, InstructionTuning, DPO, ELBO)}
 
 
 def objective_from_dict(record: dict) -> Objective:
