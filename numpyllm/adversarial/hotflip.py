@@ -75,12 +75,15 @@ def _positive(name: str, value) -> int:
     return int(value)
 
 
-def _exact(model, seqs: np.ndarray, label: int) -> tuple:
-    """``(loss [N], prediction [N])`` of N unpadded messages of one length."""
+def _exact(model, seqs: np.ndarray, label: int | None) -> tuple:
+    """``(loss [N], prediction [N])`` of N unpadded messages of one length; `label` None:
+    each message's own prediction."""
     with no_grad():
         logits, _ = model(seqs)                                          # [N, K]
-    losses = cross_entropy(logits, np.full(len(seqs), label), reduction="none").data
-    return np.asarray(losses, dtype=np.float64).reshape(-1), logits.data.argmax(axis=-1)
+    predicted = logits.data.argmax(axis=-1)
+    labels = predicted if label is None else np.full(len(seqs), label)
+    losses = cross_entropy(logits, labels, reduction="none").data
+    return np.asarray(losses, dtype=np.float64).reshape(-1), predicted
 
 
 def hotflip(model, ids, lengths=None, labels=None, *, mask=None, max_edits: int = 3,
@@ -135,13 +138,12 @@ def hotflip(model, ids, lengths=None, labels=None, *, mask=None, max_edits: int 
 def _attack_one(model, table, banned, row, where, label, max_edits, beam, keep_first):
     seq = row[where].astype(np.int64)                                    # [L], unpadded
     L = len(seq)
-    with no_grad():
-        before = int(model(seq[None])[0].data.argmax())
-    label = before if label is None else label
     K = model.config.n_classes
-    if not 0 <= label < K:
+    if label is not None and not 0 <= label < K:
         raise ValueError(f"hotflip: label {label} is not a class of the model [0, {K})")
-    loss0, _ = _exact(model, seq[None], label)
+    loss0, before = _exact(model, seq[None], label)
+    before = int(before[0])
+    label = before if label is None else label
 
     def result(s, swaps, loss, predicted):
         out = row.copy()
