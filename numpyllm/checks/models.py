@@ -217,6 +217,28 @@ def _vae(latent_mode, **settings):
     return build
 
 
+def _adversarial(method, norm, weight):
+    """The adversarial training loss of a GPT classifier (`AdversarialClassification`)
+    with respect to every parameter, the token table included, at perturbations found
+    once by PGD and then held fixed (as the weight update holds them: the papers' δ is a
+    constant there)."""
+    def build(rng):
+        from ..training.objectives import AdversarialClassification
+        from ..training.objectives.base import Batch
+        inner = GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2, n_embd=8,
+                          dtype="float64")
+        model = perturb(SequenceClassifier(ClassifierConfig("GPT", inner.to_dict(),
+                                                            n_classes=3), rng=rng), rng)
+        objective = AdversarialClassification(3, method=method, epsilon=0.8, norm=norm,
+                                              steps=3, random_start=1, weight=weight)
+        batch = Batch({"ids": rng.integers(0, 11, size=(3, 5)), "lengths": np.array([5, 3, 2]),
+                       "labels": np.array([0, 2, 1]), "seeds": np.array([1, 2, 3])},
+                      np.ones(3, dtype=np.int64), 15)
+        deltas = objective.perturbations(model, batch)               # [S, 3, 5, 8], fixed
+        return module_case(model, lambda: objective.loss_at(model, batch, deltas))
+    return build
+
+
 def _model(name, build, shapes) -> Check:
     return Check(name, build, shapes, kind="model")
 
@@ -272,6 +294,10 @@ CHECKS = [
     _model("Encoder (inputs_embeds)", _inputs_embeds("Encoder"), "embeds [2, 5, 8], d 8"),
     _model("Classifier (GPT, left-padded inputs_embeds)", _inputs_embeds("Classifier"),
            "embeds [2, 5, 8], 3 classes"),
+    _model("Classifier (adversarial PGD L2, w 0.7)", _adversarial("pgd", "l2", 0.7),
+           "ids [3, 5], delta [1, 3, 5, 8] fixed"),
+    _model("Classifier (adversarial FreeLB Linf)", _adversarial("freelb", "linf", 1.0),
+           "ids [3, 5], deltas [3, 3, 5, 8] fixed"),
     _model("GPT + LoRA (adapters only)", _lora("GPT"), _GPT_SHAPES + ", r 2 on 4 targets"),
     _model("GPT + rsLoRA (adapters only)", _lora("GPT", use_rslora=True, targets=["c_attn"]),
            _GPT_SHAPES + ", r 2 on c_attn"),

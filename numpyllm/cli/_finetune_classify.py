@@ -10,6 +10,67 @@ import numpy as np
 from . import CLIError
 
 
+ADV_FLAGS = {"adv_epsilon": "--adv-epsilon", "adv_norm": "--adv-norm",
+             "adv_steps": "--adv-steps", "adv_alpha": "--adv-alpha",
+             "adv_weight": "--adv-weight", "adv_random_start": "--adv-random-start"}
+
+
+def add_adversarial_options(p) -> None:
+    """--adversarial and its settings (`AdversarialClassification`)."""
+    g = p.add_argument_group("adversarial training in embedding space")
+    g.add_argument("--adversarial", choices=["pgd", "freelb"], default=None,
+                   help="train on PGD's perturbed input embeddings (Madry et al.), or "
+                   "FreeLB's average along the ascent (Zhu et al.)")
+    g.add_argument("--adv-epsilon", "--adv_epsilon", dest="adv_epsilon", type=float,
+                   default=None, metavar="EPS", help="radius of the ball (default 1.0)")
+    g.add_argument("--adv-norm", "--adv_norm", dest="adv_norm", choices=["l2", "linf"],
+                   default=None, help="l2 (per message, default) or linf (per coordinate)")
+    g.add_argument("--adv-steps", "--adv_steps", dest="adv_steps", type=int, default=None,
+                   metavar="K", help="ascent steps (default 3)")
+    g.add_argument("--adv-alpha", "--adv_alpha", dest="adv_alpha", type=float, default=None,
+                   help="ascent step size (default 2.5 * epsilon / K)")
+    g.add_argument("--adv-weight", "--adv_weight", dest="adv_weight", type=float,
+                   default=None, metavar="W", help="loss = (1 - W) clean + W adversarial, W "
+                   "in (0, 1] (default 1)")
+    g.add_argument("--adv-random-start", "--adv_random_start", dest="adv_random_start",
+                   action="store_const", const=1, default=None,
+                   help="start the ascent at a random point of the ball")
+
+
+def adversarial_settings(args, ckpt, record: dict) -> dict | None:
+    """The `AdversarialClassification` settings of the run (None: plain classification):
+    from the options, or (resuming) from the checkpoint's record."""
+    import math
+    given = [flag for name, flag in ADV_FLAGS.items() if getattr(args, name) is not None]
+    if ckpt is not None:
+        if given or args.adversarial is not None:
+            raise CLIError("--resume: the adversarial settings are the run's own: drop "
+                           + ", ".join((["--adversarial"] if args.adversarial else []) + given))
+        return record.get("adversarial")
+    if args.adversarial is None:
+        if given:
+            raise CLIError(f"{', '.join(given)} without --adversarial: pass --adversarial "
+                           "pgd|freelb to train adversarially")
+        return None
+    eps = 1.0 if args.adv_epsilon is None else args.adv_epsilon
+    steps = 3 if args.adv_steps is None else args.adv_steps
+    alpha = 0.0 if args.adv_alpha is None else args.adv_alpha
+    weight = 1.0 if args.adv_weight is None else args.adv_weight
+    if not (math.isfinite(eps) and eps > 0):
+        raise CLIError(f"--adv-epsilon must be a finite number > 0, got {eps}")
+    if steps < 1 or steps > 1000:
+        raise CLIError(f"--adv-steps must be in [1, 1000], got {steps}")
+    if args.adv_alpha is not None and not (math.isfinite(alpha) and alpha > 0):
+        raise CLIError(f"--adv-alpha must be a finite number > 0, got {alpha}")
+    if not (math.isfinite(weight) and 0 < weight <= 1):
+        raise CLIError(f"--adv-weight must be in (0, 1], got {weight}")
+    from ..training.objectives import AdversarialClassification
+    return AdversarialClassification(2, method=args.adversarial, epsilon=eps,
+                                     norm=args.adv_norm or "l2", steps=steps, alpha=alpha,
+                                     random_start=args.adv_random_start or 0,
+                                     weight=weight).settings()
+
+
 def read_labelled(path: Path, how: dict, classes=None):
     """The labelled texts of `path`, read as `how` says (format, columns)."""
     from ..data.classification import read_csv, read_jsonl, read_tsv
@@ -38,6 +99,7 @@ def run_classify(args, opts, explicit, lora, ckpt, record, split, out) -> int:
     from .finetune import (_choose_trainable, _data_file, _data_source, _fine_tune_defaults,
                            _train, load_init)
     from .train import _boolean
+    adversarial = adversarial_settings(args, ckpt, record)
     path = _data_file(args, (ckpt.trainer_state.get("data") if ckpt else None))
     if record:
         how = {k: record[k] for k in ("format", "text_column", "label_column", "balance",
@@ -87,13 +149,27 @@ def run_classify(args, opts, explicit, lora, ckpt, record, split, out) -> int:
     sets = [part.encode(tokenizer, max_length=how["max_length"]) for part in parts]
     pad = 0
     record = {"task": "classify", "split": split, **how}
+    if adversarial is not None:
+        record["adversarial"] = adversarial
 
     def objective(model):
+        if adversarial is not None:
+            from ..training.objectives import AdversarialClassification
+            try:
+                return AdversarialClassification(data.n_classes, pad_id=pad, **adversarial)
+            except (TypeError, ValueError) as exc:     # a checkpoint's record, tampered with
+                raise CLIError(f"the run's adversarial settings: {exc}") from None
         return Classification(data.n_classes, pad_id=pad)
     counts = ", ".join(f"{c}={n}" for c, n in zip(data.classes, data.counts()))
     summary = (f"{len(data):,} texts of {path} ({counts}); {len(train)} train / {len(val)} "
                f"val / {len(test)} test, at most {how['max_length']} tokens each "
                f"({type(tokenizer).__name__}, vocab {tokenizer.vocab_size})")
+    if adversarial is not None:
+        a = adversarial
+        summary += (f"; adversarial training, {a['method']}: {a['steps']} steps of "
+                    f"{a['alpha']:g} in the {a['norm']} ball of radius {a['epsilon']:g}"
+                    + (", random start" if a["random_start"] else "")
+                    + (f", weight {a['weight']:g}" if a["weight"] < 1 else ""))
     trainer = _train(args, model, tokenizer, objective, sets[0],
                      sets[1] if len(val) else None, opts, ckpt, out,
                      _data_source(path, record), summary)

@@ -10,6 +10,13 @@ baseline). It stops when the model writes the target greedily or after --steps s
 prints the suffix, the target's loss, whether it succeeded and the model's greedy
 continuation; --targets FILE (one target a line) runs each and prints the success rate.
 (numpyllm/adversarial/gcg.py, docs/adversarial.md)
+
+hotflip: against a classifier of ``numpyllm finetune classify`` (Ebrahimi et al. 2018):
+the fewest character or token substitutions that flip each message's predicted label.
+One backward pass estimates, to first order, how every substitution would change the loss
+of the label; the best proposals are run exactly (greedy, or a beam search with --beam).
+It reports the share of the correctly classified messages flipped within 1, 2, ...,
+--max-edits edits (the test split the run held out, or --data), and a few examples.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ ATTACKS = {
     # name: (module in numpyllm.cli, one-line help)
     "gcg": ("_attack_gcg", "a suffix that makes a language model say a target (GCG, or "
                            "random search at the same budget)"),
+    "hotflip": ("_attack_hotflip", "the fewest token swaps that flip a classifier's label"),
 }
 
 

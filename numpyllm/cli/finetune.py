@@ -6,7 +6,10 @@
             directory) or from scratch (a character tokenizer and the model options).
             --balance undersamples to the rarest class, --split train,val,test
             (stratified, --seed). At the end: the test split's accuracy, per-class
-            precision, recall and F1, and the confusion matrix.
+            precision, recall and F1, and the confusion matrix. --adversarial pgd|freelb
+            trains on adversarial input embeddings (--adv-epsilon, --adv-norm l2|linf,
+            --adv-steps, --adv-alpha, --adv-weight, --adv-random-start; see
+            docs/adversarial_training.md).
   sft       --data FILE of instructions (JSON: instruction, input, output), the loss on the
             responses (--train-on-prompt: the prompts too); --format alpaca | chat (chat:
             the tokenizer's chat template). At the end: the held-out response loss, and
@@ -96,6 +99,8 @@ def _add_arguments(p, task: str) -> None:
         p.add_argument("--label-column", default="label", help="CSV/JSONL: the label's column")
         p.add_argument("--balance", action="store_true",
                        help="undersample every class to the rarest one's count")
+        from ._finetune_classify import add_adversarial_options
+        add_adversarial_options(p)
     if task == "sft":
         p.add_argument("--format", choices=["alpaca", "chat"], default="alpaca",
                        help="how an example becomes a prompt (chat: the tokenizer's template)")

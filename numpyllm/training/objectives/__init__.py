@@ -6,6 +6,8 @@
   span.py      SpanCorruption (T5's sentinel spans)                        on the encoder-decoder
   seq2seq.py   Seq2Seq ((source, target) pairs, label smoothing)           on the encoder-decoder
   classify.py  Classification (one label per sequence)                     on SequenceClassifier
+  adversarial.py  AdversarialClassification (PGD, FreeLB in embedding space) on SequenceClassifier
+                  (its checkpoints record the classifier as classify: not in OBJECTIVES)
   sft.py       InstructionTuning (prompt + response, loss on the response)  on GPT, Llama
   dpo.py       DPO (preference pairs against a frozen reference)           on GPT, Llama
   vae.py       ELBO (a sentence VAE: reconstruction + annealed KL, free bits,
@@ -25,9 +27,11 @@ from .sft import InstructionTuning
 from .dpo import DPO
 from .distill import Distill
 from .vae import ELBO
+from .adversarial import AdversarialClassification
 
 __all__ = ["Batch", "Objective", "CausalLM", "PrefixLM", "MaskedLM", "SpanCorruption",
-           "Seq2Seq", "Classification", "InstructionTuning", "DPO", "Distill", "ELBO", "OBJECTIVES",
+           "Seq2Seq", "Classification", "InstructionTuning", "DPO", "Distill", "ELBO",
+           "AdversarialClassification", "OBJECTIVES",
            "objective_from_dict"]
 
 OBJECTIVES = {cls.name: cls for cls in (CausalLM, PrefixLM, MaskedLM, SpanCorruption, Seq2Seq,
