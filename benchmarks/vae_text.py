@@ -48,8 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from numpyllm.autograd import no_grad  # noqa: E402
-from numpyllm.nn.vae import (SentenceVAE, SentenceVAEConfig, corrupt, interpolate,  # noqa: E402
-                             posterior_stats, reconstruct, token_accuracy)
+from numpyllm.generate.vae import (corrupt, interpolate, posterior_stats,  # noqa: E402
+                                   reconstruct, token_accuracy)
+from numpyllm.nn.vae import SentenceVAE, SentenceVAEConfig  # noqa: E402
 from numpyllm.tokenizers import BPETokenizer  # noqa: E402
 from numpyllm.training import TrainConfig  # noqa: E402
 from numpyllm.training.objectives import ELBO  # noqa: E402

@@ -178,7 +178,8 @@ def show(tokenizer, ids) -> str:
 
 # ---------------------------------------------------------------------- train
 def run_train(args) -> int:
-    from ..nn.vae import SentenceVAE, SentenceVAEConfig, posterior_stats, reconstruct
+    from ..generate.vae import posterior_stats, reconstruct
+    from ..nn.vae import SentenceVAE, SentenceVAEConfig
     from ..training import CSVLogger, TrainConfig
     from ..training.checkpoint import CheckpointError
     from ..training.objectives import ELBO
@@ -320,7 +321,7 @@ def _collapse_line(stats: dict, what: str) -> str:
 # ---------------------------------------------------------------------- the readers
 def run_eval(args) -> int:
     from ..autograd import no_grad
-    from ..nn.vae import posterior_stats, reconstruct, token_accuracy
+    from ..generate.vae import posterior_stats, reconstruct, token_accuracy
     from ..training.objectives import ELBO
     from ._common import read_text, recorded_text
     model, tokenizer, ckpt = load_vae(args.ckpt)
@@ -359,7 +360,7 @@ def run_eval(args) -> int:
 
 
 def run_reconstruct(args) -> int:
-    from ..nn.vae import reconstruct
+    from ..generate.vae import reconstruct
     model, tokenizer, _ = load_vae(args.ckpt)
     sents = given_sentences(args, model, tokenizer)
     for src, got in zip(sents, reconstruct(model, sents)):
@@ -368,7 +369,7 @@ def run_reconstruct(args) -> int:
 
 
 def run_sample(args) -> int:
-    from ..nn.vae import sample_prior
+    from ..generate.vae import sample_prior
     model, tokenizer, _ = load_vae(args.ckpt)
     if args.n < 1 or args.temperature < 0:
         raise CLIError(f"--n must be >= 1 and --temperature >= 0, got {args.n} and "
@@ -380,7 +381,7 @@ def run_sample(args) -> int:
 
 
 def run_interpolate(args) -> int:
-    from ..nn.vae import interpolate
+    from ..generate.vae import interpolate
     model, tokenizer, _ = load_vae(args.ckpt)
     if args.steps < 2:
         raise CLIError(f"--steps must be >= 2 (the two ends), got {args.steps}")
@@ -392,7 +393,7 @@ def run_interpolate(args) -> int:
 
 
 def run_denoise(args) -> int:
-    from ..nn.vae import corrupt, denoise, token_accuracy
+    from ..generate.vae import corrupt, denoise, token_accuracy
     model, tokenizer, _ = load_vae(args.ckpt)
     for name in ("drop", "swap", "mask"):
         if not 0 <= getattr(args, name) < 1:

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from numpyllm.autograd import no_grad
 from numpyllm.checks import perturb
 from numpyllm.functional import gaussian_kl
-from numpyllm.nn.vae import (SentenceVAE, SentenceVAEConfig, batch_ids, corrupt, decoder_io,
-                             greedy_decode, interpolate, posterior_stats, reconstruct,
-                             sample_prior, token_accuracy)
+from numpyllm.generate.vae import (corrupt, greedy_decode, interpolate, posterior_stats,
+                                   reconstruct, sample_prior, token_accuracy)
+from numpyllm.nn.vae import SentenceVAE, SentenceVAEConfig, batch_ids, decoder_io
 from numpyllm.training import TrainConfig
 from numpyllm.training.checkpoint import CheckpointError, build_model, load_checkpoint
 from numpyllm.training.objectives import ELBO, objective_from_dict
