@@ -21,7 +21,7 @@ with log p(x | z) the decoder's summed token log-probabilities, EOS included
 The training objective (annealing, free bits, word dropout) is
 `numpyllm.training.objectives.ELBO`; docs/vae.md derives it.
 
-The functions below use a trained model: `reconstruct` (greedy decoding from the
+`numpyllm.generate.vae` uses a trained model: `reconstruct` (greedy decoding from the
 posterior mean), `sample_prior`, `interpolate` (linear in z), `corrupt` and `denoise`,
 and `posterior_stats` (KL per dimension and active units: posterior collapse measured).
 
