@@ -106,6 +106,22 @@ def describe(recorded: dict) -> str:
     return f"{recorded.get('path')} ({recorded.get('bytes', 0):,} bytes, SHA-256 {sha}...)"
 
 
+def run_text(data, ckpt, *, required: str) -> tuple:
+    """``(text, record)``: the text of a run that reads one file: ``--data`` (`data`), or,
+    resuming (`ckpt`) without it, the text the checkpoint records; a resumed run given
+    another text is one line. `required` says what --data should hold, for the message
+    when a new run has none. `record` is the checkpoint's data record (None: a new run)."""
+    recorded = ckpt.trainer_state.get("data") if ckpt else None
+    if ckpt is not None and data is None:
+        return recorded_text(recorded, advice="pass --data FILE with that text"), recorded
+    if data is None:
+        raise CLIError(f"--data FILE is required: {required}")
+    source = read_text(data)
+    if recorded is not None and source.record.get("sha256") != recorded.get("sha256"):
+        raise CLIError(f"--resume: --data {data} is not the text this run was trained on")
+    return source, recorded
+
+
 def recorded_text(recorded: dict | None, *, advice: str) -> Text:
     """The text a checkpoint's data record names, when it is still there unchanged;
     else a one-line CLIError that names it and ends with `advice` (which --data to

@@ -214,7 +214,7 @@ def run(args) -> int:
     from ..training.checkpoint import CheckpointError
     from ..training.objectives import Distill
     from ..training.objectives.distill import teacher_corpus
-    from ._common import encode, read_text, recorded_text, resume_checkpoint
+    from ._common import encode, resume_checkpoint, run_text
     from ._fit import Progress, fit, schedule_line
     from .train import TRAIN_OPTIONS, _check_out, _options
 
@@ -264,16 +264,7 @@ def run(args) -> int:
         raise CLIError(f"--alpha must be in [0, 1], got {alpha}")
 
     # the text
-    data_record = ckpt.trainer_state.get("data") if ckpt else None
-    if ckpt is not None and args.data is None:
-        source = recorded_text(data_record, advice="pass --data FILE with that text")
-    else:
-        if args.data is None:
-            raise CLIError("--data FILE is required: the text to distill on")
-        source = read_text(args.data)
-        if ckpt is not None and source.record.get("sha256") != data_record.get("sha256"):
-            raise CLIError(f"--resume: --data {args.data} is not the text this run was "
-                           "trained on")
+    source, data_record = run_text(args.data, ckpt, required="the text to distill on")
     if ckpt is not None and not same_tokenizer(ckpt.tokenizer, tokenizer, source.text[:10000]):
         raise CLIError(f"--teacher {teacher_path}: its tokenizer is not the student's: teacher "
                        "and student must share one tokenizer")

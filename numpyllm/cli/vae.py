@@ -184,7 +184,7 @@ def run_train(args) -> int:
     from ..training.checkpoint import CheckpointError
     from ..training.objectives import ELBO
     from ..training.vae import VAETrainer
-    from ._common import read_text, recorded_text, resume_checkpoint
+    from ._common import resume_checkpoint, run_text
     from ._fit import Progress, fit, schedule_line
     from .train import TRAIN_OPTIONS, _build_tokenizer, _check_out, _options
 
@@ -214,16 +214,7 @@ def run_train(args) -> int:
                            "learned positions and biases, standard attention)")
 
     # the lines: the file given, or (resuming) the one the checkpoint records
-    recorded = ckpt.trainer_state.get("data") if ckpt else None
-    if ckpt is not None and args.data is None:
-        source = recorded_text(recorded, advice="pass --data FILE with that text")
-    else:
-        if args.data is None:
-            raise CLIError("--data FILE is required: one sentence per line")
-        source = read_text(args.data)
-        if recorded is not None and source.record.get("sha256") != recorded.get("sha256"):
-            raise CLIError(f"--resume: --data {args.data} is not the text this run was "
-                           "trained on")
+    source, recorded = run_text(args.data, ckpt, required="one sentence per line")
     val_fraction = args.val_fraction if args.val_fraction is not None else \
         (recorded or {}).get("val_fraction", 0.1)
     if not 0 <= val_fraction < 1:
