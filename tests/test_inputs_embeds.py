@@ -64,6 +64,26 @@ def test_llama_and_encoder_embeds_of_ids_compute_what_ids_compute(seed, T):
         enc(inputs_embeds=enc.token_embeddings(ids), key_padding_mask=lengths)[0].data)
 
 
+def test_seq2seq_source_embeds_compute_what_source_ids_compute():
+    from numpyllm.nn import Transformer, TransformerConfig
+    model = Transformer(TransformerConfig(src_vocab_size=V, tgt_vocab_size=V, d_model=C,
+                                          n_head=2, n_encoder_layers=2, n_decoder_layers=1,
+                                          d_ff=12, dropout=0.0, pad_id=0, dtype="float64"),
+                        rng=0)
+    src = np.array([[3, 4, 5, 6], [7, 8, 9, 0]])                # the second row padded
+    tgt, y = np.array([[1, 2, 3], [1, 4, 5]]), np.array([[2, 3, 4], [4, 5, 0]])
+    lengths = np.array([4, 3])                                   # no ids: padding given
+    a, la = model(src, tgt, y)
+    b, lb = model(None, tgt, y, inputs_embeds=model.token_embeddings(src), src_lengths=lengths)
+    np.testing.assert_array_equal(a.data, b.data)
+    assert la.item() == lb.item()
+    np.testing.assert_array_equal(model.encode(src).data,
+                                  model.encode(inputs_embeds=model.token_embeddings(src),
+                                               src_lengths=lengths).data)
+    with pytest.raises(ValueError, match="Transformer: give token ids or inputs_embeds"):
+        model.encode()
+
+
 @pytest.mark.parametrize("backbone", ["GPT", "Llama", "TransformerEncoderModel"])
 def test_classifier_embeds_follow_left_padding(backbone):
     inner = {"GPT": _gpt, "Llama": _llama, "TransformerEncoderModel": _encoder}[backbone]()

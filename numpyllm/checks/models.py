@@ -162,6 +162,14 @@ def _inputs_embeds(family):
             labels = np.array([2, 0])
             fn = lambda e: model(inputs_embeds=e, labels=labels, mask=mask)[1]  # noqa: E731
             model.backbone.wte.requires_grad_(False)  # no LM head: the table is not read
+        elif family == "Transformer":               # the source side of a seq2seq model
+            model = perturb(Transformer(TransformerConfig(
+                src_vocab_size=7, tgt_vocab_size=7, d_model=8, n_head=2, n_encoder_layers=2,
+                n_decoder_layers=2, d_ff=12, dropout=0.0, pad_id=0, norm="pre",
+                share_embeddings=True, dtype="float64"), rng=rng), rng)
+            tgt, y = np.array([[1, 6, 5], [1, 5, 2]]), np.array([[6, 5, 4], [5, 2, 0]])
+            fn = lambda e: model(None, tgt, y, inputs_embeds=e,             # noqa: E731
+                                 src_lengths=np.array([5, 3]))[1]
         else:
             if family == "GPT":
                 model = GPT(GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2,
@@ -294,6 +302,8 @@ CHECKS = [
     _model("Encoder (inputs_embeds)", _inputs_embeds("Encoder"), "embeds [2, 5, 8], d 8"),
     _model("Classifier (GPT, left-padded inputs_embeds)", _inputs_embeds("Classifier"),
            "embeds [2, 5, 8], 3 classes"),
+    _model("Transformer (source inputs_embeds)", _inputs_embeds("Transformer"),
+           "src embeds [2, 5, 8], tgt [2, 3]"),
     _model("Classifier (adversarial PGD L2, w 0.7)", _adversarial("pgd", "l2", 0.7),
            "ids [3, 5], delta [1, 3, 5, 8] fixed"),
     _model("Classifier (adversarial FreeLB Linf)", _adversarial("freelb", "linf", 1.0),

@@ -36,6 +36,7 @@ from ..validation import ConfigDict, as_generator, check_positive_fields
 from .decoder import Decoder
 from .encoder import Encoder
 from .heads import output_logits
+from .inputs import ids_or_embeds, input_embeds
 from .kv_cache import KVCache
 from .layers import Linear
 from .module import Module
@@ -132,12 +133,29 @@ class Transformer(Module):
             Linear(cfg.d_model, cfg.tgt_vocab_size, bias=False, rng=rng, dtype=dtype)
 
     # ------------------------------------------------------------------ pieces
-    def _source(self, src, src_mask, src_lengths) -> tuple:
-        """Checked source ids [B, S] and their key padding mask (or None)."""
+    def _source(self, src, src_mask, src_lengths, inputs_embeds=None) -> tuple:
+        """Checked source ids [B, S] (None when `inputs_embeds` [B, S, C] stand in their
+        place), their key padding mask (or None), and the checked inputs_embeds (or None).
+        Without ids, padding comes from `src_mask` / `src_lengths` only (no pad_id to read)."""
+        cfg = self.config
+        ids_or_embeds(src, inputs_embeds, "Transformer")
+        if src is not None:
+            ids = token_ids(src, "Transformer: src", cfg.src_vocab_size, cfg.max_len)
+            return ids, padding_of(ids.shape, "Transformer: src", src_mask, src_lengths,
+                                   pad_fallback(ids, cfg.pad_id)), None
+        x = input_embeds(inputs_embeds, cfg.d_model, cfg.dtype, "Transformer")
+        if x.shape[1] > cfg.max_len:
+            raise ValueError(f"Transformer: inputs_embeds have length {x.shape[1]}, longer "
+                             f"than max_len={cfg.max_len}")
+        return None, padding_of(tuple(x.shape[:2]), "Transformer: src", src_mask,
+                                src_lengths), x
+
+    def token_embeddings(self, src) -> Tensor:
+        """The source token lookup alone, ``src [B, S]`` -> ``embed(src)·√d_model``:
+        what ``inputs_embeds`` stands for (positions are added after it)."""
         cfg = self.config
         ids = token_ids(src, "Transformer: src", cfg.src_vocab_size, cfg.max_len)
-        return ids, padding_of(ids.shape, "Transformer: src", src_mask, src_lengths,
-                                pad_fallback(ids, cfg.pad_id))
+        return self.encoder.token_embeddings(ids)
 
     def _target(self, tgt, tgt_mask, what: str) -> tuple:
         cfg = self.config
@@ -150,9 +168,11 @@ class Transformer(Module):
         when nothing is padded. See the class doc for where it comes from."""
         return self._source(src, src_mask, src_lengths)[1]
 
-    def encode(self, src, src_mask=None, src_lengths=None) -> Tensor:
-        """``src [B, S]`` -> memory ``[B, S, d_model]``, the encoder's output."""
-        return self.encoder(*self._source(src, src_mask, src_lengths))
+    def encode(self, src=None, src_mask=None, src_lengths=None, *, inputs_embeds=None) -> Tensor:
+        """``src [B, S]`` (or ``inputs_embeds [B, S, d_model]``, see `token_embeddings`)
+        -> memory ``[B, S, d_model]``, the encoder's output."""
+        ids, valid, embeds = self._source(src, src_mask, src_lengths, inputs_embeds)
+        return self.encoder(ids, valid, inputs_embeds=embeds)
 
     def decode(self, tgt, memory: Tensor, src_mask=None, src_lengths=None,
                tgt_mask=None) -> Tensor:
@@ -219,14 +239,16 @@ class Transformer(Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, src, tgt_in, targets=None, *, src_mask=None, src_lengths=None,
-                tgt_mask=None, label_smoothing: float = 0.0):
-        src_ids, src_valid = self._source(src, src_mask, src_lengths)
+                tgt_mask=None, label_smoothing: float = 0.0, inputs_embeds=None):
+        # src may be None with inputs_embeds [B, S, C] in its place (the source side only)
+        src_ids, src_valid, embeds = self._source(src, src_mask, src_lengths, inputs_embeds)
         tgt_ids, tgt_valid = self._target(tgt_in, tgt_mask, "tgt_in")
-        if src_ids.shape[0] != tgt_ids.shape[0]:
-            raise ValueError(f"Transformer: src has batch size {src_ids.shape[0]} "
-                             f"(shape {src_ids.shape}) but tgt_in has {tgt_ids.shape[0]} "
+        src_shape = tuple(src_ids.shape if src_ids is not None else embeds.shape[:2])
+        if src_shape[0] != tgt_ids.shape[0]:
+            raise ValueError(f"Transformer: src has batch size {src_shape[0]} "
+                             f"(shape {src_shape}) but tgt_in has {tgt_ids.shape[0]} "
                              f"(shape {tgt_ids.shape})")
-        memory = self.encoder(src_ids, src_valid)
+        memory = self.encoder(src_ids, src_valid, inputs_embeds=embeds)
         logits = self.project(self.decoder(tgt_ids, memory, src_valid, tgt_valid))
         loss = None if targets is None else loss_over_counted(
             logits, targets, None, self.config.pad_id, label_smoothing)
