@@ -1,7 +1,7 @@
 """The whole Tiny Shakespeare recipe, wall time: ``numpyllm train`` against the same recipe
 in PyTorch, each a fresh command per round, the rounds alternating, the same threads.
 
-    python benchmarks/bench_recipe.py                    # 2 rounds, 2,000 steps
+    python benchmarks/bench_recipe.py                    # 2 rounds, 2,000 steps, 3 sides
     python benchmarks/bench_recipe.py --rounds 3 --max_iters 1000
 
 The sides, as a user runs them (wall time from the command's start to its exit, imports
@@ -16,6 +16,12 @@ and data preparation included):
   with torch.nn.functional), then the deterministic validation score. It does *less*
   than nanoGPT's ``train.py`` (no periodic evaluation, no checkpoint), so the ratio is
   conservative for numpyllm.
+- **PyTorch, train.py's work**: the same script with ``--train_py DIR``: besides the steps,
+  what nanoGPT's ``train.py`` does with its README's CPU command (``--eval_iters=20
+  --log_interval=1``): the train and val loss estimated on 20 random batches each every
+  250 steps and at the end, a checkpoint (model and AdamW state) whenever the val loss
+  improves, a line printed every step. nanoGPT itself is not on this machine: this is the
+  stand-in for its wall time.
 
 Printed: each round's wall times, the medians and their ratio, and both final
 validation losses (they must agree to ~0.01: same weights, batches and math).
@@ -58,7 +64,7 @@ def main() -> int:
     if not Path(args.data).is_file():
         print(f"bench_recipe: no corpus at {args.data} (pass --data)", file=sys.stderr)
         return 2
-    walls = {"numpyllm": [], "pytorch": []}
+    walls = {"numpyllm": [], "pytorch": [], "train.py": []}
     scores = {}
     with tempfile.TemporaryDirectory(prefix="bench_recipe_") as tmp:
         sides = {
@@ -67,9 +73,13 @@ def main() -> int:
                                    "--max_iters", str(args.max_iters)],
             "pytorch": lambda r: [sys.executable, "benchmarks/shakespeare_torch_reference.py",
                                   "--data", args.data, "--max_iters", str(args.max_iters)],
+            "train.py": lambda r: [sys.executable, "benchmarks/shakespeare_torch_reference.py",
+                                   "--data", args.data, "--max_iters", str(args.max_iters),
+                                   "--train_py", os.path.join(tmp, f"torch{r}")],
         }
+        order = list(sides)
         for r in range(args.rounds):
-            for side in (("numpyllm", "pytorch") if r % 2 == 0 else ("pytorch", "numpyllm")):
+            for side in (order if r % 2 == 0 else order[::-1]):
                 wall, out = run(sides[side](r), args.threads)
                 walls[side].append(wall)
                 found = re.findall(r"(?:val(?:idation)? loss|val_loss)[^0-9]*([0-9]+\.[0-9]+)",
@@ -82,8 +92,10 @@ def main() -> int:
           f"load at end {H.load()}")
     H.report_pair("numpyllm train", walls["numpyllm"], "PyTorch recipe", walls["pytorch"],
                   unit="s", scale=1.0)
+    H.report_pair("numpyllm train", walls["numpyllm"], "PyTorch, train.py's work",
+                  walls["train.py"], unit="s", scale=1.0)
     print(f"  last validation loss printed: numpyllm {scores['numpyllm']}, PyTorch "
-          f"{scores['pytorch']}")
+          f"{scores['pytorch']}, with train.py's work {scores['train.py']}")
     return 0
 
 

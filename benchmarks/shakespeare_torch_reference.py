@@ -33,6 +33,12 @@ def main() -> None:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--max_iters", type=int, default=2000)
+    ap.add_argument("--train_py", metavar="DIR", default=None,
+                    help="also do what nanoGPT's train.py does besides the steps (its README's "
+                         "CPU command: --eval_iters=20 --log_interval=1): every 250 steps and at "
+                         "the end, estimate the train and val loss on 20 random batches each "
+                         "and save a checkpoint (model and optimizer) to DIR/ckpt.pt when the "
+                         "val loss improves; print a line every step")
     args = ap.parse_args()
     text = Path(args.data).read_text(encoding="utf-8")
     tok = CharTokenizer.from_text(text)
@@ -50,8 +56,31 @@ def main() -> None:
     schedule = CosineWithWarmup(1e-3, 1e-4, 100, 2000)
     windows = TokenWindows(train_ids, 64, stride=1)
     data_rng = np.random.default_rng(args.seed)                  # the Trainer's sampler
+    eval_rng = np.random.default_rng(args.seed + 1)
+    train_windows, val_windows = windows, TokenWindows(val_ids, 64, stride=1)
+    best_val = float("inf")
+
+    def estimate_loss():                                         # train.py's estimate_loss
+        out = {}
+        with torch.no_grad():
+            for split, w in (("train", train_windows), ("val", val_windows)):
+                losses = [model.loss(*(torch.from_numpy(a) for a in w.sample(12, eval_rng))).item()
+                          for _ in range(20)]
+                out[split] = float(np.mean(losses))
+        return out
+
     start = time.perf_counter()
     for step in range(args.max_iters):
+        if args.train_py and (step % 250 == 0 or step == args.max_iters - 1):
+            losses = estimate_loss()
+            print(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}",
+                  flush=True)
+            if losses["val"] < best_val and step > 0:
+                best_val = losses["val"]
+                Path(args.train_py).mkdir(parents=True, exist_ok=True)
+                torch.save({"model": {n: p.detach() for n, p in model.p.items()},
+                            "optimizer": opt.state_dict(), "iter_num": step,
+                            "best_val_loss": best_val}, Path(args.train_py) / "ckpt.pt")
         for g in opt.param_groups:
             g["lr"] = schedule(step)
         x, y = windows.sample(12, data_rng)
@@ -60,7 +89,9 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if (step + 1) % 500 == 0:
+        if args.train_py:
+            print(f"iter {step}: loss {loss.item():.4f}", flush=True)     # log_interval=1
+        elif (step + 1) % 500 == 0:
             print(f"step {step + 1:5d}  loss {loss.item():.4f}  ({time.perf_counter() - start:.1f} s)",
                   flush=True)
     # the deterministic score: non-overlapping windows of 64, then the tail

