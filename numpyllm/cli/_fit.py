@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -221,3 +222,25 @@ def fit(trainer, *, command: str, ckpt_dir: Path, tokenizer, progress: Progress,
     print(f"numpyllm {command}: {signame}: stopped after {trainer.step - first} steps this "
           f"run; {what}; carry on with: {resume}", file=sys.stderr)
     return None, 128 + stop.signum
+
+
+def fit_logged(trainer, *, out: Path, ckpt, quiet: bool, command: str, tokenizer):
+    """A training command's run: ``out/log.csv`` (appended to when resuming `ckpt`), the
+    progress lines, `fit` with checkpoints in ``out/ckpt``, and the closing line. Returns
+    None when the run ended, else the exit code `fit` gave (a signal stopped it)."""
+    from ..training import CSVLogger
+    ckpt_dir = out / "ckpt"
+    logger = CSVLogger(out / "log.csv", append=ckpt is not None,
+                       resume_step=ckpt.step if ckpt is not None else None)
+    progress = Progress(trainer.config.max_iters, trainer.step, quiet)
+    trainer.callbacks += [logger, progress]
+    start, first = time.perf_counter(), trainer.step
+    _, code = fit(trainer, command=command, ckpt_dir=ckpt_dir, tokenizer=tokenizer,
+                  progress=progress,
+                  resume=f"numpyllm {command} --out {shlex.quote(str(out))} --resume")
+    if code is not None:
+        return code
+    print(f"trained {trainer.step - first} steps in {time.perf_counter() - start:.1f} s; "
+          f"checkpoint in {ckpt_dir}")
+    return None
+

@@ -34,7 +34,6 @@ import argparse
 import hashlib
 import math
 import os
-import shlex
 import time
 from pathlib import Path
 
@@ -210,12 +209,12 @@ def ids_sha256(ids) -> str:
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
     from ..data import train_val_split
-    from ..training import CSVLogger, TrainConfig, Trainer, evaluate_tokens
+    from ..training import TrainConfig, Trainer, evaluate_tokens
     from ..training.checkpoint import CheckpointError
     from ..training.objectives import Distill
     from ..training.objectives.distill import teacher_corpus
     from ._common import encode, resume_checkpoint, run_text
-    from ._fit import Progress, fit, schedule_line
+    from ._fit import fit_logged, schedule_line
     from .train import TRAIN_OPTIONS, _check_out, _options
 
     out = Path(args.out)
@@ -376,18 +375,10 @@ def run(args) -> int:
     if alpha > 0:
         print("(the evaluations report that loss; the student's cross-entropy comes at the "
               "end)")
-    logger = CSVLogger(out / "log.csv", append=ckpt is not None,
-                       resume_step=ckpt.step if ckpt is not None else None)
-    progress = Progress(cfg.max_iters, trainer.step, args.quiet)
-    trainer.callbacks += [logger, progress]
-    start, first = time.perf_counter(), trainer.step
-    _, code = fit(trainer, command="distill", ckpt_dir=ckpt_dir, tokenizer=tokenizer,
-                  progress=progress,
-                  resume=f"numpyllm distill --out {shlex.quote(str(out))} --resume")
+    code = fit_logged(trainer, out=out, ckpt=ckpt, quiet=args.quiet, command="distill",
+                      tokenizer=tokenizer)
     if code is not None:
         return code
-    elapsed = time.perf_counter() - start
-    print(f"trained {trainer.step - first} steps in {elapsed:.1f} s; checkpoint in {ckpt_dir}")
     if val_data is not None:
         held = val_ids[:EVAL_TOKENS + 1]
         s = evaluate_tokens(model, held, block_size=block)["loss"]

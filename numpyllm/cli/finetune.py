@@ -38,8 +38,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
-import shlex
-import time
 from pathlib import Path
 
 import numpy as np
@@ -319,9 +317,9 @@ def _train(args, model, tokenizer, objective, train, val, opts, ckpt, out, data_
            summary: str):
     """Build (or resume) the trainer, run it with progress lines, stop cleanly on Ctrl-C;
     returns the trainer, or an exit code when the run stopped early."""
-    from ..training import CSVLogger, TrainConfig, Trainer
+    from ..training import TrainConfig, Trainer
     from ..training.checkpoint import CheckpointError
-    from ._fit import Progress, fit, schedule_line
+    from ._fit import fit_logged, schedule_line
     from .train import TRAIN_OPTIONS
     saved = ckpt.trainer_state.get("train_config", {}) if ckpt else {}
     try:
@@ -348,20 +346,9 @@ def _train(args, model, tokenizer, objective, train, val, opts, ckpt, out, data_
           f"{model.parameter_summary()}; {cfg.max_iters} steps of batch {cfg.batch_size}"
           + (f" (resuming at step {trainer.step})" if ckpt is not None else ""))
     print(schedule_line(cfg, trainer.step))
-    ckpt_dir = out / "ckpt"
-    logger = CSVLogger(out / "log.csv", append=ckpt is not None,
-                       resume_step=ckpt.step if ckpt is not None else None)
-    progress = Progress(cfg.max_iters, trainer.step, args.quiet)
-    trainer.callbacks += [logger, progress]
-    start, first = time.perf_counter(), trainer.step
-    _, code = fit(trainer, command=f"finetune {args.task}", ckpt_dir=ckpt_dir,
-                  tokenizer=tokenizer, progress=progress,
-                  resume=f"numpyllm finetune {args.task} --out {shlex.quote(str(out))} --resume")
-    if code is not None:
-        return code
-    elapsed = time.perf_counter() - start
-    print(f"trained {trainer.step - first} steps in {elapsed:.1f} s; checkpoint in {ckpt_dir}")
-    return trainer
+    code = fit_logged(trainer, out=out, ckpt=ckpt, quiet=args.quiet,
+                      command=f"finetune {args.task}", tokenizer=tokenizer)
+    return trainer if code is None else code
 
 
 def _data_source(path: Path, record: dict) -> dict:

@@ -31,8 +31,6 @@ z ~ N(0, I); ``interpolate`` decodes points on the line between two sentences' m
 from __future__ import annotations
 
 import argparse
-import shlex
-import time
 from pathlib import Path
 
 import numpy as np
@@ -180,12 +178,12 @@ def show(tokenizer, ids) -> str:
 def run_train(args) -> int:
     from ..generate.vae import posterior_stats, reconstruct
     from ..nn.vae import SentenceVAE, SentenceVAEConfig
-    from ..training import CSVLogger, TrainConfig
+    from ..training import TrainConfig
     from ..training.checkpoint import CheckpointError
     from ..training.objectives import ELBO
     from ..training.vae import VAETrainer
     from ._common import resume_checkpoint, run_text
-    from ._fit import Progress, fit, schedule_line
+    from ._fit import fit_logged, schedule_line
     from .train import TRAIN_OPTIONS, _build_tokenizer, _check_out, _options
 
     out = Path(args.out)
@@ -282,18 +280,10 @@ def run_train(args) -> int:
           + f"; free bits {objective.free_bits:g}; word dropout {objective.word_dropout:g}"
           + " (evaluations: the plain negative ELBO)")
     print(schedule_line(cfg, trainer.step))
-    logger = CSVLogger(out / "log.csv", append=ckpt is not None,
-                       resume_step=ckpt.step if ckpt is not None else None)
-    progress = Progress(cfg.max_iters, trainer.step, args.quiet)
-    trainer.callbacks += [logger, progress]
-    start, first = time.perf_counter(), trainer.step
-    _, code = fit(trainer, command="vae train", ckpt_dir=ckpt_dir, tokenizer=tokenizer,
-                  progress=progress,
-                  resume=f"numpyllm vae train --out {shlex.quote(str(out))} --resume")
+    code = fit_logged(trainer, out=out, ckpt=ckpt, quiet=args.quiet, command="vae train",
+                      tokenizer=tokenizer)
     if code is not None:
         return code
-    print(f"trained {trainer.step - first} steps in {time.perf_counter() - start:.1f} s; "
-          f"checkpoint in {ckpt_dir}")
     held = val if len(val) >= 2 else train
     stats = posterior_stats(model, held[:1000])
     print(_collapse_line(stats, "val" if held is val else "train"))
