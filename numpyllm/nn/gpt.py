@@ -27,12 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..validation import (DTYPES, ConfigDict, as_generator, check_choice, check_fraction,
                           check_positive_fields, check_positive_number, positive_int)
 from .attention import MultiHeadAttention
-from .heads import output_logits
+from .heads import next_token_loss, output_logits
 from .inputs import attention_rule, check_vocab, ids_or_embeds, input_embeds, token_ids
 from .kv_cache import KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, MLP
@@ -226,20 +225,11 @@ class GPT(Module):
 
     def forward(self, idx=None, targets=None, *, inputs_embeds=None, prefix_lengths=None,
                 segment_ids=None):
-        idx, tokens, B, T = self._inputs(idx, inputs_embeds)
-        logits = self.head(self.hidden_states(idx, inputs_embeds=tokens,
+        # the inputs are checked once, in hidden_states
+        logits = self.head(self.hidden_states(idx, inputs_embeds=inputs_embeds,
                                               prefix_lengths=prefix_lengths,
                                               segment_ids=segment_ids))      # [B, T, V]
-        loss = None
-        if targets is not None:
-            targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
-            if targets.ndim == 1:
-                targets = targets[None, :]
-            if targets.shape != (B, T):
-                raise ValueError(f"GPT: targets have shape {targets.shape}, the input has "
-                                 f"{(B, T)}")
-            loss = F.cross_entropy(logits, targets)
-        return logits, loss
+        return logits, next_token_loss(logits, targets, "GPT")
 
     # ------------------------------------------------------------------ decoding
     def new_cache(self, capacity: int | None = None) -> KVCache:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import functional as F
 from ..autograd import Tensor
 from .layers import GELU, LayerNorm, Linear
 from .module import Module, Parameter
 
-__all__ = ["output_logits", "MLMHead", "pool", "POOLINGS"]
+__all__ = ["output_logits", "next_token_loss", "MLMHead", "pool", "POOLINGS"]
 
 
 def output_logits(x: Tensor, embedding, head=None) -> Tensor:
@@ -25,6 +26,21 @@ def output_logits(x: Tensor, embedding, head=None) -> Tensor:
     if head is None:
         return x @ embedding.weight.T                      # [..., C] @ [C, V]
     return head(x)
+
+
+def next_token_loss(logits: Tensor, targets, owner: str):
+    """A decoder's loss: the mean cross-entropy of `logits` ``[B, T, V]`` against
+    `targets` ``[B, T]`` (or ``[T]``; ``-100`` ignored), or None without targets. A
+    targets shape other than the input's is a one-line error naming `owner`."""
+    if targets is None:
+        return None
+    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if targets.ndim == 1:
+        targets = targets[None, :]
+    if targets.shape != logits.shape[:2]:
+        raise ValueError(f"{owner}: targets have shape {targets.shape}, the input has "
+                         f"{tuple(logits.shape[:2])}")
+    return F.cross_entropy(logits, targets)
 
 
 class MLMHead(Module):
