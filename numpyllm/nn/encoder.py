@@ -178,11 +178,9 @@ class TransformerEncoderModel(Module):
             ids = token_ids(ids, f"{owner}: ids", cfg.vocab_size, cfg.max_len)
             shape, fallback = ids.shape, pad_fallback(ids, cfg.pad_id)
         else:
-            inputs_embeds = input_embeds(inputs_embeds, cfg.d_model, cfg.dtype, owner)
+            inputs_embeds = input_embeds(inputs_embeds, cfg.d_model, cfg.dtype, owner,
+                                         cfg.max_len)
             shape, fallback = inputs_embeds.shape[:2], None    # no ids: no pad_id to read
-            if shape[1] > cfg.max_len:
-                raise ValueError(f"{owner}: inputs_embeds have length {shape[1]}, longer than "
-                                 f"max_len={cfg.max_len}")
         kpm = None if key_padding_mask is None else \
             np.asarray(key_padding_mask.data if isinstance(key_padding_mask, Tensor)
                        else key_padding_mask)

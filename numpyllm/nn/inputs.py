@@ -48,10 +48,11 @@ def ids_or_embeds(idx, inputs_embeds, owner: str) -> None:
                          f"(got {'both' if idx is not None else 'neither'})")
 
 
-def input_embeds(x, width: int, dtype, owner: str) -> Tensor:
+def input_embeds(x, width: int, dtype, owner: str, max_len: int | None = None) -> Tensor:
     """`x` as a Tensor ``[B, T, width]`` of the model's float dtype (``[T, width]`` becomes
-    one row). A Tensor stays the same node, so a gradient flows back to it; an array
-    becomes a constant. Anything else (ints, wrong width, NaN) is a clear error."""
+    one row), T at most `max_len` when given. A Tensor stays the same node, so a gradient
+    flows back to it; an array becomes a constant. Anything else (ints, wrong width, too
+    long, NaN) is a clear error."""
     t = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
     if not np.issubdtype(t.data.dtype, np.floating):
         raise TypeError(f"{owner}: inputs_embeds must be floats, got dtype {t.data.dtype}")
@@ -63,6 +64,9 @@ def input_embeds(x, width: int, dtype, owner: str) -> Tensor:
     if t.data.dtype != np.dtype(dtype):
         raise TypeError(f"{owner}: inputs_embeds are {t.data.dtype}, the model computes in "
                         f"{np.dtype(dtype)}")
+    if max_len is not None and t.shape[1] > max_len:
+        raise ValueError(f"{owner}: inputs_embeds have length {t.shape[1]}, longer than "
+                         f"max_len={max_len}")
     if not np.isfinite(t.data).all():
         raise ValueError(f"{owner}: inputs_embeds hold NaN or infinity")
     return t

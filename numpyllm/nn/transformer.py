@@ -143,10 +143,7 @@ class Transformer(Module):
             ids = token_ids(src, "Transformer: src", cfg.src_vocab_size, cfg.max_len)
             return ids, padding_of(ids.shape, "Transformer: src", src_mask, src_lengths,
                                    pad_fallback(ids, cfg.pad_id)), None
-        x = input_embeds(inputs_embeds, cfg.d_model, cfg.dtype, "Transformer")
-        if x.shape[1] > cfg.max_len:
-            raise ValueError(f"Transformer: inputs_embeds have length {x.shape[1]}, longer "
-                             f"than max_len={cfg.max_len}")
+        x = input_embeds(inputs_embeds, cfg.d_model, cfg.dtype, "Transformer", cfg.max_len)
         return None, padding_of(tuple(x.shape[:2]), "Transformer: src", src_mask,
                                 src_lengths), x
 
