@@ -60,6 +60,17 @@ METASPACE = "\u2581"
 MAX_PIECES = 1 << 21
 
 
+def best_path(back: list) -> list[tuple[int, int, int]]:
+    """Follow Viterbi's back-pointers from the end of the word: ``back[e] = (b, id)``, the
+    best last node ending at e; returns the (start, end, id) nodes in order."""
+    out, e = [], len(back) - 1
+    while e > 0:
+        b, idx = back[e]
+        out.append((b, e, idx))
+        e = b
+    return out[::-1]
+
+
 class Unigram:
     """The model: pieces with scores, Viterbi encoding of one word, sampling, lattices.
 
@@ -153,12 +164,7 @@ class Unigram:
                 cand = self.unk_score + base
                 if back[b + 1] is None or cand > best[b + 1]:
                     best[b + 1], back[b + 1] = cand, (b, unk)
-        out, e = [], n
-        while e > 0:
-            b, idx = back[e]
-            out.append((b, e, idx))
-            e = b
-        return out[::-1]
+        return best_path(back)
 
     def _ids(self, word: str, nodes: list[tuple[int, int, int]]) -> list[int]:
         """Node strings to ids, as Hugging Face's `Unigram::tokenize`: adjacent unknown

@@ -38,7 +38,7 @@ import math
 from collections import Counter
 from typing import Callable, Mapping
 
-from .unigram import Unigram
+from .unigram import Unigram, best_path
 
 __all__ = ["train_unigram", "seed_pieces", "e_step", "m_step", "prune", "digamma",
            "log_likelihood"]
@@ -216,12 +216,7 @@ def _viterbi_without(model: Unigram, word: str, skip: int) -> list[tuple[int, in
             cand = score + best[b]
             if back[e] is None or cand > best[e]:
                 best[e], back[e] = cand, (b, idx)
-    out, e = [], n
-    while e > 0:
-        b, idx = back[e]
-        out.append((b, e, idx))
-        e = b
-    return out[::-1]
+    return best_path(back)
 
 
 def train_unigram(words: Mapping[str, int], n_pieces: int, *, seed_size: int = 100_000,
