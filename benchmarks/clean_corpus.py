@@ -62,24 +62,6 @@ def load() -> str:
 
 
 # ---------------------------------------------------------------------- the corpora
-def stdlib_documents() -> list[str]:
-    """The files `default_corpus()` concatenates, each a document, to the same size."""
-    from numpyllm.data.corpus import DEFAULT_MAX_BYTES, stdlib_source_files
-    docs, total = [], 0
-    for path in stdlib_source_files():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
-        if not text.isascii() or "\t" in text:
-            continue
-        docs.append(text[:DEFAULT_MAX_BYTES - total])
-        total += len(docs[-1])
-        if total >= DEFAULT_MAX_BYTES:
-            break
-    return docs
-
-
 def shakespeare_sms_documents() -> tuple[list[str], list[str]]:
     for path in (SHAKESPEARE, SMS):
         if not path.exists():
@@ -111,6 +93,7 @@ def write_jsonl(docs: list[str], path: Path) -> None:
 
 def run_stages(rounds: int) -> None:
     speeches, messages = shakespeare_sms_documents()
+    from numpyllm.data.corpus import stdlib_documents       # default_corpus's files
     corpora = {"stdlib (default corpus)": ("code", stdlib_documents()),
                "Tiny Shakespeare + SMS": ("prose", speeches + messages)}
     with tempfile.TemporaryDirectory() as tmp:

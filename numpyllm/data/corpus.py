@@ -39,10 +39,9 @@ def stdlib_source_files(root: str | os.PathLike | None = None) -> list[Path]:
     return sorted(files, key=key)
 
 
-def default_corpus(max_bytes: int = DEFAULT_MAX_BYTES, root=None) -> str:
-    """About `max_bytes` of standard-library source, the same on every run and machine
-    with the same Python. Raises FileNotFoundError (with advice) when the standard
-    library's sources are not installed (some minimal images ship only .pyc files)."""
+def stdlib_documents(max_bytes: int = DEFAULT_MAX_BYTES, root=None) -> list[str]:
+    """The standard-library source files `default_corpus` is made of, one text each (ASCII,
+    without tabs), in its order, the last cut so that they hold `max_bytes` in all."""
     parts, total = [], 0
     for path in stdlib_source_files(root):
         try:
@@ -51,12 +50,20 @@ def default_corpus(max_bytes: int = DEFAULT_MAX_BYTES, root=None) -> str:
             continue
         if not text.isascii() or "\t" in text:
             continue
-        parts.append(text)
-        total += len(text)
+        parts.append(text[:max_bytes - total])
+        total += len(parts[-1])
         if total >= max_bytes:
             break
-    if total < 100_000:
+    return parts
+
+
+def default_corpus(max_bytes: int = DEFAULT_MAX_BYTES, root=None) -> str:
+    """About `max_bytes` of standard-library source, the same on every run and machine
+    with the same Python. Raises FileNotFoundError (with advice) when the standard
+    library's sources are not installed (some minimal images ship only .pyc files)."""
+    text = "".join(stdlib_documents(max_bytes, root))
+    if len(text) < 100_000:
         raise FileNotFoundError(
             "the Python standard library's source files were not found (this Python ships "
             "only compiled files?): pass --data FILE with a UTF-8 text to train on")
-    return "".join(parts)[:max_bytes]
+    return text
