@@ -184,6 +184,19 @@ def read_json_object(flag: str, path, what: str) -> dict:
     return loaded
 
 
+def run_checkpoint(out: Path, resume: bool) -> tuple:
+    """``(out/ckpt, checkpoint)`` for a training command's --out: the run's newest
+    checkpoint with --resume (`resume_checkpoint`), else None, and a run already there is
+    refused in one line rather than written over."""
+    ckpt_dir = Path(out) / "ckpt"
+    if resume:
+        return ckpt_dir, resume_checkpoint(ckpt_dir)
+    if (ckpt_dir / "latest").exists():
+        raise CLIError(f"--out {out} already holds a run (a checkpoint in {ckpt_dir}): add "
+                       "--resume to continue it, or pass another --out")
+    return ckpt_dir, None
+
+
 def resume_checkpoint(ckpt_dir):
     """The newest checkpoint of a run in `ckpt_dir`, for ``--resume``, or a one-line
     CLIError (no such directory, an unreadable checkpoint)."""

@@ -213,16 +213,15 @@ def run(args) -> int:
     from ..training.checkpoint import CheckpointError
     from ..training.objectives import Distill
     from ..training.objectives.distill import teacher_corpus
-    from ._common import encode, resume_checkpoint, run_text
+    from ._common import encode, run_checkpoint, run_text
     from ._fit import fit_logged, schedule_line
     from .train import TRAIN_OPTIONS, _check_out, _options
 
     out = Path(args.out)
     _check_out(out)
-    ckpt_dir = out / "ckpt"
-    ckpt, record = None, {}
-    if args.resume:
-        ckpt = resume_checkpoint(ckpt_dir)
+    _, ckpt = run_checkpoint(out, args.resume)
+    record = {}
+    if ckpt is not None:
         data_record = ckpt.trainer_state.get("data") or {}
         record = data_record.get("distill") if isinstance(data_record, dict) else None
         if not isinstance(record, dict) or ckpt.optimizer_state is None:
@@ -235,9 +234,6 @@ def run(args) -> int:
         if given:
             raise CLIError(f"--resume: the student and its data are the checkpoint's: drop "
                            f"{', '.join(given)}")
-    elif (ckpt_dir / "latest").exists():
-        raise CLIError(f"--out {out} already holds a run (a checkpoint in {ckpt_dir}): add "
-                       "--resume to continue it, or pass another --out")
     elif args.teacher is None:
         raise CLIError("--teacher CKPT|HF_DIR is required: the model to learn from")
     saved = ckpt.trainer_state.get("train_config", {}) if ckpt else None

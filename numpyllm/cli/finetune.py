@@ -268,17 +268,15 @@ def _fine_tune_defaults(opts: dict, explicit: set, lora) -> None:
 
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
-    from ._common import resume_checkpoint
+    from ._common import run_checkpoint
     from .train import _check_out, _options
     out = Path(args.out)
     _check_out(out)
-    ckpt_dir = out / "ckpt"
-    ckpt = None
-    if args.resume:
-        if args.init_from is not None:
-            raise CLIError(f"--init-from {args.init_from}: --resume continues the run's own "
-                           "checkpoint; drop one of them")
-        ckpt = resume_checkpoint(ckpt_dir)
+    if args.resume and args.init_from is not None:
+        raise CLIError(f"--init-from {args.init_from}: --resume continues the run's own "
+                       "checkpoint; drop one of them")
+    _, ckpt = run_checkpoint(out, args.resume)
+    if ckpt is not None:
         if not ckpt.trainer_state or ckpt.optimizer_state is None or ckpt.tokenizer is None:
             raise CLIError(f"--resume: {ckpt.path} holds no trainer state and tokenizer "
                            "to resume")
@@ -286,9 +284,6 @@ def run(args) -> int:
         if task != args.task:
             raise CLIError(f"--resume: {ckpt.path} is not a run of numpyllm finetune "
                            f"{args.task}")
-    elif (ckpt_dir / "latest").exists():
-        raise CLIError(f"--out {out} already holds a run (a checkpoint in {ckpt_dir}): add "
-                       "--resume to continue it, or pass another --out")
     elif args.init_from is None and args.task != "classify":
         raise CLIError(f"finetune {args.task} needs --init-from CKPT|HF_DIR: a decoder "
                        "and its tokenizer to start from")

@@ -241,7 +241,7 @@ def _run(args, comm) -> int:
     from ..nn.gpt import GPT, GPTConfig
     from ..training import CSVLogger, TrainConfig, Trainer
     from . import _objectives as objectives
-    from ._common import (describe, encode, read_text, recorded_text, resume_checkpoint,
+    from ._common import (describe, encode, read_text, recorded_text, run_checkpoint,
                           same_text)
 
     out = Path(args.out)
@@ -249,17 +249,12 @@ def _run(args, comm) -> int:
     if args.init_from is not None and args.resume:
         raise CLIError(f"--init-from {args.init_from}: --resume continues the run's own "
                        "checkpoint; drop one of them")
-    ckpt_dir = out / "ckpt"
-    ckpt = None
-    if args.resume:
-        ckpt = resume_checkpoint(ckpt_dir)
+    ckpt_dir, ckpt = run_checkpoint(out, args.resume)
+    if ckpt is not None:
         if not ckpt.trainer_state or ckpt.optimizer_state is None:
             raise CLIError(f"--resume: {ckpt.path} holds weights only: no trainer state to resume")
         if ckpt.tokenizer is None:
             raise CLIError(f"--resume: {ckpt.path} has no tokenizer")
-    elif (ckpt_dir / "latest").exists():
-        raise CLIError(f"--out {out} already holds a run (a checkpoint in {ckpt_dir}): add "
-                       "--resume to continue it, or pass another --out")
     saved = ckpt.trainer_state.get("train_config", {}) if ckpt else None
     opts, explicit = _options(args, saved)
 

@@ -182,16 +182,14 @@ def run_train(args) -> int:
     from ..training.checkpoint import CheckpointError
     from ..training.objectives import ELBO
     from ..training.vae import VAETrainer
-    from ._common import resume_checkpoint, run_text
+    from ._common import run_checkpoint, run_text
     from ._fit import fit_logged, schedule_line
     from .train import TRAIN_OPTIONS, _build_tokenizer, _check_out, _options
 
     out = Path(args.out)
     _check_out(out)
-    ckpt_dir = out / "ckpt"
-    ckpt = None
-    if args.resume:
-        ckpt = resume_checkpoint(ckpt_dir)
+    _, ckpt = run_checkpoint(out, args.resume)
+    if ckpt is not None:
         if ckpt.model_config.get("type") != "SentenceVAE" or ckpt.optimizer_state is None \
                 or ckpt.tokenizer is None:
             raise CLIError(f"--resume: {ckpt.path} is not a run of numpyllm vae train")
@@ -201,9 +199,6 @@ def run_train(args) -> int:
         if given:
             raise CLIError(f"--resume: the model and its objective are the checkpoint's: drop "
                            f"{', '.join(given)}")
-    elif (ckpt_dir / "latest").exists():
-        raise CLIError(f"--out {out} already holds a run (a checkpoint in {ckpt_dir}): add "
-                       "--resume to continue it, or pass another --out")
     saved = ckpt.trainer_state.get("train_config", {}) if ckpt else None
     opts, explicit = _options(args, saved)
     for name in NOT_FOR_VAE:
