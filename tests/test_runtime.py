@@ -121,3 +121,59 @@ def test_restore_malloc_defaults_settles_the_question():
     finally:
         runtime._malloc_settled = was
         keep_freed_memory()
+
+
+THREAD_FAULTS = """
+import resource, sys
+import numpy as np
+from concurrent.futures import ThreadPoolExecutor
+from numpyllm.runtime import keep_freed_memory
+if sys.argv[1] == "keep":
+    keep_freed_memory()
+pool = ThreadPoolExecutor(1)
+def work():     # 40 x 4 MB of activations on a thread: more than one of glibc's 64 MB heaps
+    kept = [np.ones(1 << 20, np.float32) for _ in range(40)]
+    return sum(float(a[0]) for a in kept)
+for _ in range(3):
+    pool.submit(work).result()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    pool.submit(work).result()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4)
+"""
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"),
+                    reason="glibc's malloc settings")
+def test_a_worker_thread_reuses_its_memory_too(tmp_path):
+    """A thread's own glibc arena unmaps a heap that becomes wholly free, whatever the
+    trim threshold: keep_freed_memory() also gives new threads the main arena, so a
+    data-parallel thread's 160 MB of temporaries fault in once, not every step."""
+    import os
+    import subprocess
+    from pathlib import Path
+    script = tmp_path / "thread_faults.py"
+    script.write_text(THREAD_FAULTS)
+    root = str(Path(__file__).resolve().parents[1])
+
+    def faults(mode):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        done = subprocess.run([sys.executable, str(script), mode], capture_output=True,
+                              text=True, env=dict(env, PYTHONPATH=root), timeout=120)
+        assert done.returncode == 0, done.stderr
+        return float(done.stdout.split()[-1])
+    kept, default = faults("keep"), faults("default")
+    assert default > 10_000                      # 40 MB+ refaulted per step as glibc comes
+    assert kept < 500, (kept, default)
+
+
+def test_data_parallel_settles_malloc_before_its_threads_allocate(monkeypatch):
+    from numpyllm import runtime
+    from numpyllm.nn.gpt import GPT, GPTConfig
+    from numpyllm.training.data_parallel import DataParallel
+    calls = []
+    monkeypatch.setattr(runtime, "_malloc_settled", False)
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda *a: calls.append(a) or True)
+    DataParallel(GPT(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4),
+                     rng=0), threads=2)
+    assert calls == [()] and runtime._malloc_settled

@@ -25,6 +25,10 @@ train/eval flags. Dropout: in training mode every replica's generators are resee
 from the model's own generators, so a run is reproducible and its state is the model's
 (checkpoints need nothing more).
 
+**Memory.** Building a DataParallel settles malloc's settings as the first backward pass
+would (`numpyllm.runtime.keep_freed_memory_for_training`), before any of its threads
+allocates: each thread's activations are then reused from step to step, not mapped anew.
+
 **BLAS** runs on one thread inside the slices (`numpyllm.runtime.blas_threads`), and
 `numpyllm.parallel`'s per-operation splitting is off there (regions do not nest).
 
@@ -56,7 +60,7 @@ from ..autograd import enable_grad, no_grad
 from ..nn.module import Parameter
 from ..optim import clip_grad_norm_, grad_norm
 from ..parallel import for_slices, num_threads
-from ..runtime import blas_threads
+from ..runtime import blas_threads, keep_freed_memory_for_training
 from ..validation import positive_int
 from .objectives.base import Batch
 
@@ -85,6 +89,8 @@ class DataParallel:
             "DataParallel threads", threads)
         self.ignore_index = ignore_index
         self._replicas: list = []          # [(replica, param pairs, module pairs, rng pairs)]
+        # before its threads allocate: they then share the main arena (numpyllm/runtime.py)
+        keep_freed_memory_for_training()
 
     # ------------------------------------------------------------------ public
     def run(self, batch, loss_fn, *, scale: float = 1.0, backward: bool = True) -> float:
