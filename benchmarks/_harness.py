@@ -120,12 +120,9 @@ def print_setup(threads: int, rounds: int, observed: dict) -> None:
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs; Python {platform.python_version()}; "
           f"load average before the first worker {START_LOAD or load()}, now {load()} "
           "(the workers' own threads count in it)")
-    coretype = os.environ.get("OPENBLAS_CORETYPE")
     print(f"threads: {threads} on every side (" + ", ".join(f"{v}={threads}" for v in THREAD_VARS)
           + "; torch.set_num_threads in PyTorch workers)")
-    print("OPENBLAS_CORETYPE " + (f"is set in the environment: {coretype} (numpy's OpenBLAS "
-                                  "runs those kernels, not its own choice for this CPU)"
-                                  if coretype else "is not set (OpenBLAS picks kernels for this CPU)"))
+    print(openblas_env_line())
     width = max(len(side) for side in observed)
     for side, res in observed.items():
         seen = res.get("env", {})
@@ -134,6 +131,40 @@ def print_setup(threads: int, rounds: int, observed: dict) -> None:
     busy = busy_warning()
     if busy:
         print(busy)
+
+
+def openblas_env_line() -> str:
+    """Whether the environment forces numpy's OpenBLAS kernels. Some machines set
+    OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) because older OpenBLAS builds failed on their
+    CPUs; a current numpy then runs slower kernels than its own choice (AVX2 instead of
+    AVX-512, say), which is not what ``pip install numpy`` gives a user. To measure that,
+    unset both for the benchmark's command alone: ``env -u OPENBLAS_CORETYPE -u
+    OPENBLAS_L2_SIZE python benchmarks/...``; the workers report the kernels they ran."""
+    forced = {v: os.environ[v] for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+              if os.environ.get(v)}
+    if not forced:
+        return ("OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are not set: numpy's OpenBLAS picks "
+                "its kernels for this CPU")
+    return ("set in the environment: " + ", ".join(f"{k}={v}" for k, v in forced.items())
+            + " (numpy's OpenBLAS runs those kernels, not its own choice for this CPU; "
+            "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` measures that)")
+
+
+def blas_of_each(threads: int) -> list:
+    """One line per framework: the BLAS kernels a fresh process of it runs here, in a
+    worker's environment (for benchmarks whose sides are whole commands)."""
+    probes = {"numpy": "import sys; sys.path.insert(0, '.'); from benchmarks import _harness as H; "
+                       "print(H.numpy_env())",
+              "torch": "import sys; sys.path.insert(0, '.'); from benchmarks import _harness as H; "
+                       f"print(H.torch_threads({threads}))"}
+    lines = []
+    for name, code in probes.items():
+        proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), text=True,
+                              env=child_env(threads), capture_output=True)
+        seen = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() \
+            else f"not importable ({(proc.stderr.strip().splitlines() or ['?'])[-1]})"
+        lines.append(f"  {name}: {seen}")
+    return lines
 
 
 def busy_warning() -> str:

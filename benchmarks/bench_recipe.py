@@ -90,6 +90,8 @@ def main() -> int:
     print(__doc__.split("\n\n")[0].replace("\n", " "))
     print(f"{args.max_iters} steps, {args.threads} threads on both sides, {args.rounds} rounds; "
           f"load at end {H.load()}")
+    print(H.openblas_env_line())
+    print("\n".join(H.blas_of_each(args.threads)))
     H.report_pair("numpyllm train", walls["numpyllm"], "PyTorch recipe", walls["pytorch"],
                   unit="s", scale=1.0)
     H.report_pair("numpyllm train", walls["numpyllm"], "PyTorch, train.py's work",

@@ -48,8 +48,9 @@ asserted on time.
 
 Run it on an idle machine: when other processes compete for the cores, multithreaded
 BLAS and OpenMP wait on descheduled threads, both sides slow down by different factors
-and the ratio means little. ``env -u OPENBLAS_CORETYPE python ...`` measures numpy's
-OpenBLAS with its own kernel choice when the environment forces one.
+and the ratio means little. ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ...``
+measures numpy's OpenBLAS with its own kernel choice when the environment forces one
+(what ``pip install numpy`` gives a user; the report names the kernels each side ran).
 """
 from __future__ import annotations
 
