@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:            # the parent imports this checkout's numpyllm too,
+    sys.path.insert(0, str(REPO))        # as its workers do (PYTHONPATH), installed or not
 START_LOAD: str | None = None    # load average before the first worker (ours add to it)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "NUMPYLLM_NUM_THREADS")
