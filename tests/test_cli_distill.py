@@ -171,6 +171,9 @@ def test_resume_refuses_another_teacher_or_a_student_change(tmp_path, text, teac
                    "must share one tokenizer")
     one_line_error(capsys, base + ["--n_layer", "2"], "the student and its data are the")
     one_line_error(capsys, base + ["--alpha", "0.9"], "differs from the run's 0.5")
+    # numpyllm train would carry a student on without its teacher
+    one_line_error(capsys, ["train", "--out", str(out), "--resume", "--max_iters", "4"],
+                   "is a run of numpyllm distill")
     assert main(["train", "--data", str(text), "--out", str(tmp_path / "plain"), "--n_layer",
                  "1", "--n_embd", "16", "--max_iters", "1", "--quiet", "--no_plot",
                  "--samples", "0", "--block_size", "16"]) == 0

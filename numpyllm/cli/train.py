@@ -266,6 +266,13 @@ def _run(args, comm) -> int:
                            "numpyllm train does not run"
                            + (": carry on with numpyllm vae train --resume" if name == "vae"
                               else ""))
+        recorded_data = ckpt.trainer_state.get("data")
+        if isinstance(recorded_data, dict) and "distill" in recorded_data:
+            # a student's checkpoint says clm (so eval and sample read it), but its loss
+            # needs the teacher: resumed here it would silently train without it
+            raise CLIError(f"--resume: {ckpt.path} is a run of numpyllm distill (its loss "
+                           "needs the teacher): carry on with numpyllm distill --out "
+                           f"{shlex.quote(str(out))} --resume")
         if args.objective is not None and args.objective != name:
             raise CLIError(f"--resume: --objective {args.objective} differs from the "
                            f"checkpoint's {name} (step {ckpt.step}): the objective is the "
