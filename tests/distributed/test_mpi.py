@@ -365,13 +365,15 @@ print("ok", comm.rank)
 
 @pytest.mark.parametrize("positions, vocab, tie, ranks", [
     ("learned", False, True, 2), ("rope", False, True, 2),
-    ("learned", True, True, 2), ("sinusoidal", True, False, 3)],
-    ids=["blocks", "blocks-rope", "vocab-tied", "vocab-untied-13-over-3"])
+    ("learned", True, True, 2), ("sinusoidal", True, False, 3), ("alibi", True, True, 2)],
+    ids=["blocks", "blocks-rope", "vocab-tied", "vocab-untied-13-over-3", "alibi"])
 def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positions, vocab,
                                                                 tie, ranks):
     """The loss equals the whole model's and each rank's gradient is its slice of the
     whole model's gradient: the blocks split, and (vocab) the table and head over a
-    vocabulary of 13 (uneven over 3 ranks) with the parallel cross-entropy."""
+    vocabulary of 13 (uneven over 3 ranks) with the parallel cross-entropy. ALiBi: each
+    rank's heads take the slopes of their global indices (6 heads, 3 a rank, slopes that
+    differ from head to head)."""
     script = tmp_path / "tp.py"
     script.write_text(TP_WORKER.replace("{positions}", positions).replace(
         "{vocab}", str(vocab)).replace("{tie}", str(tie)))
@@ -380,6 +382,70 @@ def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positi
                           capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("ok") == ranks       # every rank (their lines may interleave)
+
+
+LLAMA_TP_WORKER = """
+import numpy as np
+from numpyllm import Tensor
+from numpyllm.autograd import gradcheck
+from numpyllm.checks import perturb
+from numpyllm.distributed import tensor_parallel, world
+from numpyllm.nn import Llama, LlamaConfig
+comm = world()
+rng = np.random.default_rng(0)
+cfg = LlamaConfig(vocab_size=13, block_size=6, n_layer=2, n_head={nh}, n_kv_head={nkv},
+                  n_embd=16, head_dim=4, intermediate_size=12, dtype="float64",
+                  attention_bias={bias},
+                  tie_weights={tie}, sliding_window={window})
+full = perturb(Llama(cfg, rng=1), np.random.default_rng(2))     # the same on every rank
+split = perturb(Llama(cfg, rng=1), np.random.default_rng(2))
+layers = split.layers
+split, parts = tensor_parallel(split, comm, vocab={vocab})
+x = rng.integers(0, 13, (2, 6))
+y = rng.integers(0, 13, (2, 6))
+y[0, :2] = -100
+_, a = full(x, targets=y)
+_, b = split(x, targets=y)
+assert abs(a.item() - b.item()) < 1e-12, (a.item(), b.item())
+a.backward(); b.backward()
+theirs = dict(full.named_parameters())
+mine = dict(split.named_parameters())
+assert {parts.get(n, (n,))[0] for n in mine} == set(theirs)     # every weight, once
+for name, p in mine.items():
+    target, index = parts.get(name, (name, None))
+    want = theirs[target].grad if index is None else theirs[target].grad[index(comm.rank)]
+    assert p.grad.shape == want.shape, name
+    assert np.allclose(p.grad, want, rtol=1e-10, atol=1e-12), name
+h = Tensor(rng.standard_normal((2, 5, 16)), requires_grad=True)
+R = rng.standard_normal((2, 5, 16))
+assert gradcheck(lambda t: (layers[0](t) * R).sum(), h)
+print("ok", comm.rank)
+"""
+
+
+@pytest.mark.parametrize("nh, nkv, bias, tie, vocab, window, ranks", [
+    (4, 2, False, True, True, None, 2), (4, 2, True, False, True, None, 2),
+    (6, 2, True, True, False, 3, 2), (4, 4, False, False, True, None, 4)],
+    ids=["gqa-4q-2kv-tied", "qwen2-biases-untied", "gqa-6q-2kv-window-blocks",
+         "mha-13-over-4"])
+def test_tensor_parallel_llama_gradients_are_the_whole_model_s_slices(
+        tmp_path, nh, nkv, bias, tie, vocab, window, ranks):
+    """A Llama split over the ranks (grouped-query heads: each rank's query heads and the
+    key/value heads they read; SwiGLU's units; the vocabulary) has the whole model's loss,
+    and each rank's gradient is its slice of the whole model's; the split layer passes a
+    finite-difference check of its input. Qwen2's q/k/v biases, tied and untied heads, a
+    Mistral window, a vocabulary of 13 over 4 ranks."""
+    script = tmp_path / "tp_llama.py"
+    settings = dict(nh=nh, nkv=nkv, bias=bias, tie=tie, vocab=vocab, window=window)
+    code = LLAMA_TP_WORKER
+    for key, value in settings.items():
+        code = code.replace("{%s}" % key, str(value))
+    script.write_text(code)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([mpiexec(), "-n", str(ranks), sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("ok") == ranks
 
 
 def test_tensor_parallel_refuses_what_it_cannot_split(tmp_path, text):
