@@ -541,20 +541,23 @@ def test_zero3_recomputes_each_block_with_the_forward_s_dropout():
 
 # ---------------------------------------------------------------------- a Llama, by CLI
 @pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory, text):
-    """A tiny Llama (grouped-query: 4 query heads, 2 key/value heads) and its BPE
-    tokenizer, as a Hugging Face directory for --init-from; Qwen2's q/k/v biases and an
-    untied head, so every split the Llama has is trained."""
+def llama_dirs(tmp_path_factory, text):
+    """Two tiny Llamas (grouped-query: 4 query heads, 2 key/value heads) and their BPE
+    tokenizer, as Hugging Face directories for --init-from: "qwen2" with q/k/v biases and
+    an untied head, "tied" a plain Llama whose head is its token table."""
     from numpyllm.hub import save_pretrained
     from numpyllm.nn import Llama, LlamaConfig
     from numpyllm.tokenizers import BPETokenizer
     tokenizer = BPETokenizer().train(text.read_text()[:4000], 264)
-    model = Llama(LlamaConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=4,
-                              n_head=4, n_kv_head=2, n_embd=16, intermediate_size=24,
-                              attention_bias=True, tie_weights=False), rng=0)
-    path = tmp_path_factory.mktemp("llama")
-    save_pretrained(model, tokenizer, path)
-    return path
+    dirs = {}
+    for kind in ("qwen2", "tied"):
+        model = Llama(LlamaConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=4,
+                                  n_head=4, n_kv_head=2, n_embd=16, intermediate_size=24,
+                                  attention_bias=kind == "qwen2", tie_weights=kind == "tied"),
+                      rng=0)
+        dirs[kind] = tmp_path_factory.mktemp(kind)
+        save_pretrained(model, tokenizer, dirs[kind])
+    return dirs
 
 
 LLAMA_ARGS = ["--dtype", "float64", "--block_size", "16", "--eval_iters", "2", "--no_plot",
@@ -562,14 +565,16 @@ LLAMA_ARGS = ["--dtype", "float64", "--block_size", "16", "--eval_iters", "2", "
               "--grad_clip", "0.05"]
 
 
-@pytest.mark.parametrize("strategy", ["tp", "pp"])
-def test_a_llama_trains_on_2_ranks_as_one_process_and_resumes(tmp_path, text, llama_dir,
-                                                              strategy):
+@pytest.mark.parametrize("kind, strategy, then", [("qwen2", "tp", "pp"), ("qwen2", "pp", "tp"),
+                                                  ("tied", "pp", "pp"), ("tied", "tp", "tp")])
+def test_a_llama_trains_on_2_ranks_as_one_process_and_resumes(tmp_path, text, llama_dirs,
+                                                              kind, strategy, then):
     """--init-from a Llama directory: 2 ranks (tensor parallel: grouped-query heads split;
     pipeline: 2 stages of 2 layers) train as one process (weights after AdamW, every
-    logged loss, clipping by the global norm on every step); a run saved on 2 ranks and
-    resumed (on 2 ranks again) == the uninterrupted one-process run."""
-    args = ["train", "--init-from", llama_dir, "--data", text, *LLAMA_ARGS,
+    logged loss, clipping by the global norm on every step); a run saved on 2 ranks (an
+    ordinary Llama checkpoint, which numpyllm eval reads) and resumed on 2 ranks, under
+    the same or the other strategy, == the uninterrupted one-process run."""
+    args = ["train", "--init-from", llama_dirs[kind], "--data", text, *LLAMA_ARGS,
             "--max_iters", "4", "--eval_interval", "2", "--lr_decay_iters", "4",
             "--gradient_accumulation_steps", "2"]
     launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
@@ -579,16 +584,29 @@ def test_a_llama_trains_on_2_ranks_as_one_process_and_resumes(tmp_path, text, ll
         assert "2 heads (1 key/value) and 12 MLP units of each block per rank" in done.stdout
     same_run(tmp_path / "one", tmp_path / "many")
     assert load_checkpoint(tmp_path / "many" / "ckpt").model_config["type"] == "Llama"
+    scored = launch(1, ["eval", "--ckpt", tmp_path / "many" / "ckpt", "--data", text,
+                        "--context", "16"], tmp_path)
+    assert "perplexity" in scored.stdout
     # stopped at step 2 on 2 ranks, resumed on 2 ranks to step 4
     launch(2, [*args, "--out", tmp_path / "resumed", "--max_iters", "2", "--parallel",
                strategy], tmp_path)
     launch(2, ["train", "--out", tmp_path / "resumed", "--resume", "--max_iters", "4",
-               "--quiet", "--no_plot", "--samples", "0", "--parallel", strategy], tmp_path)
+               "--quiet", "--no_plot", "--samples", "0", "--parallel", then], tmp_path)
     same_run(tmp_path / "one", tmp_path / "resumed")
 
 
-def test_a_llama_split_it_cannot_make_is_one_line(tmp_path, text, llama_dir):
-    done = launch(3, ["train", "--init-from", llama_dir, "--data", text, *LLAMA_ARGS,
+def test_alibi_trains_under_tensor_parallelism_as_one_process(tmp_path, text):
+    """ALiBi's slopes follow the global head index: 2 ranks of 2 heads each train as one
+    process of 4 heads."""
+    args = ["train", "--data", text, *TINY, "--positions", "alibi", "--batch_size", "4",
+            "--max_iters", "3", "--eval_interval", "3", "--grad_clip", "0.05"]
+    launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
+    launch(2, [*args, "--out", tmp_path / "tp", "--parallel", "tp"], tmp_path)
+    same_run(tmp_path / "one", tmp_path / "tp")
+
+
+def test_a_llama_split_it_cannot_make_is_one_line(tmp_path, text, llama_dirs):
+    done = launch(3, ["train", "--init-from", llama_dirs["qwen2"], "--data", text, *LLAMA_ARGS,
                       "--max_iters", "2", "--out", tmp_path / "x", "--parallel", "tp"],
                   tmp_path, expect=None)
     lines = [ln for ln in done.stderr.splitlines() if "numpyllm train: error" in ln]
