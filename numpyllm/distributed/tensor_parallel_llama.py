@@ -89,6 +89,10 @@ class ParallelLlamaAttention(LlamaAttention):
                 self.parts[f"{name}.bias"] = (f"{name}.bias", lambda r, c=cols: (c(r),))
         self.parts["o_proj.weight"] = ("o_proj.weight", lambda r: (_columns(r, q),))
 
+    def forward_cached(self, *args, **kwargs):
+        raise ValueError("tensor-parallel attention has no KV cache: generate from the "
+                         "consolidated checkpoint")
+
     def forward(self, x, prefix_mask=None):
         # f, then this rank's heads through o_proj's rows: a partial [B, T, C] ...
         y = super().forward(CopyToRanks.apply(x, comm=self.comm), prefix_mask)

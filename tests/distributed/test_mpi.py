@@ -565,16 +565,19 @@ LLAMA_ARGS = ["--dtype", "float64", "--block_size", "16", "--eval_iters", "2", "
               "--grad_clip", "0.05"]
 
 
-@pytest.mark.parametrize("kind, strategy, then", [("qwen2", "tp", "pp"), ("qwen2", "pp", "tp"),
-                                                  ("tied", "pp", "pp"), ("tied", "tp", "tp")])
+@pytest.mark.parametrize("kind, strategy, then, objective", [
+    ("qwen2", "tp", "pp", "clm"), ("qwen2", "pp", "tp", "clm"), ("tied", "pp", "pp", "clm"),
+    ("tied", "tp", "tp", "clm"), ("tied", "tp", "tp", "prefix_lm")])
 def test_a_llama_trains_on_2_ranks_as_one_process_and_resumes(tmp_path, text, llama_dirs,
-                                                              kind, strategy, then):
+                                                              kind, strategy, then, objective):
     """--init-from a Llama directory: 2 ranks (tensor parallel: grouped-query heads split;
     pipeline: 2 stages of 2 layers) train as one process (weights after AdamW, every
     logged loss, clipping by the global norm on every step); a run saved on 2 ranks (an
     ordinary Llama checkpoint, which numpyllm eval reads) and resumed on 2 ranks, under
-    the same or the other strategy, == the uninterrupted one-process run."""
+    the same or the other strategy, == the uninterrupted one-process run. prefix_lm: the
+    layers split, the table and head whole on every rank."""
     args = ["train", "--init-from", llama_dirs[kind], "--data", text, *LLAMA_ARGS,
+            "--objective", objective,
             "--max_iters", "4", "--eval_interval", "2", "--lr_decay_iters", "4",
             "--gradient_accumulation_steps", "2"]
     launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
