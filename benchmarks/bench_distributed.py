@@ -1,7 +1,7 @@
 """What each strategy of numpyllm.distributed sends, and what 2 MPI ranks buy on one
 machine (issue 18's figures). Figures, not a test: it prints them.
 
-    python benchmarks/bench_distributed.py bytes [--ranks 2]
+    python benchmarks/bench_distributed.py bytes [--ranks 2] [--shape llama]
     python benchmarks/bench_distributed.py speed [--rounds 3] [--steps 30] [--shape wide]
     python benchmarks/bench_distributed.py paper
 
@@ -11,7 +11,9 @@ machine (issue 18's figures). Figures, not a test: it prints them.
 (`numpyllm.distributed.CountingComm`), against the formula of docs/distributed.md.
 "handed" is the buffer; "sent (ring)" what a ring algorithm puts on the wire from
 each rank: an allreduce 2(N-1)/N of its buffer, a reduce-scatter (N-1)/N, an allgather
-(N-1) times its share, a point-to-point send all of it.
+(N-1) times its share, a point-to-point send all of it. `--shape llama`: a Llama of the
+same size (4 query heads sharing 2 key/value heads, SwiGLU of 352 units, tied head)
+under dp, tp and pp (ZeRO 3 splits a GPT only).
 
 **speed**: tokens per second of the same model and batches: one process on one thread,
 one process with the Trainer's two threads (today's data parallelism), and 2 MPI ranks
@@ -40,7 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SHAPES = {"nanogpt": (dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12),
-          "wide": (dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 8)}
+          "wide": (dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 8),
+          # a Llama of the nanoGPT model's size: grouped-query attention, SwiGLU
+          "llama": (dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_kv_head=2,
+                         n_embd=128, intermediate_size=352), 12)}
 SHAPE, BATCH = SHAPES[os.environ.get("BENCH_SHAPE", "nanogpt")]
 STRATEGIES = ["dp", "zero1", "zero2", "zero3", "tp", "pp"]
 
@@ -51,12 +56,18 @@ def mpiexec() -> str:
 
 
 # ---------------------------------------------------------------------- workers
+def build():
+    """The benchmark's model: a GPT, or (--shape llama) a Llama."""
+    from numpyllm.nn import GPT, GPTConfig, Llama, LlamaConfig
+    return Llama(LlamaConfig(**SHAPE), rng=0) if "n_kv_head" in SHAPE else \
+        GPT(GPTConfig(**SHAPE), rng=0)
+
+
 def trainer(threads: int = 1):
-    from numpyllm.nn import GPT, GPTConfig
     from numpyllm.training import TrainConfig, Trainer
     from numpyllm.training.data_parallel import DataParallel
     tokens = np.random.default_rng(0).integers(0, SHAPE["vocab_size"], 200_000)
-    model = GPT(GPTConfig(**SHAPE), rng=0)
+    model = build()
     t = Trainer(model, tokens, config=TrainConfig(batch_size=BATCH, max_iters=10**6,
                                                    grad_clip=1.0))
     t.parallel = DataParallel(model, threads=threads)
@@ -140,10 +151,10 @@ def formula(strategy: str, N: int, P: int, P_blocks: int, b: int = 4) -> float:
 
 
 def bytes_main(args) -> None:
-    from numpyllm.nn import GPT, GPTConfig
-    model = GPT(GPTConfig(**SHAPE), rng=0)
+    model = build()
     P = model.num_parameters()
-    P_blocks = sum(p.data.size for block in model.h for p in block.parameters())
+    blocks = model.layers if "n_kv_head" in SHAPE else model.h
+    P_blocks = sum(p.data.size for block in blocks for p in block.parameters())
     N = args.ranks
     ring = {"Allreduce": 2 * (N - 1) / N, "Reduce_scatter_block": (N - 1) / N,
             "Allgather": N - 1, "Reduce": (N - 1) / N, "Bcast": 1.0, "Isend": 1.0,
@@ -153,6 +164,8 @@ def bytes_main(args) -> None:
     print(f"{'strategy':8} {'calls':>6} {'handed (bytes)':>15} {'sent, ring (bytes)':>19} "
           f"{'formula':>12}   by operation (calls x bytes handed)")
     for strategy in STRATEGIES:
+        if "n_kv_head" in SHAPE and strategy not in ("dp", "tp", "pp"):
+            continue
         rows = json.loads(run([mpiexec(), "-n", str(N), sys.executable, __file__,
                                "_bytes", strategy]))
         mine = rows[0]
@@ -215,7 +228,8 @@ def main() -> None:
     ap.add_argument("what", choices=["bytes", "speed", "paper"])
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--shape", choices=list(SHAPES), default="nanogpt",
-                    help="speed: the nanoGPT CPU model, or the 6-layer 384-wide one")
+                    help="the nanoGPT CPU model, the 6-layer 384-wide one (speed), or a "
+                    "Llama of the nanoGPT model's size (bytes)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--step-seconds", type=float, default=3.0,

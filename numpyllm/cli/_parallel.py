@@ -21,7 +21,8 @@ def add_parallel_options(p) -> None:
                    "zero1/zero2/zero3 = data parallel with the optimizer state (and the "
                    "gradients, and the weights) sharded over the ranks; tp = tensor "
                    "parallel (each block's heads and MLP split over the ranks); pp = "
-                   "pipeline parallel (the blocks in stages, one per rank) (mpiexec -n 2 "
+                   "pipeline parallel (the blocks in stages, one per rank); tp and pp split "
+                   "a GPT or a Llama (--init-from) (mpiexec -n 2 "
                    "numpyllm train --parallel dp ...; pip install mpi4py mpich)")
     p.add_argument("--micro_batches", "--micro-batches", type=int, default=4, metavar="M",
                    help="with --parallel pp: micro-batches a batch is cut into (default 4)")
@@ -89,8 +90,12 @@ def attach(trainer, args, comm, objective: str, train_cfg) -> None:
               f"{(comm.size - 1) / (M + comm.size - 1):.0%}")
     elif args.parallel == "tp":
         tp, dp = trainer.parallel.tp, trainer.parallel.dp
-        print(f"tensor parallel over {tp} MPI ranks: {c.n_head // tp} heads and "
-              f"{4 * c.n_embd // tp} MLP units of each block per rank"
+        # a Llama: n_kv_head key/value heads and intermediate_size SwiGLU units
+        kv = getattr(c, "n_kv_head", c.n_head)
+        units = getattr(c, "intermediate_size", 4 * c.n_embd)
+        print(f"tensor parallel over {tp} MPI ranks: {c.n_head // tp} heads"
+              + (f" ({kv // tp} key/value)" if kv != c.n_head else "")
+              + f" and {units // tp} MLP units of each block per rank"
               + (f", about {c.vocab_size // tp:,} of the {c.vocab_size:,} tokens' rows "
                  "of the table and the head" if objective == "clm" else "")
               + (f"; x data parallel over {dp} groups of {tp}, about "

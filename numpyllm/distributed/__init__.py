@@ -11,11 +11,14 @@
                     forward and (recomputed) backward, then dropped
   rank_ops.py       Megatron's f and g operators (autograd nodes) and the sum they make
   tensor_parallel.py  Megatron's tensor parallelism: heads and MLP units split, tensor x
-                    data grids, consolidated checkpoints
+                    data grids, consolidated checkpoints (ALiBi: each head's global slope)
+  tensor_parallel_llama.py  the same for a Llama (Qwen2, Mistral): grouped-query heads
+                    split with their key/value heads, SwiGLU's units
   vocab_parallel.py the token table and head split over the vocabulary, the parallel
                     cross-entropy
-  pipeline.py       GPipe and 1F1B: stages of consecutive blocks, micro-batches sent
-                    point to point, the tied table's gradient summed, the bubble
+  pipeline.py       GPipe and 1F1B (a GPT or a Llama): stages of consecutive blocks,
+                    micro-batches sent point to point, the tied table's gradient
+                    summed, the bubble
 
 Launch: ``mpiexec -n 2 numpyllm train --parallel dp ...`` (docs/distributed.md).
 """

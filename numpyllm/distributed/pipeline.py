@@ -29,7 +29,10 @@ table's gradient between the first and last stage, and the loss broadcast from t
 
 **Checkpoints** are consolidated on rank 0 (every stage's weights and AdamW moments
 gathered into an ordinary GPT and AdamW state), so a run resumes under any strategy.
-Pipeline parallelism trains next-token prediction (the clm objective) of a GPT.
+Pipeline parallelism trains next-token prediction (the clm objective) of a GPT or a Llama
+(Qwen2, Mistral): a Llama's stages hold its ``layers``, the first ``embed_tokens``, the
+last ``norm`` and the head; the activation sent is the residual stream ``[b, T, C]`` as
+for the GPT (RoPE acts inside each layer, on global positions: nothing else is sent).
 """
 from __future__ import annotations
 
@@ -55,10 +58,16 @@ def _stage_blocks(n_layer: int, n_stages: int, stage: int) -> tuple[int, int]:
     return a, a + base + (stage < extra)
 
 
+# the whole model's names of its parts: (blocks, final norm, token table)
+_NAMES = {"GPT": ("h", "ln_f", "wte"), "Llama": ("layers", "norm", "embed_tokens")}
+
+
 class PipelineStage(Module):
-    """Stage `stage` of `n_stages` of a GPT: the modules it owns, taken from `model`
-    (which it then no longer needs). `names` maps each parameter to the whole model's
-    name (None: the last stage's copy of a tied table)."""
+    """Stage `stage` of `n_stages` of a GPT or a Llama (Qwen2, Mistral): the modules it
+    owns, taken from `model` (which it then no longer needs). `full_name` maps each
+    parameter to the whole model's name (None: the last stage's copy of a tied table).
+    The stage holds its blocks as ``h`` and the final norm as ``ln_f`` whatever the
+    model calls them (a Llama's ``layers`` and ``norm``)."""
 
     def __init__(self, model, stage: int, n_stages: int):
         super().__init__()
@@ -68,18 +77,23 @@ class PipelineStage(Module):
                              f"block per stage; the model has n_layer={cfg.n_layer}")
         self.config, self.stage, self.n_stages = cfg, stage, n_stages
         self.first, self.last = stage == 0, stage == n_stages - 1
+        blocks, norm, table = _NAMES[type(model).__name__]
+        self.llama = blocks == "layers"
         a, b = _stage_blocks(cfg.n_layer, n_stages, stage)
         self.blocks = (a, b)
-        self.gpt = _EmbeddingPart(model) if self.first else None
-        self.h = ModuleList(model.h[i] for i in range(a, b))
-        names = {f"h.{j}.": f"h.{a + j}." for j in range(b - a)}
+        self.gpt = (_LlamaEmbeddingPart(model) if self.llama else _EmbeddingPart(model)) \
+            if self.first else None
+        self.h = ModuleList(getattr(model, blocks)[i] for i in range(a, b))
+        names = {f"h.{j}.": f"{blocks}.{a + j}." for j in range(b - a)}
         if self.last:
-            self.ln_f = model.ln_f
+            self.ln_f = getattr(model, norm)
+            names["ln_f."] = f"{norm}."
             if not cfg.tie_weights:
                 self.lm_head = model.lm_head
             elif not self.first:
-                self.head_weight = Parameter(model.wte.weight.data.copy())
+                self.head_weight = Parameter(getattr(model, table).weight.data.copy())
         self._names = names
+        self._table = table
 
     def full_name(self, name: str) -> str | None:
         """The whole model's name of one of this stage's parameters (None: the tied copy)."""
@@ -92,6 +106,10 @@ class PipelineStage(Module):
                 return full + name[len(local):]
         return name
 
+    def table(self):
+        """The first stage's token table (a Parameter ``[V, C]``)."""
+        return getattr(self.gpt, self._table).weight
+
     def forward(self, x, targets=None):
         """First stage: ids ``[b, T]``; others: the activation ``[b, T, C]``. Returns the
         activation for the next stage, or (last stage) the mean cross-entropy."""
@@ -103,7 +121,7 @@ class PipelineStage(Module):
             return x
         x = self.ln_f(x)
         if self.config.tie_weights:
-            weight = self.gpt.wte.weight if self.first else self.head_weight
+            weight = self.table() if self.first else self.head_weight
             logits = x @ weight.T                                    # [b, T, V]
         else:
             logits = self.lm_head(x)
@@ -128,6 +146,20 @@ class _EmbeddingPart(Module):
         return GPT.embed(self, np.asarray(idx))
 
 
+class _LlamaEmbeddingPart(Module):
+    """The first stage's share of a Llama: the token table and dropout (RoPE acts inside
+    each layer's attention: no position table)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.config = model.config
+        self.embed_tokens, self.drop = model.embed_tokens, model.drop
+        self.check_ids = model.check_ids
+
+    def embed(self, idx):
+        return self.drop(self.embed_tokens(self.check_ids(idx)))          # [b, T, C]
+
+
 class PipelineParallel:
     """The Trainer's `parallel` for pipeline parallelism over the ranks of `comm`:
     ``PipelineParallel(trainer, comm, micro_batches=M, schedule="gpipe"|"1f1b")`` turns
@@ -149,8 +181,8 @@ class PipelineParallel:
         if trainer.objective.name != "clm":
             raise ValueError(f"pipeline parallelism trains next-token prediction (clm), not "
                              f"{trainer.objective.name}")
-        if type(trainer.model).__name__ != "GPT":
-            raise ValueError(f"pipeline parallelism splits a GPT, not a "
+        if type(trainer.model).__name__ not in _NAMES:
+            raise ValueError(f"pipeline parallelism splits a GPT or a Llama, not a "
                              f"{type(trainer.model).__name__}")
         self.comm = world() if comm is None else comm
         self.rank, self.size = self.comm.rank, self.comm.size
@@ -167,7 +199,7 @@ class PipelineParallel:
         # token table's)
         self.optimizer.state = take_state(
             full_state, full_names, self.names,
-            lambda name: (self.stage.full_name(name) or "wte.weight", None))
+            lambda name: (self.stage.full_name(name) or f"{self.stage._table}.weight", None))
         # the first and last stage sum the tied table's gradient between them
         self.tied = self.full_config.tie_weights and self.size > 1
         self.last_bubble = 0.0
@@ -277,7 +309,7 @@ class PipelineParallel:
     def reduce(self, loss: float) -> float:
         """Sum the tied table's gradient between the first and the last stage."""
         if self.tied and (self.stage.first or self.stage.last):
-            p = self.stage.gpt.wte.weight if self.stage.first else self.stage.head_weight
+            p = self.stage.table() if self.stage.first else self.stage.head_weight
             if p.grad is None:
                 p.grad = np.zeros_like(p.data)
             mine = np.ascontiguousarray(p.grad)

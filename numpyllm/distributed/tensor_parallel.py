@@ -35,7 +35,9 @@ gradients and optimizer state; all of the rest.
 
 For the GPT; for next-token prediction the table and head are split over the vocabulary
 too (`vocab_parallel.py`), otherwise replicated. The f/g operators are in `rank_ops.py`.
-ALiBi is refused (its slopes depend on the global head index).
+ALiBi: its slopes depend on the global head index, so rank r's heads take the slopes of
+heads ``[r nh/N, (r+1) nh/N)`` (`RankALiBi`). A Llama (Qwen2, Mistral) is split by
+`tensor_parallel_llama.py`: the same operators, grouped-query heads, SwiGLU.
 """
 from __future__ import annotations
 
@@ -46,12 +48,14 @@ import numpy as np
 from ..nn.attention import MultiHeadAttention
 from ..nn.layers import Linear
 from ..nn.module import Module, Parameter
+from ..nn.positional import ALiBi, alibi_bias
 from ..optim import scale_to_norm_
 from .rank_ops import CopyToRanks, SumOverRanks, sum_identical
 from .vocab_parallel import VocabParallelGPT, _Rank, vocab_range
-from .whole import adamw_like, optimizer_names, take_state, whole_model
+from .whole import adamw_like, full_shapes, optimizer_names, take_state, whole_model
 
-__all__ = ["tensor_parallel", "ParallelAttention", "ParallelMLP", "TensorParallel"]
+__all__ = ["tensor_parallel", "ParallelAttention", "ParallelMLP", "RankALiBi",
+           "TensorParallel"]
 
 
 def _ranks(n: int, comm, what: str) -> tuple[int, int]:
@@ -69,9 +73,9 @@ class ParallelAttention(Module):
 
     def __init__(self, attn: MultiHeadAttention, comm):
         super().__init__()
-        if attn.cross or attn.alibi is not None:
-            raise ValueError("tensor parallelism splits causal self-attention with learned, "
-                             "sinusoidal or rotary positions (not cross-attention, not ALiBi)")
+        if attn.cross:
+            raise ValueError("tensor parallelism splits causal self-attention (not "
+                             "cross-attention)")
         self.comm = comm
         C, nh, hs = attn.n_embd, attn.n_head, attn.head_size
         lo, hi = _ranks(nh, comm, f"the heads (n_head={nh})")
@@ -81,7 +85,9 @@ class ParallelAttention(Module):
         # c_attn is C -> 3C/N and c_proj C/N -> C, without bias or dropout (both after g)
         local = MultiHeadAttention(n * hs, n, causal=attn.causal,
                                    bias=attn.c_attn.bias is not None, dropout=attn.dropout,
-                                   positions=attn.rope, dtype=dtype, block_size=attn.block_size)
+                                   positions=attn.rope if attn.alibi is None else
+                                   RankALiBi(nh, lo, n),
+                                   dtype=dtype, block_size=attn.block_size)
         local.input_width = C
         local.rng = attn.rng                                    # the same dropout draws
         def qkv_columns(r):                 # rank r's q | k | v columns of c_attn
@@ -160,18 +166,39 @@ def _identity(x):
     return x
 
 
+class RankALiBi(ALiBi):
+    """ALiBi for this rank's heads ``[lo, lo + n)`` of `n_total`: each keeps the slope of
+    its *global* index (the slopes are a geometric sequence over all the heads, so the
+    local heads 0 .. n-1 would otherwise take the first heads' slopes).
+    ``bias(Tq, Tk) -> [n, Tq, Tk]``, rows ``lo .. lo+n-1`` of the whole model's bias."""
+
+    def __init__(self, n_total: int, lo: int, n: int):
+        super().__init__(n)
+        self.n_total, self.lo = n_total, lo
+
+    def bias(self, Tq: int, Tk: int | None = None, dtype=np.float32) -> np.ndarray:
+        return alibi_bias(self.n_total, Tq, Tk, dtype)[self.lo:self.lo + self.n_head]
+
+    forward = bias
+
+
 # ---------------------------------------------------------------------- the vocabulary
 # ---------------------------------------------------------------------- the model
 def tensor_parallel(model, comm, *, vocab: bool = False):
-    """Split every block's attention and MLP of a GPT over the ranks of `comm`, in place
+    """Split every block's attention and MLP of a GPT (or a Llama:
+    `tensor_parallel_llama`) over the ranks of `comm`, in place
     (every rank must hold the same model: build it with the same seed, or load the same
     checkpoint); with `vocab`, the token table and the head over the vocabulary too (a
     `VocabParallelGPT` around the same blocks). Returns ``(model, parts)``: the model to
     train, and the map ``local name -> (full name, rank -> index)`` of the split
     parameters (None: replicated under another name) that `TensorParallel` uses to
     consolidate and to slice."""
+    if type(model).__name__ == "Llama":                 # also Qwen2, Mistral
+        from .tensor_parallel_llama import tensor_parallel_llama
+        return tensor_parallel_llama(model, comm, vocab=vocab)
     if type(model).__name__ != "GPT":
-        raise ValueError(f"tensor parallelism splits a GPT's blocks, not a {type(model).__name__}")
+        raise ValueError(f"tensor parallelism splits a GPT's or a Llama's blocks, not a "
+                         f"{type(model).__name__}")
     parts = {}
     for i, block in enumerate(model.h):
         block.attn = ParallelAttention(block.attn, comm)
@@ -191,11 +218,11 @@ def tensor_parallel(model, comm, *, vocab: bool = False):
 
 
 class TensorParallel:
-    """The Trainer's `parallel` for a GPT split by `tensor_parallel`: every rank runs the
-    same whole batch through its slices (one thread: the collectives inside the model
-    must be entered in the same order on every rank); the global gradient norm sums the
-    split parameters' squares across ranks and counts the replicated ones once;
-    checkpoints are consolidated on rank 0 into an ordinary GPT and AdamW state.
+    """The Trainer's `parallel` for a GPT or a Llama split by `tensor_parallel`: every
+    rank runs the same whole batch through its slices (one thread: the collectives inside
+    the model must be entered in the same order on every rank); the global gradient norm
+    sums the split parameters' squares across ranks and counts the replicated ones once;
+    checkpoints are consolidated on rank 0 into an ordinary GPT (or Llama) and AdamW state.
 
     ``TensorParallel(trainer, comm)`` splits ``trainer.model`` and rebuilds
     ``trainer.optimizer`` over the rank's parameters, keeping (sliced) any state it
@@ -312,16 +339,16 @@ class TensorParallel:
         groups hold the same numbers)."""
         if self.world.rank // self.tp != 0:
             return
-        full_shapes = _full_shapes(self.full_config)
+        shapes = full_shapes(self.full_config)
         weights, moments = {}, {}
         for name, p in self.model.named_parameters():
             target = self._full_name(name)
             split = name in self.parts and self.parts[name][1] is not None
-            weights[target] = self._full(name, p.data, full_shapes[target]) if split \
+            weights[target] = self._full(name, p.data, shapes[target]) if split \
                 else p.data
             state = self.optimizer.state.get(self.names.get(name))
             if state is not None:
-                moments[target] = {k: (self._full(name, v, full_shapes[target]) if split else v)
+                moments[target] = {k: (self._full(name, v, shapes[target]) if split else v)
                                    if isinstance(v, np.ndarray) else v
                                    for k, v in state.items()}
         if self.rank == 0:
@@ -343,9 +370,3 @@ class TensorParallel:
             return self.parts[name][0], self.parts[name][1](self.rank)
         return self._full_name(name), None
 
-
-def _full_shapes(config) -> dict:
-    from ..nn.gpt import GPT
-    from ..nn.layers import uninitialized_weights
-    with uninitialized_weights():
-        return {n: p.data.shape for n, p in GPT(config).named_parameters()}

@@ -7,11 +7,12 @@ import numpy as np
 
 from ..autograd import Function
 from ..nn.layers import Linear
+from ..nn.llama import Llama
 from ..nn.module import Module, Parameter
 from .rank_ops import CopyToRanks, SumOverRanks, sum_identical
 
 __all__ = ["vocab_range", "VocabParallelEmbedding", "VocabParallelCrossEntropy",
-           "VocabParallelGPT"]
+           "VocabParallelGPT", "VocabParallelLlama"]
 
 
 def vocab_range(V: int, comm) -> tuple[int, int]:
@@ -112,14 +113,49 @@ class VocabParallelGPT(Module):
         if targets is None:
             raise ValueError("a vocabulary-parallel GPT computes its loss only: generate "
                              "from the consolidated checkpoint")
-        h = CopyToRanks.apply(self._hidden(self, idx), comm=self.comm)      # [B, T, C]
-        if self.config.tie_weights:
-            logits = h @ self.wte.weight.T                                   # [B, T, V_r]
-        else:
-            logits = self.lm_head(h)
-        loss = VocabParallelCrossEntropy.apply(logits, targets=np.asarray(targets),
-                                               lo=self.wte.lo, comm=self.comm)
-        return None, loss
+        h = self._hidden(self, idx)                                          # [B, T, C]
+        return None, _head_loss(h, targets, self.wte, getattr(self, "lm_head", None),
+                                self.comm)
+
+
+class VocabParallelLlama(Module):
+    """`VocabParallelGPT` for a Llama (Qwen2, Mistral) whose layers
+    `tensor_parallel_llama` split: ``embed_tokens`` split over the vocabulary, the head
+    tied to it or an ``lm_head`` split by columns; ``model(idx, targets) -> (None, loss)``.
+    The Llama's own `hidden_states` runs on these modules (its names kept)."""
+
+    # the Llama's own code, on these modules
+    check_ids, _inputs, hidden_states = Llama.check_ids, Llama._inputs, Llama.hidden_states
+
+    def __init__(self, llama, comm):
+        super().__init__()
+        cfg = llama.config
+        self.config, self.comm = cfg, comm
+        self.embed_tokens = VocabParallelEmbedding(llama.embed_tokens, comm)
+        self.drop, self.layers, self.norm = llama.drop, llama.layers, llama.norm
+        lo, hi = self.embed_tokens.lo, self.embed_tokens.hi
+        self.lm_head = None
+        if not cfg.tie_weights:                           # [C, V] -> this rank's columns
+            self.lm_head = Linear(cfg.n_embd, hi - lo, False,
+                                  dtype=llama.lm_head.weight.data.dtype)
+            self.lm_head.weight.data[...] = llama.lm_head.weight.data[:, lo:hi]
+
+    def forward(self, idx, targets=None, *, prefix_lengths=None, segment_ids=None):
+        if targets is None:
+            raise ValueError("a vocabulary-parallel Llama computes its loss only: generate "
+                             "from the consolidated checkpoint")
+        h = self.hidden_states(idx, prefix_lengths=prefix_lengths,
+                               segment_ids=segment_ids)                      # [B, T, C]
+        return None, _head_loss(h, targets, self.embed_tokens, self.lm_head, self.comm)
+
+
+def _head_loss(h, targets, table: VocabParallelEmbedding, lm_head, comm):
+    """The mean next-token loss of the hidden states `h` ``[B, T, C]`` through this rank's
+    columns of the head: the table read backwards (tied; `lm_head` None) or `lm_head`'s."""
+    h = CopyToRanks.apply(h, comm=comm)               # f: every rank's logits read all of h
+    logits = h @ table.weight.T if lm_head is None else lm_head(h)          # [B, T, V_r]
+    return VocabParallelCrossEntropy.apply(logits, targets=np.asarray(targets), lo=table.lo,
+                                           comm=comm)
 
 
 class _Rank:

@@ -6,7 +6,22 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["optimizer_names", "adamw_like", "whole_model", "take_state"]
+__all__ = ["model_class", "full_shapes", "optimizer_names", "adamw_like", "whole_model",
+           "take_state"]
+
+
+def model_class(config):
+    """`Llama` for a `LlamaConfig`, `GPT` for a `GPTConfig`."""
+    from ..nn.gpt import GPT
+    from ..nn.llama import Llama, LlamaConfig
+    return Llama if isinstance(config, LlamaConfig) else GPT
+
+
+def full_shapes(config) -> dict:
+    """name -> shape of every parameter of the whole model (no weights drawn)."""
+    from ..nn.layers import uninitialized_weights
+    with uninitialized_weights():
+        return {n: p.data.shape for n, p in model_class(config)(config).named_parameters()}
 
 
 def optimizer_names(model, optimizer) -> dict:
@@ -27,12 +42,11 @@ def adamw_like(model, like):
 
 
 def whole_model(config, weights: dict, moments: dict, like) -> tuple:
-    """``(GPT, AdamW)`` from every weight of the whole model (by name) and the AdamW
+    """``(GPT or Llama, AdamW)`` from every weight of the whole model (by name) and the AdamW
     state of each (by name; absent before the first step), hyperparameters as `like`'s."""
-    from ..nn.gpt import GPT
     from ..nn.layers import uninitialized_weights
     with uninitialized_weights():
-        model = GPT(config)
+        model = model_class(config)(config)
     model.load_state_dict(weights)
     optimizer = adamw_like(model, like)
     index = optimizer_names(model, optimizer)

@@ -365,13 +365,15 @@ print("ok", comm.rank)
 
 @pytest.mark.parametrize("positions, vocab, tie, ranks", [
     ("learned", False, True, 2), ("rope", False, True, 2),
-    ("learned", True, True, 2), ("sinusoidal", True, False, 3)],
-    ids=["blocks", "blocks-rope", "vocab-tied", "vocab-untied-13-over-3"])
+    ("learned", True, True, 2), ("sinusoidal", True, False, 3), ("alibi", True, True, 2)],
+    ids=["blocks", "blocks-rope", "vocab-tied", "vocab-untied-13-over-3", "alibi"])
 def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positions, vocab,
                                                                 tie, ranks):
     """The loss equals the whole model's and each rank's gradient is its slice of the
     whole model's gradient: the blocks split, and (vocab) the table and head over a
-    vocabulary of 13 (uneven over 3 ranks) with the parallel cross-entropy."""
+    vocabulary of 13 (uneven over 3 ranks) with the parallel cross-entropy. ALiBi: each
+    rank's heads take the slopes of their global indices (6 heads, 3 a rank, slopes that
+    differ from head to head)."""
     script = tmp_path / "tp.py"
     script.write_text(TP_WORKER.replace("{positions}", positions).replace(
         "{vocab}", str(vocab)).replace("{tie}", str(tie)))
@@ -380,6 +382,70 @@ def test_tensor_parallel_gradients_are_the_whole_model_s_slices(tmp_path, positi
                           capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("ok") == ranks       # every rank (their lines may interleave)
+
+
+LLAMA_TP_WORKER = """
+import numpy as np
+from numpyllm import Tensor
+from numpyllm.autograd import gradcheck
+from numpyllm.checks import perturb
+from numpyllm.distributed import tensor_parallel, world
+from numpyllm.nn import Llama, LlamaConfig
+comm = world()
+rng = np.random.default_rng(0)
+cfg = LlamaConfig(vocab_size=13, block_size=6, n_layer=2, n_head={nh}, n_kv_head={nkv},
+                  n_embd=16, head_dim=4, intermediate_size=12, dtype="float64",
+                  attention_bias={bias},
+                  tie_weights={tie}, sliding_window={window})
+full = perturb(Llama(cfg, rng=1), np.random.default_rng(2))     # the same on every rank
+split = perturb(Llama(cfg, rng=1), np.random.default_rng(2))
+layers = split.layers
+split, parts = tensor_parallel(split, comm, vocab={vocab})
+x = rng.integers(0, 13, (2, 6))
+y = rng.integers(0, 13, (2, 6))
+y[0, :2] = -100
+_, a = full(x, targets=y)
+_, b = split(x, targets=y)
+assert abs(a.item() - b.item()) < 1e-12, (a.item(), b.item())
+a.backward(); b.backward()
+theirs = dict(full.named_parameters())
+mine = dict(split.named_parameters())
+assert {parts.get(n, (n,))[0] for n in mine} == set(theirs)     # every weight, once
+for name, p in mine.items():
+    target, index = parts.get(name, (name, None))
+    want = theirs[target].grad if index is None else theirs[target].grad[index(comm.rank)]
+    assert p.grad.shape == want.shape, name
+    assert np.allclose(p.grad, want, rtol=1e-10, atol=1e-12), name
+h = Tensor(rng.standard_normal((2, 5, 16)), requires_grad=True)
+R = rng.standard_normal((2, 5, 16))
+assert gradcheck(lambda t: (layers[0](t) * R).sum(), h)
+print("ok", comm.rank)
+"""
+
+
+@pytest.mark.parametrize("nh, nkv, bias, tie, vocab, window, ranks", [
+    (4, 2, False, True, True, None, 2), (4, 2, True, False, True, None, 2),
+    (6, 2, True, True, False, 3, 2), (4, 4, False, False, True, None, 4)],
+    ids=["gqa-4q-2kv-tied", "qwen2-biases-untied", "gqa-6q-2kv-window-blocks",
+         "mha-13-over-4"])
+def test_tensor_parallel_llama_gradients_are_the_whole_model_s_slices(
+        tmp_path, nh, nkv, bias, tie, vocab, window, ranks):
+    """A Llama split over the ranks (grouped-query heads: each rank's query heads and the
+    key/value heads they read; SwiGLU's units; the vocabulary) has the whole model's loss,
+    and each rank's gradient is its slice of the whole model's; the split layer passes a
+    finite-difference check of its input. Qwen2's q/k/v biases, tied and untied heads, a
+    Mistral window, a vocabulary of 13 over 4 ranks."""
+    script = tmp_path / "tp_llama.py"
+    settings = dict(nh=nh, nkv=nkv, bias=bias, tie=tie, vocab=vocab, window=window)
+    code = LLAMA_TP_WORKER
+    for key, value in settings.items():
+        code = code.replace("{%s}" % key, str(value))
+    script.write_text(code)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([mpiexec(), "-n", str(ranks), sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("ok") == ranks
 
 
 def test_tensor_parallel_refuses_what_it_cannot_split(tmp_path, text):
@@ -471,3 +537,81 @@ def test_zero3_recomputes_each_block_with_the_forward_s_dropout():
     mine = dict(whole.named_parameters())
     for name, q in plain.model.named_parameters():
         np.testing.assert_allclose(mine[name].data, q.data, rtol=0, atol=1e-12, err_msg=name)
+
+
+# ---------------------------------------------------------------------- a Llama, by CLI
+@pytest.fixture(scope="module")
+def llama_dirs(tmp_path_factory, text):
+    """Two tiny Llamas (grouped-query: 4 query heads, 2 key/value heads) and their BPE
+    tokenizer, as Hugging Face directories for --init-from: "qwen2" with q/k/v biases and
+    an untied head, "tied" a plain Llama whose head is its token table."""
+    from numpyllm.hub import save_pretrained
+    from numpyllm.nn import Llama, LlamaConfig
+    from numpyllm.tokenizers import BPETokenizer
+    tokenizer = BPETokenizer().train(text.read_text()[:4000], 264)
+    dirs = {}
+    for kind in ("qwen2", "tied"):
+        model = Llama(LlamaConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=4,
+                                  n_head=4, n_kv_head=2, n_embd=16, intermediate_size=24,
+                                  attention_bias=kind == "qwen2", tie_weights=kind == "tied"),
+                      rng=0)
+        dirs[kind] = tmp_path_factory.mktemp(kind)
+        save_pretrained(model, tokenizer, dirs[kind])
+    return dirs
+
+
+LLAMA_ARGS = ["--dtype", "float64", "--block_size", "16", "--eval_iters", "2", "--no_plot",
+              "--samples", "0", "--quiet", "--batch_size", "4", "--learning_rate", "3e-3",
+              "--grad_clip", "0.05"]
+
+
+@pytest.mark.parametrize("kind, strategy, then, objective", [
+    ("qwen2", "tp", "pp", "clm"), ("qwen2", "pp", "tp", "clm"), ("tied", "pp", "pp", "clm"),
+    ("tied", "tp", "tp", "clm"), ("tied", "tp", "tp", "prefix_lm")])
+def test_a_llama_trains_on_2_ranks_as_one_process_and_resumes(tmp_path, text, llama_dirs,
+                                                              kind, strategy, then, objective):
+    """--init-from a Llama directory: 2 ranks (tensor parallel: grouped-query heads split;
+    pipeline: 2 stages of 2 layers) train as one process (weights after AdamW, every
+    logged loss, clipping by the global norm on every step); a run saved on 2 ranks (an
+    ordinary Llama checkpoint, which numpyllm eval reads) and resumed on 2 ranks, under
+    the same or the other strategy, == the uninterrupted one-process run. prefix_lm: the
+    layers split, the table and head whole on every rank."""
+    args = ["train", "--init-from", llama_dirs[kind], "--data", text, *LLAMA_ARGS,
+            "--objective", objective,
+            "--max_iters", "4", "--eval_interval", "2", "--lr_decay_iters", "4",
+            "--gradient_accumulation_steps", "2"]
+    launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
+    done = launch(2, [*args, "--out", tmp_path / "many", "--parallel", strategy], tmp_path)
+    assert "over 2 MPI ranks" in done.stdout
+    if strategy == "tp":
+        assert "2 heads (1 key/value) and 12 MLP units of each block per rank" in done.stdout
+    same_run(tmp_path / "one", tmp_path / "many")
+    assert load_checkpoint(tmp_path / "many" / "ckpt").model_config["type"] == "Llama"
+    scored = launch(1, ["eval", "--ckpt", tmp_path / "many" / "ckpt", "--data", text,
+                        "--context", "16"], tmp_path)
+    assert "perplexity" in scored.stdout
+    # stopped at step 2 on 2 ranks, resumed on 2 ranks to step 4
+    launch(2, [*args, "--out", tmp_path / "resumed", "--max_iters", "2", "--parallel",
+               strategy], tmp_path)
+    launch(2, ["train", "--out", tmp_path / "resumed", "--resume", "--max_iters", "4",
+               "--quiet", "--no_plot", "--samples", "0", "--parallel", then], tmp_path)
+    same_run(tmp_path / "one", tmp_path / "resumed")
+
+
+def test_alibi_trains_under_tensor_parallelism_as_one_process(tmp_path, text):
+    """ALiBi's slopes follow the global head index: 2 ranks of 2 heads each train as one
+    process of 4 heads."""
+    args = ["train", "--data", text, *TINY, "--positions", "alibi", "--batch_size", "4",
+            "--max_iters", "3", "--eval_interval", "3", "--grad_clip", "0.05"]
+    launch(1, [*args, "--out", tmp_path / "one"], tmp_path)
+    launch(2, [*args, "--out", tmp_path / "tp", "--parallel", "tp"], tmp_path)
+    same_run(tmp_path / "one", tmp_path / "tp")
+
+
+def test_a_llama_split_it_cannot_make_is_one_line(tmp_path, text, llama_dirs):
+    done = launch(3, ["train", "--init-from", llama_dirs["qwen2"], "--data", text, *LLAMA_ARGS,
+                      "--max_iters", "2", "--out", tmp_path / "x", "--parallel", "tp"],
+                  tmp_path, expect=None)
+    lines = [ln for ln in done.stderr.splitlines() if "numpyllm train: error" in ln]
+    assert lines and "needs the query heads (n_head=4) divisible by 3" in lines[0]
+    assert "Traceback" not in done.stderr
