@@ -458,7 +458,8 @@ def test_bad_rng_state_is_a_checkpoint_error_on_resume(tmp_path):
                   {**good["trainer"]["data_rng"], "has_uint32": [1]},
                   {**good["trainer"]["data_rng"], "uinteger": 1.5}]
     for state in bad_states:
-        for key, value in (("data_rng", state), ("model_rngs", [state]), ("model_rngs", state)):
+        for key, value in (("data_rng", state), ("model_rngs", [state]), ("model_rngs", state),
+                           ("stage_rngs", [[state]]), ("stage_rngs", [state])):
             m = json.loads(json.dumps(good))
             m["trainer"][key] = value
             (tmp_path / "step-000001" / "manifest.json").write_text(json.dumps(m))

@@ -46,7 +46,7 @@ from ..functional import cross_entropy
 from ..nn.module import Module, ModuleList, Parameter
 from ..optim import scale_to_norm_
 from .rank_ops import sum_identical
-from .whole import adamw_like, optimizer_names, take_state, whole_model
+from .whole import adamw_like, optimizer_names, rng_states, take_state, whole_model
 
 __all__ = ["PipelineParallel", "PipelineStage"]
 
@@ -204,6 +204,15 @@ class PipelineParallel:
         self.tied = self.full_config.tie_weights and self.size > 1
         self.last_bubble = 0.0
         self._consolidated = None
+        self._stage_rngs = None            # rank 0, at a checkpoint: every stage's generators
+        # a run resumed on as many stages: each stage's dropout carries on where it was
+        saved = (trainer.resumed_state or {}).get("stage_rngs")
+        if saved is not None and len(saved) == self.size:
+            from ..training.data_parallel import model_generators
+            mine = model_generators(self.stage)
+            if len(mine) == len(saved[self.rank]):
+                for generator, state in zip(mine, saved[self.rank]):
+                    generator.bit_generator.state = state
 
     writes_checkpoints = property(lambda self: self.rank == 0)
 
@@ -354,14 +363,23 @@ class PipelineParallel:
                 continue
             state = self.optimizer.state.get(self.names.get(name))
             mine[full] = (p.data, state)
-        gathered = self.comm.gather(mine, root=0)          # our own ranks' arrays
+        # our own ranks' arrays, and each stage's dropout generators: every stage draws
+        # only its own layers' masks, so their states differ
+        gathered = self.comm.gather((mine, rng_states(self.stage)), root=0)
         if self.rank != 0:
             return
-        merged = {k: v for part in gathered for k, v in part.items()}
+        merged = {k: v for part, _ in gathered for k, v in part.items()}
+        self._stage_rngs = [rngs for _, rngs in gathered]
         self._consolidated = whole_model(
             self.full_config, {k: data for k, (data, _) in merged.items()},
             {k: state for k, (_, state) in merged.items() if state is not None},
-            self.optimizer)
+            self.optimizer, self._stage_rngs[0])
+
+    def extra_trainer_state(self) -> dict:
+        """What the checkpoint's trainer state adds (rank 0, after `prepare_checkpoint`):
+        each stage's generator states, taken back by a run resumed on as many stages (the
+        whole model's own are the first stage's)."""
+        return {} if self._stage_rngs is None else {"stage_rngs": self._stage_rngs}
 
     def to_save(self, model, optimizer):
         if self._consolidated is None:

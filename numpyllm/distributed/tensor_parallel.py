@@ -52,7 +52,8 @@ from ..nn.positional import ALiBi, alibi_bias
 from ..optim import scale_to_norm_
 from .rank_ops import CopyToRanks, SumOverRanks, sum_identical
 from .vocab_parallel import VocabParallelGPT, _Rank, vocab_range
-from .whole import adamw_like, full_shapes, optimizer_names, take_state, whole_model
+from .whole import (adamw_like, full_shapes, optimizer_names, rng_states, take_state,
+                    whole_model)
 
 __all__ = ["tensor_parallel", "ParallelAttention", "ParallelMLP", "RankALiBi",
            "TensorParallel"]
@@ -352,8 +353,10 @@ class TensorParallel:
                                    if isinstance(v, np.ndarray) else v
                                    for k, v in state.items()}
         if self.rank == 0:
+            # every rank draws the same dropout masks' numbers (same shapes): rank 0's
+            # generators stand for all
             self._consolidated = whole_model(self.full_config, weights, moments,
-                                             self.optimizer)
+                                             self.optimizer, rng_states(self.model))
 
     def to_save(self, model, optimizer):
         """What rank 0 writes: the consolidated GPT and AdamW."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["model_class", "full_shapes", "optimizer_names", "adamw_like", "whole_model",
-           "take_state"]
+           "take_state", "rng_states"]
 
 
 def model_class(config):
@@ -41,17 +41,33 @@ def adamw_like(model, like):
                  eps=group["eps"], weight_decay=decay)
 
 
-def whole_model(config, weights: dict, moments: dict, like) -> tuple:
+def whole_model(config, weights: dict, moments: dict, like, rngs: list) -> tuple:
     """``(GPT or Llama, AdamW)`` from every weight of the whole model (by name) and the AdamW
-    state of each (by name; absent before the first step), hyperparameters as `like`'s."""
+    state of each (by name; absent before the first step), hyperparameters as `like`'s.
+    `rngs`: the states of the split model's random generators (`model_generators` order),
+    which the whole one takes: the checkpoint carries where its dropout draws have got
+    to, not a fresh generator's."""
     from ..nn.layers import uninitialized_weights
+    from ..training.data_parallel import model_generators
     with uninitialized_weights():
         model = model_class(config)(config)
     model.load_state_dict(weights)
+    generators = model_generators(model)
+    if len(generators) != len(rngs):
+        raise RuntimeError(f"whole_model: the split model has {len(rngs)} random generators, "
+                           f"the whole one {len(generators)}")
+    for generator, state in zip(generators, rngs):
+        generator.bit_generator.state = state
     optimizer = adamw_like(model, like)
     index = optimizer_names(model, optimizer)
     optimizer.state = {index[name]: state for name, state in moments.items()}
     return model, optimizer
+
+
+def rng_states(model) -> list:
+    """The states of `model`'s random generators (dropout's), in `model_generators` order."""
+    from ..training.data_parallel import model_generators
+    return [g.bit_generator.state for g in model_generators(model)]
 
 
 def take_state(full_state: dict, full_names: dict, local_names: dict, source) -> dict:

@@ -39,7 +39,7 @@ from ..nn.module import Module
 from ..optim import scale_to_norm_
 from ..training.data_parallel import model_generators
 from .data_parallel import MPIDataParallel
-from .whole import optimizer_names, whole_model
+from .whole import optimizer_names, rng_states, whole_model
 from .zero import ShardOptimizer
 
 __all__ = ["ZeRO3"]
@@ -255,7 +255,8 @@ class ZeRO3(MPIDataParallel):
                                      "exp_avg": parts[1][a:b].reshape(p.data.shape).copy(),
                                      "exp_avg_sq": parts[2][a:b].reshape(p.data.shape).copy()}
         if self.rank == 0:
-            self._consolidated = whole_model(self.full_config, weights, moments, self.inner)
+            self._consolidated = whole_model(self.full_config, weights, moments, self.inner,
+                                             rng_states(self.model))
 
     def _gather(self, shard):
         full = np.empty(self.comm.size * len(shard), shard.dtype) if self.rank == 0 else None

@@ -98,6 +98,14 @@ def _check_trainer_state(trainer, where) -> dict:
                        trainer["model_rngs"])
         for i, state in enumerate(trainer["model_rngs"]):
             _check_rng_state(state, where, f"trainer.model_rngs[{i}]")
+    if "stage_rngs" in trainer:               # a pipeline's stages, each its generators
+        stages = trainer["stage_rngs"]
+        if not (isinstance(stages, list) and all(isinstance(s, list) for s in stages)):
+            raise _bad(where, "trainer.stage_rngs", "a list of lists of generator states",
+                       stages)
+        for i, states in enumerate(stages):
+            for j, state in enumerate(states):
+                _check_rng_state(state, where, f"trainer.stage_rngs[{i}][{j}]")
     if "train_config" in trainer and not isinstance(trainer["train_config"], dict):
         raise _bad(where, "trainer.train_config", "a JSON object", trainer["train_config"])
     return trainer

@@ -137,6 +137,7 @@ class Trainer:
         self.step = 0                      # optimizer steps taken
         self.params = [(n, p) for n, p in model.named_parameters()]
         self.parallel = DataParallel(model)
+        self.resumed_state = None          # the trainer state of the checkpoint resumed
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict:
@@ -301,6 +302,9 @@ class Trainer:
                  "model_rngs": [g.bit_generator.state for g in model_generators(model)]}
         if self.data_source is not None:
             state["data"] = self.data_source
+        # what a strategy that splits the model adds, which the whole model cannot hold
+        # (a pipeline: each stage's own dropout generator)
+        state.update(getattr(self.parallel, "extra_trainer_state", dict)())
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -312,6 +316,7 @@ class Trainer:
                              f"the model has {len(gens)} generators")
         for g, s in zip(gens, state["model_rngs"]):
             g.bit_generator.state = s
+        self.resumed_state = state          # for a strategy attached afterwards (a pipeline)
 
     def save(self, directory, *, tokenizer=None, keep: int = 2):
         """An atomic checkpoint of model, optimizer, tokenizer and trainer state."""

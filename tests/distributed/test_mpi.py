@@ -615,3 +615,19 @@ def test_a_llama_split_it_cannot_make_is_one_line(tmp_path, text, llama_dirs):
     lines = [ln for ln in done.stderr.splitlines() if "numpyllm train: error" in ln]
     assert lines and "needs the query heads (n_head=4) divisible by 3" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("strategy", ["tp", "pp", "zero3", "dp"])
+def test_a_run_with_dropout_resumes_as_uninterrupted(tmp_path, text, strategy):
+    """Dropout draws from the model's generators, whose states the checkpoint carries: a
+    split model's consolidated checkpoint carries the ranks' own (a pipeline's stages each
+    draw their layers' masks: one state per stage), so 3 steps + a resumed 3 on the same
+    ranks == 6 uninterrupted."""
+    args = ["train", "--data", text, *TINY, "--batch_size", "4", "--max_iters", "6",
+            "--eval_interval", "3", "--lr_decay_iters", "6", "--dropout", "0.2",
+            "--parallel", strategy]
+    launch(2, [*args, "--out", tmp_path / "whole"], tmp_path)
+    launch(2, [*args, "--out", tmp_path / "split", "--max_iters", "3"], tmp_path)
+    launch(2, ["train", "--out", tmp_path / "split", "--resume", "--max_iters", "6", "--quiet",
+               "--no_plot", "--samples", "0", "--parallel", strategy], tmp_path)
+    same_run(tmp_path / "whole", tmp_path / "split")
