@@ -2,8 +2,9 @@
 1/N of every layer; a layer's weights are gathered just before it runs and dropped just
 after, in the forward pass and again in the backward pass.
 
-**Units.** Each block of a GPT is one unit; everything outside the blocks (the token and
-position tables, the final norm, an untied head) is one more. A unit's parameters are
+**Units.** Each block of a GPT (``h``) or a Llama (``layers``: Qwen2, Mistral) is one unit;
+everything outside the blocks (the token and position tables, the final norm, an untied
+head) is one more. A unit's parameters are
 laid end to end (P_u numbers, padded to N·S_u) and rank r keeps ``[r S_u, (r+1) S_u)``:
 its *shard* of the weights, of AdamW's moments, and of the summed gradient.
 
@@ -25,7 +26,7 @@ gathered block at a time beyond that, plus the outer unit; each block's input.
 (forward, backward: 2 (N-1)/N P b), its gradient reduce-scattered once ((N-1)/N P b):
 3 (N-1)/N P b per rank, 1.5 times data parallelism, for 1/N of the memory.
 
-Checkpoints are consolidated on rank 0 (an ordinary GPT and AdamW state), so a run
+Checkpoints are consolidated on rank 0 (an ordinary GPT or Llama and AdamW state), so a run
 resumes under any world size and strategy.
 """
 from __future__ import annotations
@@ -138,7 +139,7 @@ class _GatheredBlock(Function):
 
 
 class _ZeroBlock(Module):
-    """Stands in a GPT's ``h[i]``: runs the block through `_GatheredBlock`. The block is
+    """Stands in a GPT's ``h[i]`` (a Llama's ``layers[i]``): runs the block through `_GatheredBlock`. The block is
     held outside the module tree (its parameters live in the unit's shards)."""
 
     def __init__(self, block, unit):
@@ -155,13 +156,18 @@ class _ZeroBlock(Module):
 
 class ZeRO3(MPIDataParallel):
     """The Trainer's `parallel` for ZeRO stage 3 over the ranks of `comm`:
-    ``ZeRO3(trainer, comm)`` shards ``trainer.model`` (a GPT) and replaces
+    ``ZeRO3(trainer, comm)`` shards ``trainer.model`` (a GPT or a Llama) and replaces
     ``trainer.optimizer`` with AdamW over the shards (keeping a resumed run's state)."""
 
     def __init__(self, trainer, comm=None):
         model, old = trainer.model, trainer.optimizer
-        if type(model).__name__ != "GPT":
-            raise ValueError(f"ZeRO stage 3 shards a GPT's blocks, not a {type(model).__name__}")
+        # the blocks: a GPT's h, a Llama's layers (Qwen2, Mistral); each is called as
+        # block(x, mask), which is all _ZeroBlock needs
+        blocks = {"GPT": "h", "Llama": "layers"}.get(type(model).__name__)
+        if blocks is None:
+            raise ValueError(f"ZeRO stage 3 shards the blocks of a GPT or a Llama, not a "
+                             f"{type(model).__name__}")
+        stack = getattr(model, blocks)
         super().__init__(model, comm)                     # the same weights everywhere
         groups = {id(p): g for g in old.param_groups for p in g["params"]}
         saved = old.state_dict()["state"]
@@ -170,15 +176,15 @@ class ZeRO3(MPIDataParallel):
         trained = lambda named: [(n, p) for n, p in named if id(p) in groups]   # noqa: E731
         inner = set()
         self.units = []
-        for i, block in enumerate(model.h):
-            named = trained((f"h.{i}.{n}", p) for n, p in block.named_parameters())
+        for i, block in enumerate(stack):
+            named = trained((f"{blocks}.{i}.{n}", p) for n, p in block.named_parameters())
             inner |= {id(p) for _, p in named}
             self.units.append(_Unit(named, self.comm))
         outer = trained((n, p) for n, p in model.named_parameters() if id(p) not in inner)
         self.outer = _Unit(outer, self.comm)
         self.units.append(self.outer)
-        for i, block in enumerate(list(model.h)):
-            model.h[i] = _ZeroBlock(block, self.units[i])
+        for i, block in enumerate(list(stack)):
+            stack[i] = _ZeroBlock(block, self.units[i])
         self.full_config, self.inner = model.config, old
         # AdamW over the shards: each unit's shard cut by parameter group
         self.segments = []                                # (unit, group, a, b, state)

@@ -567,7 +567,8 @@ LLAMA_ARGS = ["--dtype", "float64", "--block_size", "16", "--eval_iters", "2", "
 
 @pytest.mark.parametrize("kind, strategy, then, objective", [
     ("qwen2", "tp", "pp", "clm"), ("qwen2", "pp", "tp", "clm"), ("tied", "pp", "pp", "clm"),
-    ("tied", "tp", "tp", "clm"), ("tied", "tp", "tp", "prefix_lm")])
+    ("tied", "tp", "tp", "clm"), ("tied", "tp", "tp", "prefix_lm"),
+    ("qwen2", "zero3", "zero3", "clm"), ("tied", "zero3", "tp", "clm")])
 def test_a_llama_trains_on_2_ranks_as_one_process_and_resumes(tmp_path, text, llama_dirs,
                                                               kind, strategy, then, objective):
     """--init-from a Llama directory: 2 ranks (tensor parallel: grouped-query heads split;
