@@ -27,19 +27,26 @@ makes the resampled differences a picture of the null hypothesis "no difference"
 **Paired approximate randomization** (Noreen 1989; Riezler & Maxwell 2005). Under the
 null hypothesis that A and B are the same system, which of the two produced a given
 segment's output is arbitrary: swap each segment's two statistics rows with probability
-1/2, score the two shuffled corpora, and count how often |A' - B'| is at least... strictly
-greater than the observed |A - B| (sacrebleu's and multeval's ``>``: a system compared with
-itself, difference 0, must not be attributed to chance). R = 10,000 trials.
+1/2, score the two shuffled corpora, and count how often |A' - B'| exceeds the observed
+|A - B|. R = 10,000 trials.
 
 **The p-value** of both tests is ``(c + 1) / (R + 1)``, with c the number of trials whose
 statistic exceeds the observed one. The +1 counts the observed assignment itself as one
-of the randomizations (it is one), so p is never 0 and a test at level α rejects a true
-null hypothesis at most a fraction α of the time (Noreen 1989; Riezler & Maxwell 2005,
-eq. 1). A p-value is the probability, *if the systems were equivalent*, of a difference
-at least this large on a test set like this one. It is not the probability that the
-systems are equivalent, nor a measure of how large or useful the difference is, and it
-says nothing about other test sets or other domains. Run many comparisons at 0.05 and
-one in twenty equivalent pairs will look "significant".
+of the randomizations (it is one: the identity swap), so p is never 0 and a test at level
+α rejects a true null hypothesis at most a fraction α of the time (Noreen 1989; Riezler &
+Maxwell 2005). A p-value is the probability, *if the systems were equivalent*, of a
+difference at least this large on a test set like this one. It is not the probability
+that the systems are equivalent, nor a measure of how large or useful the difference is,
+and it says nothing about other test sets or domains. Run twenty comparisons of
+equivalent systems at 0.05 and about one will look "significant".
+
+"Exceeds" is where sacrebleu (after multeval) departs from the papers: it counts
+trials *strictly* greater than the observed statistic, where Riezler & Maxwell count
+those greater *or equal*. The two agree unless trials tie the observed value exactly,
+which happens when the systems agree on many segments; in the extreme, a system compared
+with itself (every statistic 0) gets sacrebleu's smallest possible p, 1 / (R + 1), and
+the papers' p = 1. ``strict=True`` (the default) is sacrebleu's rule, ``strict=False``
+the papers'. Read a tiny p for two nearly identical outputs with this in mind.
 
 Seeds: sacrebleu seeds ``np.random.default_rng`` with 12345 (or the environment
 variable SACREBLEU_SEED). Here the seed is an argument, 12345 by default. Two differences,
@@ -61,6 +68,9 @@ approximate randomization trials are summed in integers, as there.
 >>> ci.low <= ci.mean <= ci.high
 True
 >>> [r.p_value for r in paired_approximate_randomization(base, [base], n_trials=99)]
+[None, 0.01]
+>>> [r.p_value for r in paired_approximate_randomization(base, [base], n_trials=99,
+...                                                       strict=False)]
 [None, 1.0]
 """
 from __future__ import annotations
@@ -182,12 +192,14 @@ def estimate_ci(scores) -> tuple:
     return float(scores.mean()), float(0.5 * (high - low))
 
 
-def p_value(trial_stats, observed: float) -> float:
-    """``(c + 1) / (R + 1)`` with c the number of the R trial statistics strictly greater
-    than `observed` (sacrebleu's and multeval's rule: the > makes a system compared with
-    itself not significant; the +1 counts the observed data as one of the trials)."""
+def p_value(trial_stats, observed: float, strict: bool = True) -> float:
+    """``(c + 1) / (R + 1)`` with c the number of the R trial statistics greater than
+    `observed`: strictly (sacrebleu's and multeval's rule), or greater or equal with
+    ``strict=False`` (Riezler & Maxwell's). The +1 counts the observed data as one of the
+    trials."""
     trial_stats = np.asarray(trial_stats)
-    return (int(np.sum(trial_stats > observed)) + 1) / (len(trial_stats) + 1)
+    beyond = trial_stats > observed if strict else trial_stats >= observed
+    return (int(np.sum(beyond)) + 1) / (len(trial_stats) + 1)
 
 
 def _check(n: int, name: str) -> None:
@@ -241,8 +253,8 @@ def bootstrap_ci(stats, *, n_samples: int = 1000, seed=SACREBLEU_SEED,
 
 
 def paired_bootstrap(baseline, systems: Sequence, *, n_samples: int = 1000,
-                     seed=SACREBLEU_SEED, smooth_method: str = "exp", smooth_value=None,
-                     effective_order: bool = False) -> list:
+                     seed=SACREBLEU_SEED, strict: bool = True, smooth_method: str = "exp",
+                     smooth_value=None, effective_order: bool = False) -> list:
     """Paired bootstrap resampling of each of `systems` against `baseline` (each the rows
     of `corpus_stats` over the same segments and references), as ``sacrebleu
     --paired-bs``: ``[PairedResult]``, the baseline's first (its p_value None).
@@ -253,7 +265,7 @@ def paired_bootstrap(baseline, systems: Sequence, *, n_samples: int = 1000,
 
         d_s = |B_s - A_s|,   p = (#{s : d_s - mean(d) > |B - A|} + 1) / (n_samples + 1)
 
-    and (mean, ci) = `estimate_ci` of B_s.
+    and (mean, ci) = `estimate_ci` of B_s (``>=`` with ``strict=False``).
     """
     _check(n_samples, "n_samples")
     all_stats = _systems(baseline, systems)
@@ -270,13 +282,14 @@ def paired_bootstrap(baseline, systems: Sequence, *, n_samples: int = 1000,
         score = _score(stats, kw)
         diffs = np.abs(scores - resampled[0])                  # [B] resampled |B_s - A_s|
         # centred: the null hypothesis' picture of the difference (same spread, mean 0)
-        out.append(PairedResult(score, p_value(diffs - diffs.mean(), abs(base_score - score)),
-                                *estimate_ci(scores)))
+        p = p_value(diffs - diffs.mean(), abs(base_score - score), strict)
+        out.append(PairedResult(score, p, *estimate_ci(scores)))
     return out
 
 
 def paired_approximate_randomization(baseline, systems: Sequence, *, n_trials: int = 10000,
                                      seed=SACREBLEU_SEED, n_confidence: int = 0,
+                                     strict: bool = True,
                                      smooth_method: str = "exp", smooth_value=None,
                                      effective_order: bool = False) -> list:
     """Paired approximate randomization of each of `systems` against `baseline`, as
@@ -287,7 +300,7 @@ def paired_approximate_randomization(baseline, systems: Sequence, *, n_trials: i
     pseudo-baseline takes the baseline's row where swap[t] is True and the system's
     elsewhere, the pseudo-system the other rows, and
 
-        p = (#{t : |A'_t - B'_t| > |A - B|} + 1) / (n_trials + 1)
+        p = (#{t : |A'_t - B'_t| > |A - B|} + 1) / (n_trials + 1)     (>= if not strict)
 
     `n_confidence` > 0 also gives each result a bootstrap (mean, ci) from that many
     resamples, as sacrebleu's API ``n_ar_confidence``: the systems' indices come from the
@@ -321,7 +334,7 @@ def paired_approximate_randomization(baseline, systems: Sequence, *, n_trials: i
         pseudo_a = stats.sum(axis=0) + moved
         pseudo_b = base_sum - moved
         trial = np.abs(bleu_of_sums(pseudo_a, **kw) - bleu_of_sums(pseudo_b, **kw))
-        result = PairedResult(score, p_value(trial, abs(base_score - score)))
+        result = PairedResult(score, p_value(trial, abs(base_score - score), strict))
         if n_confidence:
             idxs = rng.choice(N, size=(n_confidence, N), replace=True)
             result.mean, result.ci = estimate_ci(_bootstrap_scores(stats, idxs, kw))
