@@ -108,20 +108,49 @@ def generations(args, prompts: list) -> list:
     return outputs
 
 
+def _test_name(args):
+    """``--paired-bs``, ``--paired-ar``, ``--confidence`` or None: the test asked for."""
+    for flag in ("paired_bs", "paired_ar", "confidence"):
+        if getattr(args, flag, False):
+            return "--" + flag.replace("_", "-")
+    return None
+
+
 def run_text_metric(args) -> int:
     """BLEU or ROUGE: read (or generate) the hypotheses, check the line counts, score,
-    print one line per figure (or JSON)."""
+    print one line per figure (or JSON). With --paired-bs/--paired-ar, every --hyp is a
+    system and the first the baseline."""
+    test = _test_name(args)
+    paired = test in ("--paired-bs", "--paired-ar")
+    if test is not None and args.metric != "bleu":
+        raise CLIError(f"{test} is for --metric bleu (ROUGE prints its bootstrap interval "
+                       "already: --bootstrap N)")
+    if args.trials is not None and test != "--paired-ar":
+        raise CLIError("--trials is the number of --paired-ar trials: add --paired-ar")
     if not args.ref:
         raise CLIError(f"--metric {args.metric} needs --ref FILE (one reference per line; "
                        "repeat --ref for more references)")
+    hyp_paths = args.hyp or []
+    if len(hyp_paths) > 1 and not paired:
+        raise CLIError(f"{len(hyp_paths)} --hyp files: several systems are compared with "
+                       "--metric bleu --paired-bs or --paired-ar (the first --hyp is the "
+                       "baseline); otherwise pass one --hyp")
+    if paired and len(hyp_paths) < 2:
+        raise CLIError(f"{test} compares systems: pass --hyp BASELINE --hyp SYSTEM [--hyp "
+                       "...], the first is the baseline")
     refs = [(path, read_lines(path, "--ref")) for path in args.ref]
-    if args.hyp is not None:
+    if hyp_paths:
         if args.ckpt is not None or args.model is not None or args.prompts is not None:
             raise CLIError("--hyp scores a file of hypotheses: do not pass --ckpt, --model "
                            "or --prompts with it")
         if args.out is not None:
             raise CLIError("--out writes a model's generations: it does not apply to --hyp")
-        hyps, hyp_flag = read_lines(args.hyp, "--hyp"), f"--hyp {args.hyp}"
+        systems = [(path, read_lines(path, "--hyp")) for path in hyp_paths]
+        hyps, hyp_flag = systems[0][1], f"--hyp {hyp_paths[0]}"
+        for path, lines in systems[1:]:
+            if len(lines) != len(hyps):
+                raise CLIError(f"--hyp {path} has {len(lines):,} lines but the baseline "
+                               f"{hyp_flag} has {len(hyps):,}: the same segments, one a line")
     else:
         if args.prompts is None or (args.ckpt is None and args.model is None):
             raise CLIError(f"--metric {args.metric}: pass --hyp FILE, or --ckpt DIR (or "
@@ -133,6 +162,7 @@ def run_text_metric(args) -> int:
                 raise CLIError(f"--ref {path} has {len(lines):,} lines but {hyp_flag} has "
                                f"{len(prompts):,}: one reference per prompt")
         hyps = generations(args, prompts)
+        systems = [(hyp_flag, hyps)]
         if args.out is not None:
             write_lines(args.out, hyps)
     for path, lines in refs:
@@ -140,7 +170,12 @@ def run_text_metric(args) -> int:
             raise CLIError(f"--ref {path} has {len(lines):,} lines but {hyp_flag} has "
                            f"{len(hyps):,}: one reference per hypothesis")
     streams = [lines for _, lines in refs]
-    result = _bleu(args, hyps, streams) if args.metric == "bleu" else _rouge(args, hyps, streams)
+    if paired:
+        result = _bleu_paired(args, systems, streams)
+    elif args.metric == "bleu":
+        result = _bleu(args, hyps, streams)
+    else:
+        result = _rouge(args, hyps, streams)
     if args.json:
         print(json.dumps(result, indent=1, ensure_ascii=False))
     else:
@@ -148,17 +183,104 @@ def run_text_metric(args) -> int:
     return 0
 
 
-def _bleu(args, hyps, streams) -> dict:
-    from ..evaluate import corpus_bleu
+def _bleu_options(args) -> dict:
     if args.smooth_value is not None and args.smooth not in ("floor", "add-k"):
         raise CLIError(f"--smooth-value applies to --smooth floor or add-k, not {args.smooth}")
-    s = corpus_bleu(hyps, streams, tokenize=args.tokenize, lowercase=args.lowercase,
-                    smooth_method=args.smooth, smooth_value=args.smooth_value)
+    return dict(smooth_method=args.smooth, smooth_value=args.smooth_value)
+
+
+def _resamples(args, flag: str = "--bootstrap") -> int:
+    n = args.bootstrap if flag == "--bootstrap" else args.trials
+    if n is None:
+        n = 10000                         # sacrebleu's --paired-ar-n
+    if n < 1:
+        raise CLIError(f"{flag} must be >= 1 for {_test_name(args)}, got {n}")
+    return n
+
+
+def _with_test(signature: str, fields: str) -> str:
+    """sacrebleu's signature order: nrefs first, then the test's fields (bs/ar, seed)."""
+    head, _, rest = signature.partition("|")
+    return f"{head}|{fields}|{rest}"
+
+
+def _bleu(args, hyps, streams) -> dict:
+    from ..evaluate import bootstrap_ci, corpus_bleu
+    from ..evaluate.bleu import corpus_stats
+    options = _bleu_options(args)
+    s = corpus_bleu(hyps, streams, tokenize=args.tokenize, lowercase=args.lowercase, **options)
     out = {"name": "BLEU", "score": s.score, "counts": s.counts, "totals": s.totals,
            "precisions": s.precisions, "bp": s.bp, "ratio": s.ratio, "sys_len": s.sys_len,
            "ref_len": s.ref_len, "segments": len(hyps), "signature": s.signature}
+    text = s.format()
+    if args.confidence:
+        n = _resamples(args)
+        seed = 12345 if args.seed is None else args.seed
+        stats = corpus_stats(hyps, streams, tokenize=args.tokenize, lowercase=args.lowercase)
+        ci = bootstrap_ci(stats, n_samples=n, seed=seed, **options)
+        out["signature"] = _with_test(s.signature, f"bs:{n}|seed:{seed}")
+        out["confidence"] = {"mean": ci.mean, "ci": ci.ci, "low": ci.low, "high": ci.high,
+                             "n_samples": n, "seed": seed}
+        # sacrebleu's line: the score, then (μ = mean ± half-width), then the details
+        text = text.replace(f"BLEU = {s.score:.2f}", f"BLEU = {ci.format()}", 1)
+        text += (f"\n95% bootstrap interval {ci.low:.2f} .. {ci.high:.2f} ({n} resamples of "
+                 f"{len(hyps):,} segments, seed {seed})")
     if not args.json:
-        out["_text"] = f"{s.format()}\n{s.signature}"
+        out["_text"] = f"{text}\n{out['signature']}"
+    return out
+
+
+def _bleu_paired(args, systems, streams) -> dict:
+    """Each system's BLEU and p-value against the first (the baseline)."""
+    from ..evaluate import corpus_bleu, paired_approximate_randomization, paired_bootstrap
+    from ..evaluate.bleu import corpus_stats
+    options = _bleu_options(args)
+    seed = 12345 if args.seed is None else args.seed
+    stats = [corpus_stats(hyps, streams, tokenize=args.tokenize, lowercase=args.lowercase)
+             for _, hyps in systems]
+    signature = corpus_bleu(systems[0][1], streams, tokenize=args.tokenize,
+                            lowercase=args.lowercase, **options).signature
+    if args.paired_bs:
+        n = _resamples(args)
+        results = paired_bootstrap(stats[0], stats[1:], n_samples=n, seed=seed, **options)
+        name, what = "paired-bs", f"Paired bootstrap resampling (Koehn 2004), {n} resamples"
+        signature = _with_test(signature, f"bs:{n}|seed:{seed}")
+    else:
+        n = _resamples(args, "--trials")
+        results = paired_approximate_randomization(stats[0], stats[1:], n_trials=n,
+                                                   seed=seed, **options)
+        name = "paired-ar"
+        what = f"Paired approximate randomization (Riezler & Maxwell 2005), {n} trials"
+        signature = _with_test(signature, f"ar:{n}|seed:{seed}")
+    rows = []
+    for k, ((path, _), r) in enumerate(zip(systems, results)):
+        rows.append({"system": path, "baseline": r.p_value is None, "score": r.score,
+                     "p_value": r.p_value, "mean": r.mean, "ci": r.ci,
+                     # every segment's statistics equal to the baseline's: sacrebleu's
+                     # strict > then gives the smallest p there is (see docs/metrics.md)
+                     "same_as_baseline": k > 0 and stats[k] == stats[0]})
+    out = {"name": "BLEU", "test": name, "n": n, "seed": seed, "segments": len(systems[0][1]),
+           "signature": signature, "systems": rows}
+    if not args.json:
+        width = max(len(row["system"]) for row in rows) + len(" (baseline)")
+        lines = [f"{what}, seed {seed}, {len(systems[0][1]):,} segments; each system "
+                 f"against {systems[0][0]}"]
+        for row in rows:
+            label = row["system"] + (" (baseline)" if row["baseline"] else "")
+            line = f"{label:<{width}}  BLEU {row['score']:6.2f}"
+            if row["mean"] is not None:
+                line += f"  (μ = {row['mean']:.2f} ± {row['ci']:.2f})"
+            if row["p_value"] is not None:
+                star = " *" if row["p_value"] < 0.05 else ""
+                line += f"  p = {row['p_value']:.4f}{star}"
+                if row["same_as_baseline"]:
+                    line += ("  (the baseline's own statistics: sacrebleu's strict rule "
+                             "gives the smallest p, the papers' p = 1)")
+            lines.append(line)
+        lines.append("* p < 0.05: a difference this large would be rare if the system and "
+                     "the baseline were equivalent (not: the probability that they are)")
+        lines.append(signature)
+        out["_text"] = "\n".join(lines)
     return out
 
 
@@ -178,7 +300,8 @@ def _rouge(args, hyps, streams) -> dict:
     out = {"name": "ROUGE", "segments": len(hyps), "stemmer": args.stemmer}
     lines = []
     means = {t: [sum(s[t][k] for s in scores) / len(scores) for k in range(3)] for t in types}
-    intervals = bootstrap(scores, n_samples=args.bootstrap, rng=args.seed) if args.bootstrap \
+    seed = 0 if args.seed is None else args.seed
+    intervals = bootstrap(scores, n_samples=args.bootstrap, rng=seed) if args.bootstrap \
         else {}
     for t in types:
         p, r, f = means[t]
@@ -191,9 +314,9 @@ def _rouge(args, hyps, streams) -> dict:
         lines.append(line)
     note = (f"ROUGE of {len(hyps):,} segments against {len(streams)} reference file"
             f"{'s' * (len(streams) > 1)} (mean over segments{', Porter stemming' * args.stemmer}"
-            f"{f', {args.bootstrap} bootstrap resamples, seed {args.seed}' if args.bootstrap else ''})")
+            f"{f', {args.bootstrap} bootstrap resamples, seed {seed}' if args.bootstrap else ''})")
     if args.bootstrap:
-        out["bootstrap"] = {"n_samples": args.bootstrap, "seed": args.seed, "confidence": 0.95}
+        out["bootstrap"] = {"n_samples": args.bootstrap, "seed": seed, "confidence": 0.95}
     if not args.json:
         out["_text"] = "\n".join([note] + lines)
     return out

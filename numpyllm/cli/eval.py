@@ -9,7 +9,11 @@ bits per byte; BLEU and ROUGE of a file of hypotheses or of a model's outputs.
                     window; stride = context, the default, is non-overlapping windows);
                     for an encoder-decoder checkpoint, of its targets.
   --metric bleu     BLEU as sacrebleu computes it, --hyp FILE against --ref FILE (repeat
-                    --ref for more references; one segment per line);
+                    --ref for more references; one segment per line); with --confidence,
+                    its bootstrap mean and 95% interval; with --hyp BASE --hyp SYS [--hyp
+                    ...] and --paired-bs or --paired-ar, each system's p-value against the
+                    first (paired bootstrap, approximate randomization), as sacrebleu's
+                    tests with its seed 12345 (see docs/metrics.md);
   --metric rouge    ROUGE-1/2/L/Lsum as rouge-score computes it, with bootstrap intervals;
                     both on a model's greedy outputs instead with --ckpt/--model --prompts
                     FILE [--max-new-tokens N] [--out FILE to keep them].
@@ -69,7 +73,9 @@ def register(subparsers) -> None:
                    help="what to compute (default: the checkpoint's own figures, as before)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     m = p.add_argument_group("BLEU and ROUGE (--metric bleu|rouge)")
-    m.add_argument("--hyp", metavar="FILE", help="hypotheses, one segment per line")
+    m.add_argument("--hyp", metavar="FILE", action="append", default=None,
+                   help="hypotheses, one segment per line (repeat with --paired-bs or "
+                   "--paired-ar: the first is the baseline)")
     m.add_argument("--ref", metavar="FILE", action="append", default=[],
                    help="references, one per line (repeat for several references)")
     m.add_argument("--prompts", metavar="FILE", help="prompts (sources, for an encoder-"
@@ -91,8 +97,21 @@ def register(subparsers) -> None:
     m.add_argument("--newline", metavar="TOKEN", default=None,
                    help="TOKEN inside a line marks a sentence break, for rougeLsum (e.g. '<n>')")
     m.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                   help="ROUGE bootstrap resamples for the 95%% interval (0: none)")
-    m.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+                   help="bootstrap resamples: ROUGE's 95%% interval (0: none), BLEU's "
+                   "--confidence and --paired-bs (default 1000)")
+    m.add_argument("--seed", type=int, default=None, help="seed of the resampling (default: "
+                   "0 for ROUGE, sacrebleu's 12345 for BLEU)")
+    sig = p.add_argument_group("BLEU's uncertainty (--metric bleu)")
+    test = sig.add_mutually_exclusive_group()
+    test.add_argument("--confidence", action="store_true",
+                      help="bootstrap mean and 95%% interval of BLEU (sacrebleu --confidence)")
+    test.add_argument("--paired-bs", action="store_true", help="paired bootstrap resampling "
+                      "test of each --hyp against the first (Koehn 2004; sacrebleu --paired-bs)")
+    test.add_argument("--paired-ar", action="store_true", help="paired approximate "
+                      "randomization test of each --hyp against the first (Riezler & "
+                      "Maxwell 2005; sacrebleu --paired-ar)")
+    sig.add_argument("--trials", type=int, default=None, metavar="N",
+                     help="approximate randomization trials (default 10000)")
     p.set_defaults(func=run)
 
 
@@ -111,7 +130,9 @@ def run(args) -> int:
     if args.stride is not None and args.stride < 1:
         raise CLIError(f"--stride must be >= 1, got {args.stride}")
     text_flags = {"--hyp": args.hyp is not None, "--ref": bool(args.ref),
-                  "--prompts": args.prompts is not None, "--out": args.out is not None}
+                  "--prompts": args.prompts is not None, "--out": args.out is not None,
+                  "--confidence": args.confidence, "--paired-bs": args.paired_bs,
+                  "--paired-ar": args.paired_ar, "--trials": args.trials is not None}
     if args.metric in ("bleu", "rouge"):
         if args.stride is not None or args.data is not None:
             raise CLIError(f"--metric {args.metric} scores --hyp (or a model's outputs for "
@@ -120,7 +141,9 @@ def run(args) -> int:
         return run_text_metric(args)
     for flag, given in text_flags.items():
         if given:
-            raise CLIError(f"{flag} belongs to --metric bleu or rouge")
+            owner = "bleu or rouge" if flag in ("--hyp", "--ref", "--prompts", "--out") \
+                else "bleu"
+            raise CLIError(f"{flag} belongs to --metric {owner}")
     if args.ckpt is None and args.model is None:
         raise CLIError("pass --ckpt DIR or --model DIR (or --metric bleu|rouge with --hyp)")
     if args.model is not None:

@@ -8,19 +8,25 @@ One concept per file:
                      smoothing, several references
   rouge.py           ROUGE-N, ROUGE-L and ROUGE-Lsum as Google's rouge-score computes them
   resampling.py      confidence intervals of a mean score by bootstrap resampling
+  significance.py    BLEU's bootstrap interval and paired significance tests (paired
+                     bootstrap, approximate randomization) as sacrebleu computes them
 
 (Perplexity, bits per byte and the evaluation loop over a text live in
 `numpyllm.training.evaluate`: they need a model.)
 """
-from . import bleu, resampling, rouge
+from . import bleu, resampling, rouge, significance
 from .bleu import BLEUScore, bleu_from_stats, corpus_bleu, sentence_bleu, tokenize_bleu
 from .resampling import AggregateScore, bootstrap, bootstrap_means
 from .classification import (accuracy, classification_report, confusion_matrix,
                              precision_recall_f1, report_from_confusion, scores_from_confusion)
+from .significance import (BootstrapCI, PairedResult, bootstrap_ci, paired_approximate_randomization,
+                           paired_bootstrap)
 from .rouge import ROUGE_TYPES, RougeScorer, Score, rouge_scores, rouge_tokenize
 
 __all__ = ["accuracy", "confusion_matrix", "precision_recall_f1", "scores_from_confusion",
            "classification_report", "report_from_confusion",
            "BLEUScore", "corpus_bleu", "sentence_bleu", "bleu_from_stats", "tokenize_bleu",
            "Score", "RougeScorer", "rouge_scores", "rouge_tokenize", "ROUGE_TYPES",
-           "AggregateScore", "bootstrap", "bootstrap_means"]
+           "AggregateScore", "bootstrap", "bootstrap_means",
+           "BootstrapCI", "PairedResult", "bootstrap_ci", "paired_bootstrap",
+           "paired_approximate_randomization"]

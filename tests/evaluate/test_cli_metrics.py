@@ -229,3 +229,66 @@ def test_a_pretrained_directory_with_a_stride_and_on_prompts(kind, tmp_path, cap
                        eos_id=tok.special_tokens.get("<|endoftext|>"))
         assert line == tok.decode(row[len(tok.encode(p)):].tolist()).split("\n")[0].strip()
     assert result["segments"] == 2 and 0 <= result["rouge1"]["fmeasure"] <= 1
+
+
+SYS2 = ["the cat is on the mat.", "the dog ran far away", "nothing", "Strasse & naive, 3.50!"]
+
+
+def test_bleu_confidence_and_paired_tests_are_the_library_s(files, tmp_path, capsys):
+    """--confidence and --paired-bs/--paired-ar print what numpyllm.evaluate.significance
+    computes, with sacrebleu's seed (12345) unless --seed, and its signature fields."""
+    from numpyllm.evaluate import (bootstrap_ci, paired_approximate_randomization,
+                                   paired_bootstrap)
+    from numpyllm.evaluate.bleu import corpus_stats
+    hyp, ref, ref2 = files
+    sys2 = write(tmp_path / "sys2.txt", SYS2)
+    base_stats = corpus_stats(HYPS, [REFS, REFS2])
+    sys_stats = corpus_stats(SYS2, [REFS, REFS2])
+    out = json.loads(run(capsys, "--metric", "bleu", "--hyp", hyp, "--ref", ref, "--ref", ref2,
+                         "--confidence", "--bootstrap", "200", "--json"))
+    ci = bootstrap_ci(base_stats, n_samples=200, seed=12345)
+    assert out["confidence"] == {"mean": ci.mean, "ci": ci.ci, "low": ci.low, "high": ci.high,
+                                 "n_samples": 200, "seed": 12345}
+    assert out["signature"].startswith("nrefs:2|bs:200|seed:12345|case:mixed|")
+    text = run(capsys, "--metric", "bleu", "--hyp", hyp, "--ref", ref, "--confidence",
+               "--seed", "3")
+    ci = bootstrap_ci(corpus_stats(HYPS, [REFS]), seed=3)
+    assert text.startswith(f"BLEU = {ci.format()} ") and "seed 3" in text
+    out = json.loads(run(capsys, "--metric", "bleu", "--hyp", hyp, "--hyp", sys2, "--hyp", hyp,
+                         "--ref", ref, "--ref", ref2, "--paired-bs", "--bootstrap", "100",
+                         "--json"))
+    expected = paired_bootstrap(base_stats, [sys_stats, base_stats], n_samples=100)
+    assert [s["system"] for s in out["systems"]] == [hyp, sys2, hyp]
+    assert [(s["score"], s["p_value"], s["mean"], s["ci"]) for s in out["systems"]] == \
+        [(r.score, r.p_value, r.mean, r.ci) for r in expected]
+    assert out["signature"].startswith("nrefs:2|bs:100|seed:12345|")
+    assert [s["same_as_baseline"] for s in out["systems"]] == [False, False, True]
+    text = run(capsys, "--metric", "bleu", "--hyp", hyp, "--hyp", sys2, "--ref", ref,
+               "--ref", ref2, "--paired-ar", "--trials", "300", "--seed", "9")
+    expected = paired_approximate_randomization(base_stats, [sys_stats], n_trials=300, seed=9)
+    assert f"p = {expected[1].p_value:.4f}" in text and "300 trials, seed 9" in text
+    assert text.rstrip().splitlines()[-1].startswith("nrefs:2|ar:300|seed:9|")
+
+
+def test_bleu_significance_errors_are_one_line(files, ckpt, tmp_path, capsys, one_line_error):
+    hyp, ref, _ = files
+    short = write(tmp_path / "short.txt", SYS2[:3])
+    bleu = ["eval", "--metric", "bleu", "--ref", ref]
+    one_line_error(capsys, bleu + ["--hyp", hyp, "--paired-bs"],
+                   "--paired-bs compares systems: pass --hyp BASELINE --hyp SYSTEM")
+    one_line_error(capsys, bleu + ["--hyp", hyp, "--hyp", hyp],
+                   "2 --hyp files: several systems are compared with")
+    one_line_error(capsys, bleu + ["--hyp", hyp, "--hyp", short, "--paired-ar"],
+                   f"--hyp {short} has 3 lines but the baseline --hyp {hyp} has 4")
+    one_line_error(capsys, bleu + ["--hyp", hyp, "--confidence", "--bootstrap", "0"],
+                   "--bootstrap must be >= 1 for --confidence")
+    one_line_error(capsys, bleu + ["--hyp", hyp, "--hyp", hyp, "--paired-ar", "--trials", "0"],
+                   "--trials must be >= 1 for --paired-ar")
+    one_line_error(capsys, bleu + ["--hyp", hyp, "--trials", "9"],
+                   "--trials is the number of --paired-ar trials")
+    one_line_error(capsys, ["eval", "--metric", "rouge", "--ref", ref, "--hyp", hyp,
+                            "--confidence"], "--confidence is for --metric bleu")
+    one_line_error(capsys, ["eval", "--ckpt", ckpt[0], "--paired-bs"],
+                   "--paired-bs belongs to --metric bleu")
+    one_line_error(capsys, bleu + ["--ckpt", ckpt[0], "--prompts", ref, "--paired-bs"],
+                   "--paired-bs compares systems")
