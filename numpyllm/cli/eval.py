@@ -83,7 +83,7 @@ def register(subparsers) -> None:
     m.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=64,
                    help="longest output per prompt (a decoder's ends at its first line break)")
     m.add_argument("--out", metavar="FILE", help="write the generated outputs here, one a line")
-    m.add_argument("--tokenize", choices=["13a", "none", "intl", "char"], default="13a",
+    m.add_argument("--tokenize", choices=["13a", "none", "intl", "char", "zh"], default="13a",
                    help="BLEU tokenizer (default 13a, as sacrebleu)")
     m.add_argument("--smooth", choices=["exp", "floor", "add-k", "none"], default="exp",
                    help="BLEU smoothing (default exp)")

@@ -31,8 +31,9 @@ a three-word sentence is not zero just for having no 4-gram.
 Text is first lowercased (optional), stripped on the right, and tokenized: ``13a`` is
 mteval-v13a's tokenizer (WMT's standard: punctuation and symbols split off, except a
 period or comma between digits; ``&quot;``, ``&amp;``, ``&lt;``, ``&gt;`` unescaped),
-``none`` splits on whitespace only, ``intl`` is mteval-v14's Unicode-aware rule, and
-``char`` scores characters.
+``none`` splits on whitespace only, ``intl`` is mteval-v14's Unicode-aware rule,
+``char`` scores characters, and ``zh`` makes each Chinese character a token (sacrebleu's
+rule for Chinese targets, code point ranges and all).
 
 Two conventions from sacrebleu that can surprise: with ``add-k`` the reported
 ``counts``/``totals`` of orders 2..4 include the added k; and an empty reference
@@ -106,11 +107,34 @@ def _tokenize_intl(line: str) -> str:
     return " ".join(line.split())
 
 
+# sacrebleu's ``zh`` (Shujian Huang's rule for Chinese): every character in these ranges
+# becomes a token of its own, then the rest is split as 13a's second half does (no
+# unescaping, no padding). sacrebleu tests ``start <= char <= end`` on strings, and two
+# of its bounds meant to lie past U+FFFF are written as two characters ('\u20000' is
+# U+2000 followed by '0'): as compared, they make U+2001..U+2A6D (general punctuation,
+# symbols, arrows, the dingbats...) "Chinese" and CJK Extension B not. These are the
+# code points its rule picks, merged (the oracle test checks every one up to U+2FFFF).
+_ZH_RANGES = [(0x2001, 0x2A6D), (0x2E80, 0x2FDF), (0x2FF0, 0x303F), (0x3100, 0x312F),
+              (0x31A0, 0x31EF), (0x3200, 0x4DB5), (0x4E00, 0x9FBB), (0xF900, 0xFA2D),
+              (0xFA30, 0xFA6A), (0xFA70, 0xFAD9), (0xFE10, 0xFE1F), (0xFE30, 0xFE4F),
+              (0xFF00, 0xFFEF)]
+_RE_ZH = re.compile("([" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in _ZH_RANGES) + "])")
+
+
+@lru_cache(maxsize=2 ** 16)
+def _tokenize_zh(line: str) -> str:
+    line = _RE_ZH.sub(r" \1 ", line.strip())
+    for pattern, replacement in _RE_13A:
+        line = pattern.sub(replacement, line)
+    return " ".join(line.split())
+
+
 BLEU_TOKENIZERS = {
     "13a": _tokenize_13a,
     "none": lambda line: line,
     "intl": _tokenize_intl,
     "char": lambda line: " ".join(line),
+    "zh": _tokenize_zh,
 }
 
 

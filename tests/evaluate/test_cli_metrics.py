@@ -62,6 +62,18 @@ def test_bleu_of_files_is_corpus_bleu(files, capsys):
     assert text.startswith(f"BLEU = {s.score:.2f} ") and "smooth:floor[0.20]" in text
 
 
+def test_bleu_of_chinese_text_with_the_zh_tokenizer(tmp_path, capsys):
+    hyp, ref = tmp_path / "hyp.zh", tmp_path / "ref.zh"
+    hyp.write_text("我爱北京天安门。\n今天天气很好\n", encoding="utf-8")
+    ref.write_text("我爱北京。\n今天天气不错\n", encoding="utf-8")
+    out = json.loads(run(capsys, "--metric", "bleu", "--hyp", str(hyp), "--ref", str(ref),
+                         "--tokenize", "zh", "--json"))
+    expected = corpus_bleu(["我爱北京天安门。", "今天天气很好"], [["我爱北京。", "今天天气不错"]],
+                           tokenize="zh")
+    assert out["counts"] == expected.counts and expected.counts[0] == 9    # characters
+    assert "|tok:zh|" in out["signature"]
+
+
 def test_rouge_of_files_is_the_mean_of_segment_scores(files, capsys):
     hyp, ref, ref2 = files
     out = json.loads(run(capsys, "--metric", "rouge", "--hyp", hyp, "--ref", ref, "--ref", ref2,

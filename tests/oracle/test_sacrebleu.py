@@ -17,7 +17,9 @@ sacrebleu = pytest.importorskip("sacrebleu")
 WORDS = ["the", "The", "cat", "CAT", "sat", "on", "mat", ".", ",", "...", "!?", "3.50",
          "1,000", "1990-2000", "-", "--", "e.g.", "don't", "&amp;", "&quot;", "&lt;b&gt;",
          "<skipped>", "&", "+", "&gt;", "$", "(a)", "naïve", "Straße", "İstanbul", "日本語", "😀", "«ok»",
-         "x\u00a0y", "a\tb", "end.", "U.S.A.", "#1", "@home", "~", "^^", "`q`", "{}", "|"]
+         "x\u00a0y", "a\tb", "end.", "U.S.A.", "#1", "@home", "~", "^^", "`q`", "{}", "|",
+         "我爱北京", "天安门。", "，", "（中）", "—", "…", "€5", "ｆｕｌｌ", "\u2000", "\u2001",
+         "\U00020000", "\u2f80", "\u2fa1"]
 SEPARATORS = [" ", " ", " ", "  ", "", "\t"]
 
 line = st.lists(st.tuples(st.sampled_from(WORDS), st.sampled_from(SEPARATORS)),
@@ -25,7 +27,7 @@ line = st.lists(st.tuples(st.sampled_from(WORDS), st.sampled_from(SEPARATORS)),
 # sometimes a line made of arbitrary Unicode text, sometimes an empty one
 text = st.one_of(line, line, line, st.text(max_size=20), st.just(""))
 SETTINGS = st.fixed_dictionaries({
-    "tokenize": st.sampled_from(["13a", "none", "intl", "char"]),
+    "tokenize": st.sampled_from(["13a", "none", "intl", "char", "zh"]),
     "lowercase": st.booleans(),
     "smooth": st.sampled_from([("exp", None), ("floor", None), ("floor", 0.3),
                                ("add-k", None), ("add-k", 2), ("none", None)]),
@@ -100,9 +102,12 @@ def test_sentence_bleu_defaults_equal_sacrebleus():
     ("Fish &amp; chips &quot;cost&quot; &lt;5&gt; pounds.", 'Fish & chips "cost" <5> pounds.'),
     ("It cost $3.50, or 1,000 yen in 1990-2000.", "It cost $ 3.50 , or 1,000 yen in 1990 - 2000 ."),
     ("<skipped> well-known -\nbroken line", "well-known broken line"),
-    ("Straße İstanbul naïve 日本語 «ok»", "strasse istanbul naive 日本語 « ok »")])
+    ("Straße İstanbul naïve 日本語 «ok»", "strasse istanbul naive 日本語 « ok »"),
+    (" 我爱北京天安门。Hello, world — ok… ", "我 爱 北京 天安门 。 Hello , world—ok ..."),
+    ("价格：＄３.５０，约1,000日元。", "价格 ： ＄ ３.５０ ， 约 1,000 日元 。"),
+    ("  .5元 and .5", ".5 元 and . 5")])          # zh strips the line before its 13a rules
 def test_tokenizer_cases_equal_sacrebleu(hyp, ref):
-    for tokenize in ("13a", "intl", "none", "char"):
+    for tokenize in ("13a", "intl", "none", "char", "zh"):
         for lowercase in (False, True):
             same(sentence_bleu(hyp, [ref], tokenize=tokenize, lowercase=lowercase),
                  sacrebleu.sentence_bleu(hyp, [ref], tokenize=tokenize, lowercase=lowercase))
@@ -122,3 +127,16 @@ def test_real_text_equals_sacrebleu(shakespeare_path, smooth):
         same(corpus_bleu(hyps, [ref1, ref2], smooth_method=smooth, tokenize=tokenize), theirs)
     same(corpus_bleu(hyps, [ref2], lowercase=True),
          sacrebleu.corpus_bleu(hyps, [ref2], lowercase=True, force=True))
+
+
+def test_zh_picks_the_code_points_sacrebleu_picks():
+    """sacrebleu's zh rule compares a character with strings, two of which were meant as
+    code points past U+FFFF: ours lists the code points that comparison picks; every one
+    up to U+2FFFF is checked, a character at a time."""
+    from sacrebleu.tokenizers.tokenizer_zh import TokenizerZh
+
+    from numpyllm.evaluate.bleu import _RE_ZH
+    theirs = TokenizerZh._is_chinese_char
+    differ = [hex(c) for c in range(0x30000) if not 0xD800 <= c <= 0xDFFF
+              and bool(_RE_ZH.fullmatch(chr(c))) != theirs(chr(c))]
+    assert differ == []
