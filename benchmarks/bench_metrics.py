@@ -1,6 +1,6 @@
-"""Throughput of numpyllm's BLEU and ROUGE against sacrebleu and rouge-score, on lines of
-Tiny Shakespeare (each line scored against the line before it, and for BLEU also against
-its words reversed and lowercased: a second reference).
+"""Throughput of numpyllm's BLEU, chrF and ROUGE against sacrebleu and rouge-score, on lines
+of Tiny Shakespeare (each line scored against the line before it, and for BLEU and chrF
+also against its words reversed and lowercased: a second reference).
 
 Both sides are pure Python on one thread, so they run in this one process, alternated
 within each round (ours first in even rounds, theirs first in odd ones), each run with
@@ -34,7 +34,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # before NumPy loads: see
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import med, report_pair  # noqa: E402
 
-from numpyllm.evaluate import RougeScorer, bleu, corpus_bleu, rouge  # noqa: E402
+from numpyllm.evaluate import RougeScorer, bleu, corpus_bleu, corpus_chrf, rouge  # noqa: E402
 from numpyllm.evaluate import significance  # noqa: E402
 from numpyllm.evaluate.bleu import corpus_stats  # noqa: E402
 
@@ -97,6 +97,15 @@ def main():
     compare("corpus BLEU, 13a, two references",
             lambda: corpus_bleu(hyps, [ref1, ref2]),
             lambda: sacrebleu.BLEU().corpus_score(hyps, [ref1, ref2]), same_bleu, args.rounds)
+
+    def same_chrf(a, b):
+        return abs(a.score - b.score) < 1e-9
+
+    for word_order in (0, 2):
+        compare(f"corpus chrF{'++' if word_order else ''}, two references",
+                lambda: corpus_chrf(hyps, [ref1, ref2], word_order=word_order),
+                lambda: sacrebleu.CHRF(word_order=word_order).corpus_score(hyps, [ref1, ref2]),
+                same_chrf, args.rounds)
 
     types = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
 

@@ -1,4 +1,4 @@
-"""``numpyllm eval --metric bleu|rouge``: BLEU or ROUGE of a file of hypotheses (or of a
+"""``numpyllm eval --metric bleu|chrf|rouge``: BLEU, chrF or ROUGE of a file of hypotheses (or of a
 model's greedy continuations of a file of prompts) against one or more reference files,
 one segment per line. Not a command itself (the leading underscore): eval.py calls it."""
 from __future__ import annotations
@@ -122,9 +122,13 @@ def run_text_metric(args) -> int:
     system and the first the baseline."""
     test = _test_name(args)
     paired = test in ("--paired-bs", "--paired-ar")
+    chrf_flags = [f"--{n.replace('_', '-')}" for n in CHRF_OPTIONS if getattr(args, n) is not None]
+    if chrf_flags and args.metric != "chrf":
+        raise CLIError(f"{', '.join(chrf_flags)}: chrF's options, for --metric chrf")
     if test is not None and args.metric != "bleu":
-        raise CLIError(f"{test} is for --metric bleu (ROUGE prints its bootstrap interval "
-                       "already: --bootstrap N)")
+        raise CLIError(f"{test} is for --metric bleu" + (
+            " (ROUGE prints its bootstrap interval already: --bootstrap N)"
+            if args.metric == "rouge" else ""))
     if args.trials is not None and test != "--paired-ar":
         raise CLIError("--trials is the number of --paired-ar trials: add --paired-ar")
     if not args.ref:
@@ -174,6 +178,8 @@ def run_text_metric(args) -> int:
         result = _bleu_paired(args, systems, streams)
     elif args.metric == "bleu":
         result = _bleu(args, hyps, streams)
+    elif args.metric == "chrf":
+        result = _chrf(args, hyps, streams)
     else:
         result = _rouge(args, hyps, streams)
     if args.json:
@@ -181,6 +187,27 @@ def run_text_metric(args) -> int:
     else:
         print(result.pop("_text"))
     return 0
+
+
+# chrF's flags (None: not given) and sacrebleu's defaults
+CHRF_OPTIONS = {"char_order": 6, "word_order": 0, "beta": 2, "whitespace": False,
+                "eps_smoothing": False}
+
+
+def _chrf(args, hyps, streams) -> dict:
+    from ..evaluate import corpus_chrf
+    options = {n: default if getattr(args, n) is None else getattr(args, n)
+               for n, default in CHRF_OPTIONS.items()}
+    try:
+        s = corpus_chrf(hyps, streams, lowercase=args.lowercase, **options)
+    except ValueError as exc:
+        raise CLIError(str(exc).replace("chrF: ", "--metric chrf: ")) from None
+    out = {"name": s.name, "score": s.score, "char_order": s.char_order,
+           "word_order": s.word_order, "beta": s.beta, "segments": len(hyps),
+           "signature": s.signature}
+    if not args.json:
+        out["_text"] = f"{s.format()}\n{s.signature}"
+    return out
 
 
 def _bleu_options(args) -> dict:

@@ -69,10 +69,10 @@ def register(subparsers) -> None:
     p.add_argument("--stride", type=int, default=None, metavar="S",
                    help="start a window every S tokens, scoring only the tokens the previous "
                    "one did not (1 <= S <= context; default: the context, no overlap)")
-    p.add_argument("--metric", choices=["ppl", "bpb", "bleu", "rouge"], default=None,
+    p.add_argument("--metric", choices=["ppl", "bpb", "bleu", "chrf", "rouge"], default=None,
                    help="what to compute (default: the checkpoint's own figures, as before)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    m = p.add_argument_group("BLEU and ROUGE (--metric bleu|rouge)")
+    m = p.add_argument_group("BLEU, chrF and ROUGE (--metric bleu|chrf|rouge)")
     m.add_argument("--hyp", metavar="FILE", action="append", default=None,
                    help="hypotheses, one segment per line (repeat with --paired-bs or "
                    "--paired-ar: the first is the baseline)")
@@ -89,7 +89,18 @@ def register(subparsers) -> None:
                    help="BLEU smoothing (default exp)")
     m.add_argument("--smooth-value", type=float, default=None,
                    help="the value of floor (0.1) or add-k (1) smoothing")
-    m.add_argument("--lowercase", action="store_true", help="case-insensitive BLEU")
+    m.add_argument("--lowercase", action="store_true", help="case-insensitive BLEU or chrF")
+    m.add_argument("--word-order", type=int, default=None, metavar="N",
+                   help="chrF: word n-gram orders too (2: chrF++; default 0)")
+    m.add_argument("--char-order", type=int, default=None, metavar="N",
+                   help="chrF: character n-gram orders (default 6)")
+    m.add_argument("--beta", type=int, default=None,
+                   help="chrF: recall weighs beta^2 times precision (default 2)")
+    m.add_argument("--whitespace", action="store_true", default=None,
+                   help="chrF: keep whitespace in the character n-grams")
+    m.add_argument("--eps-smoothing", action="store_true", default=None,
+                   help="chrF: chrF++.py's epsilon smoothing (an F-score per order, averaged) "
+                   "instead of sacrebleu's default")
     m.add_argument("--rouge-types", default="rouge1,rouge2,rougeL,rougeLsum",
                    help="comma-separated ROUGE types (default rouge1,rouge2,rougeL,rougeLsum)")
     m.add_argument("--stemmer", action="store_true",
@@ -133,7 +144,7 @@ def run(args) -> int:
                   "--prompts": args.prompts is not None, "--out": args.out is not None,
                   "--confidence": args.confidence, "--paired-bs": args.paired_bs,
                   "--paired-ar": args.paired_ar, "--trials": args.trials is not None}
-    if args.metric in ("bleu", "rouge"):
+    if args.metric in ("bleu", "chrf", "rouge"):
         if args.stride is not None or args.data is not None:
             raise CLIError(f"--metric {args.metric} scores --hyp (or a model's outputs for "
                            "--prompts) against --ref: --data and --stride do not apply")
@@ -141,11 +152,11 @@ def run(args) -> int:
         return run_text_metric(args)
     for flag, given in text_flags.items():
         if given:
-            owner = "bleu or rouge" if flag in ("--hyp", "--ref", "--prompts", "--out") \
+            owner = "bleu, chrf or rouge" if flag in ("--hyp", "--ref", "--prompts", "--out") \
                 else "bleu"
             raise CLIError(f"{flag} belongs to --metric {owner}")
     if args.ckpt is None and args.model is None:
-        raise CLIError("pass --ckpt DIR or --model DIR (or --metric bleu|rouge with --hyp)")
+        raise CLIError("pass --ckpt DIR or --model DIR (or --metric bleu|chrf|rouge with --hyp)")
     if args.model is not None:
         return _pretrained(args)
     model, tokenizer, ckpt = load_model_and_tokenizer(args.ckpt, "encode text for it")

@@ -6,6 +6,8 @@ One concept per file:
                      macro, micro and weighted averages, a text report
   bleu.py            BLEU as sacrebleu computes it: corpus and sentence level, tokenizers,
                      smoothing, several references
+  chrf.py            chrF and chrF++ (character and word n-gram F-scores) as sacrebleu
+                     computes them
   rouge.py           ROUGE-N, ROUGE-L and ROUGE-Lsum as Google's rouge-score computes them
   resampling.py      confidence intervals of a mean score by bootstrap resampling
   significance.py    BLEU's bootstrap interval and paired significance tests (paired
@@ -14,8 +16,9 @@ One concept per file:
 (Perplexity, bits per byte and the evaluation loop over a text live in
 `numpyllm.training.evaluate`: they need a model.)
 """
-from . import bleu, resampling, rouge, significance
+from . import bleu, chrf, resampling, rouge, significance
 from .bleu import BLEUScore, bleu_from_stats, corpus_bleu, sentence_bleu, tokenize_bleu
+from .chrf import CHRFScore, chrf_from_stats, chrf_stats, corpus_chrf, sentence_chrf
 from .resampling import AggregateScore, bootstrap, bootstrap_means
 from .classification import (accuracy, classification_report, confusion_matrix,
                              precision_recall_f1, report_from_confusion, scores_from_confusion)
@@ -26,6 +29,7 @@ from .rouge import ROUGE_TYPES, RougeScorer, Score, rouge_scores, rouge_tokenize
 __all__ = ["accuracy", "confusion_matrix", "precision_recall_f1", "scores_from_confusion",
            "classification_report", "report_from_confusion",
            "BLEUScore", "corpus_bleu", "sentence_bleu", "bleu_from_stats", "tokenize_bleu",
+           "CHRFScore", "corpus_chrf", "sentence_chrf", "chrf_stats", "chrf_from_stats",
            "Score", "RougeScorer", "rouge_scores", "rouge_tokenize", "ROUGE_TYPES",
            "AggregateScore", "bootstrap", "bootstrap_means",
            "BootstrapCI", "PairedResult", "bootstrap_ci", "paired_bootstrap",
