@@ -167,7 +167,7 @@ def test_errors_are_one_line(files, ckpt, tmp_path, capsys, one_line_error):
     one_line_error(capsys, ["eval", "--ckpt", path, "--data", data, "--stride", "0"],
                    "--stride must be >= 1")
     one_line_error(capsys, ["eval", "--ckpt", path, "--data", data, "--hyp", hyp],
-                   "--hyp belongs to --metric bleu or rouge")
+                   "--hyp belongs to --metric bleu, chrf or rouge")
     one_line_error(capsys, ["eval", "--data", data], "pass --ckpt DIR or --model DIR")
     one_line_error(capsys, ["eval", "--metric", "bleu", "--hyp", hyp, "--ref", ref, "--stride",
                             "2"], "--data and --stride do not apply")
