@@ -58,44 +58,79 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", default="/tmp/gcg_model/ckpt", help="a `numpyllm train` checkpoint")
+    ap.add_argument("--prompt", default=PROMPT, help=f"what the suffix follows (default {PROMPT!r})")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--topk", type=int, default=16)
+    ap.add_argument("--topk", default="16",
+                    help="GCG's proposals per position; several, comma-separated (16,64,256), "
+                         "run one GCG each, named gcg@16, gcg@64, ...")
     ap.add_argument("--suffix-length", type=int, default=10)
     ap.add_argument("--methods", default="gcg,random", help="comma-separated: gcg, random")
     ap.add_argument("--targets", type=int, default=len(TARGETS), help="the first N targets")
+    ap.add_argument("--target-prefix", default=None,
+                    help="put before each target phrase (default: nothing for a character "
+                         "tokenizer, a space for a subword one: ' alas' as in running text)")
     args = ap.parse_args(argv)
 
     from numpyllm.adversarial import allowed_tokens, gcg, random_search
+    from numpyllm.generate import generate
+    from numpyllm.tokenizers import CharTokenizer
     from numpyllm.training.checkpoint import CheckpointError, load_model
     try:
         model, tok, _ = load_model(args.ckpt)
     except CheckpointError as exc:
         sys.exit(f"{exc}\n(train the README's model first: numpyllm train --out /tmp/gcg_model)")
-    allowed = allowed_tokens(model.config.vocab_size, tokenizer=tok, printable=True)
-    prompt = tok.encode(PROMPT)
-    methods = args.methods.split(",")
+    topks = [int(t) for t in args.topk.split(",")]
+    chars = isinstance(tok, CharTokenizer)
+    if chars:
+        allowed = allowed_tokens(model.config.vocab_size, tokenizer=tok, printable=True)
+        prefix, unit = args.target_prefix or "", "character"
+    else:
+        # a subword vocabulary: the phrases as they stand in running text, after a space
+        # (" alas", often one token), and no token that decodes to a broken UTF-8 byte
+        # (U+FFFD: a byte-level BPE's lone bytes >= 0x80 never read back as themselves)
+        allowed = allowed_tokens(model.config.vocab_size, tokenizer=tok, printable=True,
+                                 forbid_chars="\ufffd")
+        prefix = " " if args.target_prefix is None else args.target_prefix
+        unit = "target token"
+    targets = [prefix + t for t in TARGETS[:args.targets]]
+    for t in targets:
+        if tok.decode(tok.encode(t)) != t:
+            sys.exit(f"the target {t!r} is not made of tokens the tokenizer has "
+                     f"(it reads back as {tok.decode(tok.encode(t))!r})")
+    prompt = tok.encode(args.prompt)
+    methods = []
+    for m in args.methods.split(","):
+        methods += [m] if m != "gcg" or len(topks) == 1 else [f"gcg@{k}" for k in topks]
     budget = 1 + args.steps * args.batch
-    print(f"prompt {PROMPT!r}, {args.targets} targets, suffix {args.suffix_length} tokens, "
-          f"{args.steps} steps x {args.batch} (budget {budget:,} evaluations), top-{args.topk}, "
-          f"{int(allowed.sum())} of {allowed.size} tokens allowed")
+    print(f"{type(tok).__name__}, vocabulary {model.config.vocab_size:,}; prompt {args.prompt!r} "
+          f"({len(prompt)} tokens), {len(targets)} targets of "
+          f"{min(len(tok.encode(t)) for t in targets)}-{max(len(tok.encode(t)) for t in targets)}"
+          f" tokens, suffix {args.suffix_length} tokens, {args.steps} steps x {args.batch} "
+          f"(budget {budget:,} evaluations), top-{args.topk}, {int(allowed.sum())} of "
+          f"{allowed.size} tokens allowed")
+    said = generate(model, np.array(prompt), 8, greedy=True)[len(prompt):]
+    print(f"greedy after the prompt alone: {tok.decode(said.tolist())!r}")
     runs = {m: [] for m in methods}
-    seconds = {m: [] for m in methods}
-    for i, target in enumerate(TARGETS[:args.targets]):
+    seconds = {m: [] for m in methods}              # per evaluation
+    step_seconds = {m: [] for m in methods}         # per step
+    for i, target in enumerate(targets):
         row = []
+        ids = tok.encode(target)
         # alternate which method runs first, so that a slow spell of the shared machine
         # does not always fall on the same one
         for m in (methods if i % 2 == 0 else methods[::-1]):
             t = time.perf_counter()
             options = dict(steps=args.steps, batch=args.batch, allowed=allowed, rng=i,
                            tokenizer=tok)
-            if m == "gcg":
-                r = gcg(model, prompt, tok.encode(target), args.suffix_length, topk=args.topk,
-                        **options)
+            if m.startswith("gcg"):
+                topk = int(m.split("@")[1]) if "@" in m else topks[0]
+                r = gcg(model, prompt, ids, args.suffix_length, topk=topk, **options)
             else:
-                r = random_search(model, prompt, tok.encode(target), args.suffix_length,
-                                  **options)
-            seconds[m].append((time.perf_counter() - t) / r.evaluations)
+                r = random_search(model, prompt, ids, args.suffix_length, **options)
+            elapsed = time.perf_counter() - t
+            seconds[m].append(elapsed / r.evaluations)
+            step_seconds[m].append(elapsed / max(r.steps, 1))
             runs[m].append(r)
             row.append(f"{m} {r.start_loss:.3f} -> {r.loss:.3f}"
                        f"{' success at ' + format(r.evaluations, ',') if r.success else ''}")
@@ -113,13 +148,19 @@ def main(argv=None) -> int:
     for m in methods:
         curve = [np.median([_best_at(r, e) for r in runs[m]]) for e in marks]
         print(f"{m:11} " + " ".join(f"{v:>6.3f}" for v in curve))
-    if set(methods) >= {"gcg", "random"}:
-        g = np.array([r.loss for r in runs["gcg"]])
+    if "random" in methods:
         q = np.array([r.loss for r in runs["random"]])
-        print(f"\nGCG ends lower than random search on {int((g < q).sum())} of {len(g)} targets "
-              f"(median difference {np.median(g - q):+.3f} nats per character); time per "
-              f"evaluation, median ratio gcg / random: "
-              f"{np.median(seconds['gcg']) / np.median(seconds['random']):.2f}")
+        for m in methods:
+            if not m.startswith("gcg"):
+                continue
+            g = np.array([r.loss for r in runs[m]])
+            print(f"\n{'GCG' if m == 'gcg' else m} ends lower than random search on "
+                  f"{int((g < q).sum())} of {len(g)} targets (median difference "
+                  f"{np.median(g - q):+.3f}, mean {np.mean(g - q):+.3f} nats per {unit}); "
+                  f"time per evaluation, median ratio {m} / random: "
+                  f"{np.median(seconds[m]) / np.median(seconds['random']):.2f}; per step: "
+                  f"{np.median(step_seconds[m]) * 1e3:.0f} ms against "
+                  f"{np.median(step_seconds['random']) * 1e3:.0f} ms")
     return 0
 
 
