@@ -1,11 +1,19 @@
-"""GCG against random search at equal evaluation budgets, on the README's trained model:
-for 20 target phrases after a fixed prompt, the success rate (the model then writes the
+"""GCG against random search at equal evaluation budgets, on the README's trained model
+(or any `numpyllm train` GPT checkpoint, character-level or subword): for 20 target
+phrases after a fixed prompt, the success rate (the model then writes the
 target greedily), the final target loss, and the loss against evaluations. Figures, not a
 test: it prints them.
 
     numpyllm train --out /tmp/gcg_model               # the README's model, about 2 minutes
     python benchmarks/gcg_attack.py [--ckpt /tmp/gcg_model/ckpt] [--steps 100]
-        [--batch 64] [--topk 16] [--suffix-length 10] [--methods gcg,random]
+        [--batch 64] [--topk 16[,64,256]] [--suffix-length 10] [--methods gcg,random]
+        [--prompt "# Note: "] [--target-prefix ""]
+
+    # a subword model: byte-level BPE of 4,096 tokens on Tiny Shakespeare (3 minutes)
+    numpyllm train --data ../shared/data/tinyshakespeare.txt --tokenizer bpe \
+        --vocab_size 4096 --out /tmp/gcg_bpe/model
+    python benchmarks/gcg_attack.py --ckpt /tmp/gcg_bpe/model/ckpt --prompt $'ROMEO:\n' \
+        --topk 16,64,256
 
 **The model** is what ``numpyllm train`` makes with no options: nanoGPT's CPU GPT (4
 layers, 4 heads, 128 wide, context 64), character-level, trained 2,000 steps on the Python
@@ -23,11 +31,21 @@ from the --topk tokens of most negative one-hot gradient per position; random se
 swaps uniformly. GCG also spends one forward and backward pass of one sequence per step
 on its gradient, not counted as evaluations (the time ratio printed shows its cost).
 
+**A subword checkpoint** (any tokenizer but the character one): each target is the phrase
+after a space (`` alas``, as in running text; --target-prefix to change), refused unless
+it reads back through the tokenizer; it may be several tokens (``' woe', ' is', ' me'``),
+and the loss is the mean cross-entropy per target *token*. The suffix is --suffix-length
+allowed tokens: printable, not a special token, and not a token that decodes to U+FFFD
+(a byte-level BPE's lone bytes >= 0x80). Candidates that do not read back as the same ids
+are dropped before evaluation, and the random start is drawn until it does
+(`suffix.search`), the same start for both methods. Several --topk values run one GCG each
+(``gcg@16``, ...), each paired with the same random search.
+
 **What is printed**: per target, each method's final loss (mean cross-entropy per target
 character) and success; then per method the success rate, the median final loss, the
 median evaluations to success, and the median best-so-far loss at every tenth of the
 budget (a run that stopped at success keeps its final loss); and how often GCG ends below
-random search on the same target.
+random search on the same target, and the time per evaluation and per step.
 
 **One run** (defaults: 100 steps of 64, budget 6,401 evaluations; top-16 of 95; niced,
 OMP_NUM_THREADS=1, 2 cores shared with other sessions; 10 minutes wall, 2 of CPU):
