@@ -57,6 +57,27 @@ OMP_NUM_THREADS=1, 2 cores shared with other sessions; 10 minutes wall, 2 of CPU
 GCG leads early (median best 1.99 against 2.11 at 1,281 evaluations), then stalls while
 random search catches up; it ends lower on 8 of 20 targets (median paired difference
 +0.016 nats/char). The curve and the reading of it: docs/adversarial.md, Figures.
+
+**Subword runs** (Tiny Shakespeare, the same GPT shape, prompt ``ROMEO:\n``, targets after
+a space, 100 steps of 64; --topk 16,64,256 against one random search; niced,
+OMP_NUM_THREADS=1, shared machine, 8 minutes wall each):
+
+  vocabulary      method   success  median loss  ends below random  median paired diff
+  4,096 BPE       gcg@16     5/20       4.508         15/20              -0.248
+                  gcg@64     6/20       4.376         17/20              -0.215
+                  gcg@256    5/20       4.310         14/20              -0.270
+                  random     4/20       4.867
+  16,384 BPE      gcg@16     5/20       4.349         14/20              -0.323
+                  gcg@64     5/20       4.254         11/20              -0.126
+                  gcg@256    5/20       4.470         13/20              -0.171
+                  random     4/20       5.126
+  65 characters   gcg@16     2/20       1.179         10/20              +0.001
+  (control)       random     2/20       1.255
+
+(losses in nats per target token.) On characters the two are level; with subwords GCG
+is ahead throughout, and random search at 6,401 evaluations is about where GCG was at
+641. No clear growth from 4,096 to 16,384 tokens. Commands, curves, caveats:
+docs/adversarial.md, Figures.
 """
 from __future__ import annotations
 
