@@ -74,11 +74,11 @@ OMP_NUM_THREADS=1, shared machine, 8 minutes wall each):
   65 characters   gcg@16     2/20       1.179         10/20              +0.001
   (control)       random     2/20       1.255
 
-(losses in nats per target token.) With a 30-character suffix the character control's
-GCG median is ahead (1.126 against 1.231) but paired wins are 11/20. On characters the
-two are level; with subwords GCG
-is ahead throughout, and random search at 6,401 evaluations is about where GCG was at
-641. No clear growth from 4,096 to 16,384 tokens. Commands, curves, caveats:
+(losses in nats per target token.) With a 10-character suffix the two are level on
+characters; with a 30-character one (as long as 10 BPE tokens) GCG's median is ahead
+(1.126 against 1.231) but it ends lower on only 11 of 20. With subwords GCG is ahead
+throughout, and random search at 6,401 evaluations is about where GCG was at 641. No
+clear growth from 4,096 to 16,384 tokens. Commands, curves, caveats:
 docs/adversarial.md, Figures.
 """
 from __future__ import annotations
