@@ -216,13 +216,31 @@ def _round_trips(tokenizer, suffixes: np.ndarray) -> np.ndarray:
     return keep
 
 
+def _draw_start(task: SuffixTask, rng: np.random.Generator, tokenizer,
+                tries: int = 1000) -> np.ndarray:
+    """k allowed tokens drawn from `rng`; with a `tokenizer`, drawn again until they round-
+    trip. A start that does not round-trip could leave the search sitting there: a
+    candidate changes one token, so unless it breaks the offending pair the check still
+    fails and the candidate is dropped ("th" "e" reads back as "the"; a quarter of random
+    10-token suffixes of a 4,096-token BPE fail). A character tokenizer takes the first
+    draw, as before."""
+    for _ in range(tries):
+        suffix = rng.choice(task.allowed_ids, size=task.k)
+        if tokenizer is None or _round_trips(tokenizer, suffix[None])[0]:
+            return suffix
+    raise ValueError(f"no random suffix of {task.k} allowed tokens in {tries} draws reads back "
+                     "as the same ids through the tokenizer: give a starting suffix (init=) "
+                     "that does, or allow fewer tokens")
+
+
 def search(task: SuffixTask, propose, *, method: str, steps: int, batch: int, rng=None,
            init=None, accept: str = "best", tokenizer=None, on_step=None) -> AttackResult:
     """The loop both attacks share: `steps` rounds of `propose(task, suffix, batch, rng) ->
     candidates [≤ batch, k]`, every candidate evaluated exactly (`SuffixTask.evaluate`),
     until one makes the model generate the target greedily or the steps run out.
 
-    - `init`: the starting suffix ``[k]`` (default: k allowed tokens drawn from `rng`).
+    - `init`: the starting suffix ``[k]`` (default: k allowed tokens drawn from `rng`;
+      with a `tokenizer`, drawn again until the suffix round-trips through it).
     - `accept`: ``"best"`` moves to the best candidate of each round even when it is worse
       than the current suffix (Zou et al.'s Algorithm 1: x ← x̃^(b*)); ``"improve"``
       keeps the current suffix unless a candidate lowers its loss. Either way the result
@@ -251,7 +269,7 @@ def search(task: SuffixTask, propose, *, method: str, steps: int, batch: int, rn
 
 def _search(task, propose, method, steps, batch, rng, init, accept, tokenizer, on_step):
     if init is None:
-        suffix = rng.choice(task.allowed_ids, size=task.k)
+        suffix = _draw_start(task, rng, tokenizer)
     else:
         suffix = task.check_suffixes(init, "starting suffix")[0]
     losses, success = task.evaluate(suffix[None])

@@ -262,3 +262,48 @@ def test_bad_input_is_one_clear_error(kwargs, message):
 def test_a_model_that_is_not_a_language_model_is_refused():
     with pytest.raises(TypeError, match="needs a language model"):
         SuffixTask(object(), [1], [2], 3)
+
+
+class _Pairs:
+    """A tokenizer whose token 'ab' swallows 'a' followed by 'b' (as BPE merges do)."""
+    vocab = ["a", "b", "ab", "c"]
+    vocab_size = 4
+
+    def decode(self, ids):
+        return "".join(self.vocab[i] for i in ids)
+
+    def encode(self, text):
+        out = []
+        while text:
+            n = 2 if text.startswith("ab") else 1
+            out.append(self.vocab.index(text[:n]))
+            text = text[n:]
+        return out
+
+
+@pytest.mark.parametrize("attack", [gcg, random_search])
+def test_the_random_start_round_trips_through_the_tokenizer(attack):
+    """Without `init`, the start is drawn until it reads back as the same ids: a start
+    that does not (a then b, written "ab") is never a suffix the attack can write down,
+    and every one-token change of it that keeps the a-b pair is dropped too. Both
+    attacks still start from the same suffix for the same seed."""
+    model = GPT(GPTConfig(vocab_size=4, block_size=12, n_layer=1, n_head=1, n_embd=8), rng=0)
+    tok = _Pairs()
+    starts = {}
+    for seed in range(20):
+        r = attack(model, [3], [3, 3], 6, steps=0, batch=4, rng=seed, tokenizer=tok)
+        assert tok.encode(tok.decode(r.suffix.tolist())) == r.suffix.tolist(), seed
+        starts[seed] = r.start_loss
+    for seed in (0, 1):
+        other = (random_search if attack is gcg else gcg)(model, [3], [3, 3], 6, steps=0,
+                                                          batch=4, rng=seed, tokenizer=tok)
+        assert other.start_loss == starts[seed]
+
+
+def test_a_tokenizer_no_suffix_round_trips_through_is_one_clear_error():
+    class Refuses(_Pairs):
+        def encode(self, text):
+            raise ValueError("no")
+    model = GPT(GPTConfig(vocab_size=4, block_size=12, n_layer=1, n_head=1, n_embd=8), rng=0)
+    with pytest.raises(ValueError, match="reads back as the same ids"):
+        random_search(model, [3], [3, 3], 3, steps=1, batch=4, rng=0, tokenizer=Refuses())
