@@ -200,19 +200,32 @@ def tensor_parallel(model, comm, *, vocab: bool = False):
     if type(model).__name__ != "GPT":
         raise ValueError(f"tensor parallelism splits a GPT's or a Llama's blocks, not a "
                          f"{type(model).__name__}")
-    parts = {}
-    for i, block in enumerate(model.h):
-        block.attn = ParallelAttention(block.attn, comm)
-        block.mlp = ParallelMLP(block.mlp, comm)
-        for module, name in ((block.attn, "attn"), (block.mlp, "mlp")):
-            for local, (full, index) in module.parts.items():
-                parts[f"h.{i}.{name}.{local}"] = (f"h.{i}.{name}.{full}", index)
+    parts = split_layers(model.h, "h", {"attn": lambda a: ParallelAttention(a, comm),
+                                         "mlp": lambda m: ParallelMLP(m, comm)})
     if not vocab:
         return model, parts
-    V = model.config.vocab_size
-    model = VocabParallelGPT(model, comm)
-    rows = lambda r: (slice(*vocab_range(V, _Rank(comm, r))),)              # noqa: E731
-    parts["wte.weight"] = ("wte.weight", rows)
+    return split_vocabulary(VocabParallelGPT(model, comm), "wte", comm, parts)
+
+
+def split_layers(layers, prefix: str, split: dict) -> dict:
+    """Replace each layer's sub-modules named in `split` (name -> its split module, made
+    from the whole one) in place; the ``parts`` map of their split parameters, by the
+    model's names (``{prefix}.{i}.{name}.{parameter}``)."""
+    parts = {}
+    for i, layer in enumerate(layers):
+        for name, make in split.items():
+            module = make(getattr(layer, name))
+            setattr(layer, name, module)
+            for local, (full, index) in module.parts.items():
+                parts[f"{prefix}.{i}.{name}.{local}"] = (f"{prefix}.{i}.{name}.{full}", index)
+    return parts
+
+
+def split_vocabulary(model, table: str, comm, parts: dict) -> tuple:
+    """`parts` plus the rows of the token table (and of an untied head) that each rank of
+    a vocabulary-parallel `model` holds; ``(model, parts)``."""
+    rows = lambda r: (slice(*vocab_range(model.config.vocab_size, _Rank(comm, r))),)  # noqa: E731
+    parts[f"{table}.weight"] = (f"{table}.weight", rows)
     if not model.config.tie_weights:
         parts["lm_head.weight"] = ("lm_head.weight", lambda r: (slice(None),) + rows(r))
     return model, parts

@@ -37,8 +37,8 @@ import dataclasses
 from ..nn.layers import Linear, uninitialized_weights
 from ..nn.llama import LlamaAttention, SwiGLU
 from .rank_ops import CopyToRanks, SumOverRanks
-from .tensor_parallel import _identity, _ranks
-from .vocab_parallel import VocabParallelLlama, _Rank, vocab_range
+from .tensor_parallel import _identity, _ranks, split_layers, split_vocabulary
+from .vocab_parallel import VocabParallelLlama
 
 __all__ = ["ParallelLlamaAttention", "ParallelSwiGLU", "tensor_parallel_llama"]
 
@@ -131,19 +131,9 @@ def tensor_parallel_llama(model, comm, *, vocab: bool = False):
     ranks of `comm`, in place; with `vocab`, the token table and head over the
     vocabulary (a `VocabParallelLlama` around the same layers). Returns ``(model, parts)``
     as `tensor_parallel` does; the split parameters keep the whole model's names."""
-    parts = {}
-    for i, layer in enumerate(model.layers):
-        layer.self_attn = ParallelLlamaAttention(layer.self_attn, model.config, comm)
-        layer.mlp = ParallelSwiGLU(layer.mlp, comm)
-        for module, name in ((layer.self_attn, "self_attn"), (layer.mlp, "mlp")):
-            for local, (full, index) in module.parts.items():
-                parts[f"layers.{i}.{name}.{local}"] = (f"layers.{i}.{name}.{full}", index)
+    parts = split_layers(model.layers, "layers", {
+        "self_attn": lambda a: ParallelLlamaAttention(a, model.config, comm),
+        "mlp": lambda m: ParallelSwiGLU(m, comm)})
     if not vocab:
         return model, parts
-    V = model.config.vocab_size
-    model = VocabParallelLlama(model, comm)
-    rows = lambda r: (slice(*vocab_range(V, _Rank(comm, r))),)              # noqa: E731
-    parts["embed_tokens.weight"] = ("embed_tokens.weight", rows)
-    if not model.config.tie_weights:
-        parts["lm_head.weight"] = ("lm_head.weight", lambda r: (slice(None),) + rows(r))
-    return model, parts
+    return split_vocabulary(VocabParallelLlama(model, comm), "embed_tokens", comm, parts)

@@ -213,22 +213,10 @@ def test_equal_budgets_and_the_same_start():
 
 
 def test_candidates_that_do_not_round_trip_are_dropped():
-    """A tokenizer whose token 'ab' swallows 'a' followed by 'b': a suffix [a, b] is
-    written "ab" and read back as one token, so it is never evaluated."""
-    class Pairs:
-        vocab = ["a", "b", "ab", "c"]
-        vocab_size = 4
-        def decode(self, ids):
-            return "".join(self.vocab[i] for i in ids)
-        def encode(self, text):
-            out = []
-            while text:
-                n = 2 if text.startswith("ab") else 1
-                out.append(self.vocab.index(text[:n]))
-                text = text[n:]
-            return out
+    """A tokenizer whose token 'ab' swallows 'a' followed by 'b' (`_Pairs`): a suffix
+    [a, b] is written "ab" and read back as one token, so it is never evaluated."""
     model = GPT(GPTConfig(vocab_size=4, block_size=8, n_layer=1, n_head=1, n_embd=8), rng=0)
-    tok = Pairs()
+    tok = _Pairs()
     task_seen = []
     r = random_search(model, [3], [3, 3], 2, steps=20, batch=8, rng=0, tokenizer=tok,
                       init=[3, 3], on_step=lambda s, res: task_seen.append(res.suffix.copy()))
