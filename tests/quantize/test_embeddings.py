@@ -184,6 +184,9 @@ def test_backward_is_refused_without_adapters():
     _, loss = model(idx, targets=idx)
     with pytest.raises(QuantizedBackwardError, match="LoRA adapters"):
         loss.backward()
+    x = Tensor(np.ones((2, 64), np.float32), requires_grad=True)       # the head alone
+    with pytest.raises(QuantizedBackwardError, match="LoRA adapters"):
+        model.wte.tied_logits(x).sum().backward()
 
 
 @pytest.mark.parametrize("kind", ["gpt", "llama"])
@@ -338,3 +341,12 @@ def test_cli_embeddings_quantize_eval_sample_and_refusals(tmp_path, capsys, one_
                     tokenizer=CharTokenizer.from_text(TEXT))
     one_line_error(capsys, ["quantize", "--ckpt", str(wide), "--format", "q8_0", "--embeddings",
                             "--out", str(tmp_path / "o")], "wte [40, 48]", "multiple of 32")
+
+
+def test_restore_names_only_token_tables():
+    """Defence in depth behind the size checks: restore_quantized itself refuses a record
+    naming anything but a token table of the model."""
+    from numpyllm.quantize.checkpoint import restore_quantized
+    model = GPT(GPTConfig(vocab_size=40, block_size=8, n_layer=1, n_head=2, n_embd=32), rng=0)
+    with pytest.raises(ValueError, match="'h.0.wte' is not a token table of this GPT"):
+        restore_quantized(model, {"format": "q8_0", "layers": [], "embeddings": ["h.0.wte"]}, {})
