@@ -350,3 +350,36 @@ def test_restore_names_only_token_tables():
     model = GPT(GPTConfig(vocab_size=40, block_size=8, n_layer=1, n_head=2, n_embd=32), rng=0)
     with pytest.raises(ValueError, match="'h.0.wte' is not a token table of this GPT"):
         restore_quantized(model, {"format": "q8_0", "layers": [], "embeddings": ["h.0.wte"]}, {})
+
+
+HOSTILE = st.sampled_from([
+    np.zeros((0,), np.uint8), np.zeros((2, 2, 2), np.uint8), np.full((40, 16), 255, np.uint8),
+    np.full((40, 1), np.inf, np.float16), np.zeros((40, 1), np.float16), np.array(True),
+    np.zeros((40, 16), np.int64), np.full((40, 1), 65504, np.float16),
+    np.zeros((10 ** 3, 16), np.uint8), np.zeros((40, 32), np.float32)])
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_fuzz_the_tables_tensors(template, data):
+    """The table's codes or scales replaced by a hostile array, or dropped, or a float
+    table added: a working model (finite outputs) or one CheckpointError line."""
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d) / "ckpt"
+        shutil.copytree(template, root)
+        tensors = load_file(root / "step-000001" / "model.safetensors")
+        for _ in range(data.draw(st.integers(1, 2))):
+            name = data.draw(st.sampled_from(["wte.weight.q", "wte.weight.scale", "wte.weight"]))
+            if data.draw(st.booleans()):
+                tensors[name] = data.draw(HOSTILE)
+            else:
+                tensors.pop(name, None)
+        _rewrite(root / "step-000001", tensors=tensors)
+        try:
+            model, _, _ = load_model(root)
+        except CheckpointError as exc:
+            assert "\n" not in str(exc)
+            return
+        assert np.isfinite(model(np.array([[1, 2, 3]]))[0].data).all()
