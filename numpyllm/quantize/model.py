@@ -15,7 +15,7 @@ What stays float, and why:
   of 32 along the embedding dimension, one row per token, as llama.cpp's token_embd); the
   lookup dequantizes only the rows it reads, and a tied head multiplies by the quantized
   table (docs/quantization.md: the memory and the perplexity it costs).
-- **position embeddings** (GPT's learned ``wpe``), always: [block_size, C] is 3.1 MB for
+- **position embeddings** (GPT's learned ``wpe``), always: [block_size, C] is 3 MB for
   GPT-2 small (2% of wte), read as a slice; the saving is small and every token pays the
   position table's error.
 - **the head** unless `head=True` (untied) or, tied, ``embeddings=True``: the last matrix
@@ -46,6 +46,7 @@ from ..nn.module import Module
 from ..nn.layers import Embedding
 from .embedding import TOKEN_TABLES, QuantizedEmbedding
 from .linear import QuantizedLinear
+from .rounding import check_finite
 from .weight import FORMATS, format_module
 
 __all__ = ["quantize", "quantized_layers", "quantized_embeddings", "quantization_record",
@@ -165,6 +166,7 @@ def quantize(model: Module, format: str, *, head: bool = False, tile: int | None
                 raise ValueError(f"quantize: {name} [{V}, {C}]: {format} stores blocks of "
                                  f"{block} along the embedding dimension, and {C} is not a "
                                  f"multiple of {block} (use int8, or keep the table float)")
+            check_finite(table.weight.data, f"quantize: {name}.weight")   # before any change
     slots = _slots(model)
     if any(isinstance(m, LoRALinear) for *_, m in slots):
         raise ValueError("quantize: the model carries LoRA adapters; merge them first "

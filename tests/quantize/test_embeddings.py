@@ -383,3 +383,11 @@ def test_fuzz_the_tables_tensors(template, data):
             assert "\n" not in str(exc)
             return
         assert np.isfinite(model(np.array([[1, 2, 3]]))[0].data).all()
+
+
+def test_a_non_finite_table_is_refused_before_anything_changes():
+    model = _model("gpt")
+    model.wte.weight.data[3, 5] = np.nan
+    with pytest.raises(ValueError, match="wte.weight"):
+        quantize(model, "q4_0", embeddings=True)
+    assert isinstance(model.wte, Embedding) and not hasattr(model.h[0].attn.c_attn, "qweight")
