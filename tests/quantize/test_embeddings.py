@@ -106,13 +106,18 @@ def test_generation_with_the_kv_cache(kind):
     assert np.array_equal(cached, full) and cached.shape == (1, 11)
 
 
-def test_untied_head_follows_the_head_flag():
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_untied_head_follows_the_head_flag(kind):
+    idx = np.array([[1, 2, 3]])
     for head in (False, True):
-        model = quantize(_model("gpt", tie_weights=False), "q8_0", embeddings=True, head=head)
-        assert isinstance(model.wte, QuantizedEmbedding)
+        model = quantize(_model(kind, tie_weights=False), "q8_0", embeddings=True, head=head)
+        assert isinstance(_table(model), QuantizedEmbedding)
         assert ("lm_head" in quantization_record(model)["layers"]) == head
         assert hasattr(model.lm_head, "qweight") == head
-        assert model.wpe.weight.dtype == np.float32                     # positions stay float
+        cache = model.new_cache()                                       # the decode path too
+        np.testing.assert_allclose(model.forward_cached(idx, cache).data, model(idx)[0].data,
+                                   rtol=1e-4, atol=1e-5)
+    assert model.wpe.weight.dtype == np.float32 if kind == "gpt" else True   # positions float
 
 
 # ---------------------------------------------------------------- layout and memory
@@ -391,3 +396,20 @@ def test_a_non_finite_table_is_refused_before_anything_changes():
     with pytest.raises(ValueError, match="wte.weight"):
         quantize(model, "q4_0", embeddings=True)
     assert isinstance(model.wte, Embedding) and not hasattr(model.h[0].attn.c_attn, "qweight")
+
+
+def test_qlora_over_a_quantized_table_round_trips(tmp_path):
+    """Adapters trained over a model whose table is quantized: saved and loaded, the
+    adapters, the codes and the logits are the same, and the loaded model's tied head is
+    on the adapter path again (its backward reaches the adapters)."""
+    model = apply_lora(quantize(_model("gpt"), "q4_0", embeddings=True), r=2, alpha=4, rng=0)
+    for _, layer in lora_layers(model):
+        layer.lora_B.data[...] = 0.01                                   # as if trained
+    save_checkpoint(tmp_path / "ckpt", step=1, model=model)
+    loaded, _, _ = load_model(tmp_path / "ckpt")
+    assert loaded.wte.adapter_path and np.array_equal(loaded.wte.qweight.q, model.wte.qweight.q)
+    idx = np.array([[3, 1, 4, 1, 5]])
+    assert np.array_equal(model(idx)[0].data, loaded(idx)[0].data)
+    _, loss = loaded(idx[:, :-1], targets=idx[:, 1:])
+    loss.backward()
+    assert np.abs(lora_layers(loaded)[0][1].lora_A.grad).max() > 0
