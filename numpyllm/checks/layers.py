@@ -176,3 +176,21 @@ CHECKS = [
     _layer("QuantizedLoRALinear (int8, dropout 0.3)", _quantized_lora("int8", 0.3),
            "x [2, 3, 32] -> 5, r 2"),
 ]
+
+
+# --- a quantized token table read backwards: the tied LM head x Eᵀ over a Q4_0 table
+# (numpyllm.quantize.QuantizedEmbedding). E gets no gradient; on the adapter path x does
+# (dL/dx = G E, the table dequantized tile by tile), which is how QLoRA's adapters below
+# the head receive any gradient at all.
+def _quantized_tied_head(fmt):
+    def build(rng):
+        from ..quantize import QuantizedEmbedding
+        table = Embedding(7, 32, rng=rng, dtype=np.float64, std=1.0)      # E [V=7, C=32]
+        emb = QuantizedEmbedding.from_embedding(table, fmt, tile=3)      # tiles of 3 rows
+        emb.adapter_path = True              # as apply_lora sets it on a quantized model
+        return Case(emb.tied_logits, (leaf(rng, 2, 3, 32),), {0: "x"}, emb)
+    return build
+
+
+CHECKS.append(_layer("QuantizedEmbedding tied head (q4_0, adapter path)",
+                     _quantized_tied_head("q4_0"), "x [2, 3, 32] @ E [7, 32]ᵀ, dL/dx"))

@@ -320,3 +320,22 @@ CHECKS = [
     _model("SentenceVAE ELBO (both, word dropout)",
            _vae("both", word_dropout=0.4, beta=0.7), _VAE_SHAPES),
 ]
+
+
+# --- QLoRA over a GPT whose token table and tied head are quantized (Q8_0): the loss with
+# respect to the adapters of both blocks. Every gradient enters through the quantized tied
+# head (x Eᵀ, E frozen), then through the quantized projections above each adapter.
+def _qlora_quantized_embeddings(rng):
+    from ..quantize import quantize
+    cfg = GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2, n_embd=32,
+                    dtype="float64")
+    model = quantize(perturb(GPT(cfg, rng=rng), rng), "q8_0", embeddings=True)
+    apply_lora(model, r=2, alpha=4, targets=["attn.c_attn"], rng=rng)
+    perturb(model, rng)                      # B starts at zero: move it, so A matters too
+    x = rng.integers(0, 11, size=(2, 5))
+    y = rng.integers(0, 11, size=(2, 5))
+    return module_case(model, lambda: model(x, targets=y)[1])
+
+
+CHECKS.append(_model("GPT QLoRA, quantized tied embedding (q8_0)", _qlora_quantized_embeddings,
+                     "LoRA r 2 on c_attn, table and head Q8_0"))

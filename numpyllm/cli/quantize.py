@@ -8,7 +8,9 @@ Formats (numpyllm.quantize, docs/quantization.md): ``int8`` (one float32 scale p
 channel), ``q8_0`` and ``q4_0`` (ggml's blocks of 32 with a float16 scale: 8.5 and 4.5
 bits per weight). Every Linear layer is quantized (GPT's fused attention projection as
 one matrix); token and position embeddings stay float, and so does an untied output head
-unless ``--head``. ``--llm-int8`` (with int8) makes the layers compute by LLM.int8():
+unless ``--head``. ``--embeddings`` stores the token table in the format too (blocks of
+32 along the embedding dimension, one row per token, as llama.cpp's token_embd); a head
+tied to it then multiplies by the quantized table. The position table stays float. ``--llm-int8`` (with int8) makes the layers compute by LLM.int8():
 activations quantized per token too, outlier input columns kept in float. The checkpoint stores each layer's codes and scales as tensors of
 their own and loads back quantized: ``numpyllm sample`` and ``numpyllm eval`` take it as
 they take any checkpoint. Training it is refused (its weights are not parameters), except
@@ -35,6 +37,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="the checkpoint to write (a new "
                    "or empty directory)")
     p.add_argument("--head", action="store_true", help="quantize an untied output head too")
+    p.add_argument("--embeddings", action="store_true",
+                   help="quantize the token table too (GPT's wte, Llama's embed_tokens) and "
+                   "with it a tied head; the embedding size must be a multiple of 32 for "
+                   "q8_0 and q4_0")
     p.add_argument("--llm-int8", "--llm_int8", dest="llm_int8", nargs="?", type=float,
                    const=6.0, default=None, metavar="THRESHOLD",
                    help="with --format int8: the layers compute by LLM.int8() (activations "
@@ -43,9 +49,10 @@ def register(subparsers) -> None:
 
 
 def _weight_bytes(model) -> int:
-    from ..quantize import quantized_layers
+    from ..quantize import quantized_embeddings, quantized_layers
     return (sum(p.data.nbytes for p in model.parameters())
-            + sum(m.qweight.nbytes for _, m in quantized_layers(model)))
+            + sum(m.qweight.nbytes for _, m in quantized_layers(model)
+                  + quantized_embeddings(model)))
 
 
 def run(args) -> int:
@@ -74,13 +81,19 @@ def run(args) -> int:
         step, source, state = 0, args.model, {}
     before = _weight_bytes(model)
     try:
-        quantize(model, args.format, head=args.head, threshold=args.llm_int8)
+        quantize(model, args.format, head=args.head, threshold=args.llm_int8,
+                 embeddings=args.embeddings)
     except ValueError as exc:
         raise CLIError(f"{source}: {exc}") from None
     after = _weight_bytes(model)
     step_dir = save_checkpoint(out, step=step, model=model, tokenizer=tokenizer,
                                trainer_state=state)
+    tied = getattr(model.config, "tie_weights", False)
+    learned = any(n.rsplit(".", 1)[-1] == "wpe" for n, _ in model.named_modules())
+    kept = (["token embeddings"] if not args.embeddings else []) \
+        + (["positions"] if learned else []) \
+        + (["head"] if not args.head and not (tied and args.embeddings) else [])
     print(f"{source} -> {step_dir}: {args.format}, weights {before / 2**20:,.2f} MiB -> "
-          f"{after / 2**20:,.2f} MiB ({before / after:.2f}x smaller; embeddings"
-          f"{'' if args.head else ' and head'} kept float)")
+          f"{after / 2**20:,.2f} MiB ({before / after:.2f}x smaller; "
+          f"{', '.join(kept) or 'nothing'} kept float)")
     return 0

@@ -21,9 +21,12 @@ __all__ = ["output_logits", "next_token_loss", "MLMHead", "pool", "POOLINGS"]
 
 
 def output_logits(x: Tensor, embedding, head=None) -> Tensor:
-    """``[..., C] -> [..., V]``: ``x @ embedding.weightᵀ`` when `head` is None (tied),
-    else ``head(x)``."""
+    """``[..., C] -> [..., V]``: ``x @ embedding.weightᵀ`` when `head` is None (tied; a
+    quantized table's own ``tied_logits(x)``), else ``head(x)``."""
     if head is None:
+        tied = getattr(embedding, "tied_logits", None)     # a quantized table multiplies
+        if tied is not None:                               # itself, a tile of rows at a time
+            return tied(x)                                 # (numpyllm.quantize.embedding)
         return x @ embedding.weight.T                      # [..., C] @ [C, V]
     return head(x)
 

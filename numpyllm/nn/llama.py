@@ -427,15 +427,19 @@ class Llama(Module):
         _, valid = cache.step(B, T, key_padding_mask)                  # valid: [B, L+T] or None
         attn = self.layers[0].self_attn                                # (all layers alike)
         allowed = attn.cached_mask(T, L + T, valid, causal=not prefix)  # [B or 1, T, L+T]
-        x = self.embed_tokens.weight.data[idx]                         # [B, T, C], a copy
+        table = self.embed_tokens
+        quantized = hasattr(table, "qweight")      # numpyllm.quantize.QuantizedEmbedding
+        x = table.lookup(idx) if quantized else table.weight.data[idx]   # [B, T, C], a copy
         cos, sin = attn.rope.cos_sin(T, L, x.dtype)                    # slots L .. L+T-1
         for layer, layer_cache in zip(self.layers, cache.layers):
             x = layer.forward_cached(x, layer_cache, cos, sin, allowed)
         if last_only:
             x = x[:, -1:]                                              # [B, 1, C]
         x = self.norm.infer(x)
+        if self.lm_head is None and quantized:                         # x Eᵀ, E in tiles
+            return Tensor(table.tied_logits_array(x))                  # [B, T, V]
         if self.lm_head is None:                                       # tied: x Eᵀ
-            w = self.embed_tokens.weight.data                          # [V, C]
+            w = table.weight.data                                      # [V, C]
             return Tensor((x.reshape(-1, w.shape[1]) @ w.T).reshape(*x.shape[:-1], -1))
         return Tensor(_project(x, self.lm_head))                       # [B, T, V]
 

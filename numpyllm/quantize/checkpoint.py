@@ -10,6 +10,12 @@ and the manifest's model record says which layers and which format:
 
     "quantization": {"format": "q4_0", "layers": ["h.0.attn.c_attn", ...]}
 
+A quantized token table (``quantize(..., embeddings=True)``) is stored the same way, its
+rows being tokens: ``wte.weight.q`` (``[V, C]`` int8, or ``[V, C/2]`` uint8 for q4_0) and
+``wte.weight.scale`` (``[V]`` or ``[V, C/32]``), and named in the record's
+``"embeddings": ["wte"]`` (only a token table, `TOKEN_TABLES`, may be named: the record is
+not trusted). A tied head needs nothing more: it is the table.
+
 (and ``"threshold": 6.0`` for int8 layers that compute by LLM.int8()).
 
 `numpyllm.training.checkpoint` calls `quantized_tensors` when it saves and
@@ -23,11 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.layers import Linear
+from ..nn.layers import Embedding, Linear
 from ..nn.lora import _replace
 from ..nn.module import Module
 from .linear import QuantizedLinear
-from .model import _slots, check_threshold, quantized_layers
+from .embedding import TOKEN_TABLES, QuantizedEmbedding
+from .model import _slots, check_threshold, quantized_embeddings, quantized_layers, \
+    token_table_slots
 from .weight import FORMATS, QuantizedWeight
 
 __all__ = ["quantized_tensors", "check_record", "float_shapes", "restore_quantized"]
@@ -37,7 +45,7 @@ def quantized_tensors(model: Module) -> dict:
     """``{"<layer>.weight.q": codes, "<layer>.weight.scale": scales}`` of every quantized
     layer (the arrays themselves: the writer copies them to disk)."""
     out = {}
-    for name, layer in quantized_layers(model):
+    for name, layer in quantized_layers(model) + quantized_embeddings(model):
         out[f"{name}.weight.q"] = layer.qweight.q
         out[f"{name}.weight.scale"] = layer.qweight.scale
     return out
@@ -46,9 +54,10 @@ def quantized_tensors(model: Module) -> dict:
 def check_record(record) -> dict:
     """The manifest's ``model.quantization``, checked: ValueError saying what is wrong."""
     if not isinstance(record, dict) or not {"format", "layers"} <= set(record) \
-            or not set(record) <= {"format", "layers", "threshold"}:
+            or not set(record) <= {"format", "layers", "threshold", "embeddings"}:
         raise ValueError("model.quantization: expected {'format': name, 'layers': [names]} "
-                         f"(and an LLM.int8() 'threshold'), got {str(record)[:60]}")
+                         "(and an LLM.int8() 'threshold', quantized token tables' "
+                         f"'embeddings'), got {str(record)[:60]}")
     if not isinstance(record["format"], str) or record["format"] not in FORMATS:
         raise ValueError(f"model.quantization.format: expected one of {sorted(FORMATS)}, got "
                          f"{str(record['format'])[:40]!r}")
@@ -57,6 +66,19 @@ def check_record(record) -> dict:
             or not all(isinstance(n, str) and n for n in layers) or len(set(layers)) != len(layers)):
         raise ValueError("model.quantization.layers: expected a non-empty list of distinct "
                          "layer names")
+    if "embeddings" in record:
+        tables = record["embeddings"]
+        if (not isinstance(tables, list) or not tables or len(set(map(str, tables))) != len(tables)
+                or not all(isinstance(n, str) and n.rsplit(".", 1)[-1] in TOKEN_TABLES
+                           for n in tables)):
+            raise ValueError("model.quantization.embeddings: expected a non-empty list of "
+                             f"distinct token tables (named {' or '.join(TOKEN_TABLES)}), "
+                             f"got {str(tables)[:60]}")
+        if set(tables) & set(layers):
+            raise ValueError("model.quantization: a name is both a layer and an embedding")
+        if "threshold" in record:
+            raise ValueError("model.quantization: an LLM.int8() threshold with quantized "
+                             "embeddings (a lookup has no activations to quantize)")
     if "threshold" in record:
         try:
             check_threshold(record["threshold"])
@@ -87,6 +109,12 @@ def float_shapes(record: dict, weights: dict) -> dict:
         shape = _float_shape(record["format"], q)
         if shape is not None:
             view[f"{name}.weight"] = np.broadcast_to(np.float32(0), shape)
+    for name in record.get("embeddings", ()):   # a table is [V, C] as stored: no transpose
+        q = view.pop(f"{name}.weight.q", None)
+        view.pop(f"{name}.weight.scale", None)
+        shape = _float_shape(record["format"], q)
+        if shape is not None:
+            view[f"{name}.weight"] = np.broadcast_to(np.float32(0), shape[::-1])
     return view
 
 
@@ -115,5 +143,24 @@ def restore_quantized(model: Module, record: dict, weights: dict, *,
         layer.training, layer.threshold = linear.training, record.get("threshold")
         if linear.bias is not None:
             linear.bias.requires_grad_(False)
+        _replace(parent, member, layer)
+    tables = {name: (parent, member, t) for name, parent, member, t in token_table_slots(model)}
+    for name in record.get("embeddings", ()):
+        if name not in tables or not isinstance(tables[name][2], Embedding):
+            raise ValueError(f"model.quantization.embeddings: {name[:60]!r} is not a token "
+                             f"table of this {type(model).__name__}")
+        parent, member, table = tables[name]
+        q, scale = rest.pop(f"{name}.weight.q", None), rest.pop(f"{name}.weight.scale", None)
+        if q is None or scale is None:
+            raise ValueError(f"{file}: {name}.weight.q and .weight.scale: expected both "
+                             "tensors of a quantized embedding, got "
+                             f"{'neither' if q is None and scale is None else 'only one'}")
+        if f"{name}.weight" in rest:
+            raise ValueError(f"{file}: {name}.weight: a quantized embedding stores no float "
+                             "table")
+        qw = QuantizedWeight.from_arrays(fmt, (table.num_embeddings, table.embedding_dim), q,
+                                         scale, what=f"{file}: {name}.weight")
+        layer = QuantizedEmbedding(qw, dtype=table.weight.dtype)
+        layer.training = table.training
         _replace(parent, member, layer)
     return rest

@@ -97,6 +97,12 @@ class QuantizedWeight:
         """Rows lo..hi dequantized: float32 ``[hi - lo, cols]``."""
         return FORMATS[self.format].dequantize(self.q[lo:hi], self.scale[lo:hi])
 
+    def take(self, ids: np.ndarray) -> np.ndarray:
+        """Rows `ids` (a 1-D int array, repeats allowed) dequantized: float32
+        ``[len(ids), cols]``. Only those rows' codes and scales are read (gathered, then
+        dequantized): an embedding lookup costs the rows it reads, never the table."""
+        return FORMATS[self.format].dequantize(self.q[ids], self.scale[ids])
+
     def dequantize(self) -> np.ndarray:
         """The whole matrix, float32 ``[rows, cols]``."""
         return self.rows(0, self.shape[0])
