@@ -118,6 +118,22 @@ def float_shapes(record: dict, weights: dict) -> dict:
     return view
 
 
+def _take_codes(rest: dict, name: str, fmt: str, shape: tuple, file: str,
+                what: str) -> QuantizedWeight:
+    """The QuantizedWeight of `name` from its two tensors (``.weight.q`` and
+    ``.weight.scale``, taken out of `rest`), checked against `shape`; a quantized layer or
+    embedding stores no float ``.weight`` beside them."""
+    q, scale = rest.pop(f"{name}.weight.q", None), rest.pop(f"{name}.weight.scale", None)
+    if q is None or scale is None:
+        raise ValueError(f"{file}: {name}.weight.q and .weight.scale: expected both "
+                         f"tensors of a quantized {what}, got "
+                         f"{'neither' if q is None and scale is None else 'only one'}")
+    if f"{name}.weight" in rest:
+        raise ValueError(f"{file}: {name}.weight: a quantized {what} stores no float "
+                         f"{'weight' if what == 'layer' else 'table'}")
+    return QuantizedWeight.from_arrays(fmt, shape, q, scale, what=f"{file}: {name}.weight")
+
+
 def restore_quantized(model: Module, record: dict, weights: dict, *,
                       file: str = "model.safetensors") -> dict:
     """Replace the Linear layers `record` names by QuantizedLinear layers filled from
@@ -130,15 +146,8 @@ def restore_quantized(model: Module, record: dict, weights: dict, *,
             raise ValueError(f"model.quantization.layers: {name[:60]!r} is not a Linear "
                              f"layer of this {type(model).__name__}")
         parent, member, linear = slots[name]
-        q, scale = rest.pop(f"{name}.weight.q", None), rest.pop(f"{name}.weight.scale", None)
-        if q is None or scale is None:
-            raise ValueError(f"{file}: {name}.weight.q and .weight.scale: expected both "
-                             "tensors of a quantized layer, got "
-                             f"{'neither' if q is None and scale is None else 'only one'}")
-        if f"{name}.weight" in rest:
-            raise ValueError(f"{file}: {name}.weight: a quantized layer stores no float weight")
-        qw = QuantizedWeight.from_arrays(fmt, (linear.out_features, linear.in_features), q,
-                                         scale, what=f"{file}: {name}.weight")
+        qw = _take_codes(rest, name, fmt, (linear.out_features, linear.in_features), file,
+                         "layer")
         layer = QuantizedLinear(qw, linear.bias, dtype=linear.weight.dtype)
         layer.training, layer.threshold = linear.training, record.get("threshold")
         if linear.bias is not None:
@@ -150,16 +159,8 @@ def restore_quantized(model: Module, record: dict, weights: dict, *,
             raise ValueError(f"model.quantization.embeddings: {name[:60]!r} is not a token "
                              f"table of this {type(model).__name__}")
         parent, member, table = tables[name]
-        q, scale = rest.pop(f"{name}.weight.q", None), rest.pop(f"{name}.weight.scale", None)
-        if q is None or scale is None:
-            raise ValueError(f"{file}: {name}.weight.q and .weight.scale: expected both "
-                             "tensors of a quantized embedding, got "
-                             f"{'neither' if q is None and scale is None else 'only one'}")
-        if f"{name}.weight" in rest:
-            raise ValueError(f"{file}: {name}.weight: a quantized embedding stores no float "
-                             "table")
-        qw = QuantizedWeight.from_arrays(fmt, (table.num_embeddings, table.embedding_dim), q,
-                                         scale, what=f"{file}: {name}.weight")
+        qw = _take_codes(rest, name, fmt, (table.num_embeddings, table.embedding_dim), file,
+                         "embedding")
         layer = QuantizedEmbedding(qw, dtype=table.weight.dtype)
         layer.training = table.training
         _replace(parent, member, layer)
