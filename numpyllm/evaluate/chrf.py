@@ -133,7 +133,9 @@ def f_score(stats, beta: int = BETA, eps_smoothing: bool = False) -> float:
         avg_p, avg_r = avg_p / effective, avg_r / effective
     if avg_p + avg_r == 0:
         return 0.0
-    return 100 * (1 + factor) * avg_p * avg_r / (factor * avg_p + avg_r)
+    score = (1 + factor) * avg_p * avg_r          # in sacrebleu's order: the same bits
+    score /= factor * avg_p + avg_r
+    return 100 * score
 
 
 def chrf_stats(hyps, refs=None, *, segment_refs=None, char_order: int = CHAR_ORDER,
