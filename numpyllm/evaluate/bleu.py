@@ -77,16 +77,21 @@ _RE_13A = [
 ]
 
 
+def _split_13a(line: str) -> str:
+    """13a's language-dependent rules, then single spaces (sacrebleu's TokenizerRegexp,
+    which its 13a and zh tokenizers share)."""
+    for pattern, replacement in _RE_13A:
+        line = pattern.sub(replacement, line)
+    return " ".join(line.split())
+
+
 @lru_cache(maxsize=2 ** 16)
 def _tokenize_13a(line: str) -> str:
     line = line.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
     if "&" in line:
         line = (line.replace("&quot;", '"').replace("&amp;", "&")
                 .replace("&lt;", "<").replace("&gt;", ">"))
-    line = f" {line} "     # so that a period at the very end is split off too
-    for pattern, replacement in _RE_13A:
-        line = pattern.sub(replacement, line)
-    return " ".join(line.split())
+    return _split_13a(f" {line} ")     # padded: a period at the very end is split off too
 
 
 _RE_INTL = None
@@ -123,10 +128,7 @@ _RE_ZH = re.compile("([" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in _ZH_RANG
 
 @lru_cache(maxsize=2 ** 16)
 def _tokenize_zh(line: str) -> str:
-    line = _RE_ZH.sub(r" \1 ", line.strip())
-    for pattern, replacement in _RE_13A:
-        line = pattern.sub(replacement, line)
-    return " ".join(line.split())
+    return _split_13a(_RE_ZH.sub(r" \1 ", line.strip()))
 
 
 BLEU_TOKENIZERS = {
