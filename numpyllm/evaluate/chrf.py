@@ -144,9 +144,9 @@ def chrf_stats(hyps, refs=None, *, segment_refs=None, char_order: int = CHAR_ORD
     """Per segment, ``[hyp_i, ref_i, match_i]`` for every order (character orders first),
     against its best reference: rows whose column sums make corpus chrF."""
     _check(char_order, word_order, beta)
+    prep = str.lower if lowercase else str
     rows = []
     for hyp, segment in zip(hyps, _segments(hyps, refs, segment_refs)):
-        prep = (lambda s: s.lower()) if lowercase else (lambda s: s)
         h = _ngram_counters(prep(hyp), char_order, word_order, whitespace)
         best, best_f = None, -1.0
         for ref in segment:
@@ -178,8 +178,9 @@ def corpus_chrf(hyps, refs=None, *, segment_refs=None, char_order: int = CHAR_OR
     orders < 0 (or no order at all) and β < 1."""
     kw = dict(char_order=char_order, word_order=word_order, beta=beta, lowercase=lowercase,
               whitespace=whitespace, eps_smoothing=eps_smoothing)
-    rows = chrf_stats(hyps, refs, segment_refs=segment_refs, **kw)
-    n_refs = {len(s) for s in _segments(hyps, refs, segment_refs)} or {0}
+    segments = _segments(hyps, refs, segment_refs)          # checked and gathered once
+    rows = chrf_stats(hyps, segment_refs=segments, **kw)
+    n_refs = {len(s) for s in segments} or {0}
     sums = [sum(column) for column in zip(*rows)] or [0] * 3 * (char_order + word_order)
     return chrf_from_stats(sums, char_order=char_order, word_order=word_order, beta=beta,
                            eps_smoothing=eps_smoothing,
