@@ -45,8 +45,9 @@ from ..autograd import Tensor, no_grad
 from ..functional import cross_entropy
 from ..nn.module import Module, ModuleList, Parameter
 from ..optim import scale_to_norm_
+from ..training.data_parallel import generator_states
 from .rank_ops import sum_identical
-from .whole import adamw_like, optimizer_names, rng_states, take_state, whole_model
+from .whole import adamw_like, optimizer_names, take_state, whole_model
 
 __all__ = ["PipelineParallel", "PipelineStage"]
 
@@ -365,7 +366,7 @@ class PipelineParallel:
             mine[full] = (p.data, state)
         # our own ranks' arrays, and each stage's dropout generators: every stage draws
         # only its own layers' masks, so their states differ
-        gathered = self.comm.gather((mine, rng_states(self.stage)), root=0)
+        gathered = self.comm.gather((mine, generator_states(self.stage)), root=0)
         if self.rank != 0:
             return
         merged = {k: v for part, _ in gathered for k, v in part.items()}

@@ -50,10 +50,10 @@ from ..nn.layers import Linear
 from ..nn.module import Module, Parameter
 from ..nn.positional import ALiBi, alibi_bias
 from ..optim import scale_to_norm_
+from ..training.data_parallel import generator_states
 from .rank_ops import CopyToRanks, SumOverRanks, sum_identical
 from .vocab_parallel import VocabParallelGPT, _Rank, vocab_range
-from .whole import (adamw_like, full_shapes, optimizer_names, rng_states, take_state,
-                    whole_model)
+from .whole import adamw_like, full_shapes, optimizer_names, take_state, whole_model
 
 __all__ = ["tensor_parallel", "ParallelAttention", "ParallelMLP", "RankALiBi",
            "TensorParallel"]
@@ -369,7 +369,7 @@ class TensorParallel:
             # every rank draws the same dropout masks' numbers (same shapes): rank 0's
             # generators stand for all
             self._consolidated = whole_model(self.full_config, weights, moments,
-                                             self.optimizer, rng_states(self.model))
+                                             self.optimizer, generator_states(self.model))
 
     def to_save(self, model, optimizer):
         """What rank 0 writes: the consolidated GPT and AdamW."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["model_class", "full_shapes", "optimizer_names", "adamw_like", "whole_model",
-           "take_state", "rng_states"]
+           "take_state"]
 
 
 def model_class(config):
@@ -62,12 +62,6 @@ def whole_model(config, weights: dict, moments: dict, like, rngs: list) -> tuple
     index = optimizer_names(model, optimizer)
     optimizer.state = {index[name]: state for name, state in moments.items()}
     return model, optimizer
-
-
-def rng_states(model) -> list:
-    """The states of `model`'s random generators (dropout's), in `model_generators` order."""
-    from ..training.data_parallel import model_generators
-    return [g.bit_generator.state for g in model_generators(model)]
 
 
 def take_state(full_state: dict, full_names: dict, local_names: dict, source) -> dict:

@@ -38,9 +38,9 @@ import numpy as np
 from ..autograd import Function, Tensor, enable_grad, no_grad
 from ..nn.module import Module
 from ..optim import scale_to_norm_
-from ..training.data_parallel import model_generators
+from ..training.data_parallel import generator_states, model_generators
 from .data_parallel import MPIDataParallel
-from .whole import optimizer_names, rng_states, whole_model
+from .whole import optimizer_names, whole_model
 from .zero import ShardOptimizer
 
 __all__ = ["ZeRO3"]
@@ -107,7 +107,7 @@ class _GatheredBlock(Function):
     @staticmethod
     def forward(ctx, x, *, block, unit, mask):
         ctx.block, ctx.unit, ctx.mask = block, unit, mask
-        ctx.rngs = [g.bit_generator.state for g in model_generators(block)]
+        ctx.rngs = generator_states(block)
         unit.gather()
         try:
             with no_grad():
@@ -262,7 +262,7 @@ class ZeRO3(MPIDataParallel):
                                      "exp_avg_sq": parts[2][a:b].reshape(p.data.shape).copy()}
         if self.rank == 0:
             self._consolidated = whole_model(self.full_config, weights, moments, self.inner,
-                                             rng_states(self.model))
+                                             generator_states(self.model))
 
     def _gather(self, shard):
         full = np.empty(self.comm.size * len(shard), shard.dtype) if self.rank == 0 else None

@@ -253,3 +253,8 @@ def model_generators(model) -> list:
             seen.add(id(rng))
             out.append(rng)
     return out
+
+
+def generator_states(model) -> list:
+    """The states of `model_generators(model)`, in order (JSON-ready: a checkpoint's)."""
+    return [g.bit_generator.state for g in model_generators(model)]

@@ -48,7 +48,7 @@ from ..autograd import no_grad
 from ..optim import AdamW, CosineWithWarmup, configure_param_groups
 from ..runtime import blas_threads
 from ..validation import ConfigDict, check_positive_fields
-from .data_parallel import DataParallel, model_generators
+from .data_parallel import DataParallel, generator_states, model_generators
 from .evaluate import perplexity
 from .objectives import CausalLM, objective_from_dict
 
@@ -299,7 +299,7 @@ class Trainer:
         state = {"step": self.step, "train_config": self.config.to_dict(),
                  "objective": self.objective.to_dict(),
                  "data_rng": self.data_rng.bit_generator.state,
-                 "model_rngs": [g.bit_generator.state for g in model_generators(model)]}
+                 "model_rngs": generator_states(model)}
         if self.data_source is not None:
             state["data"] = self.data_source
         # what a strategy that splits the model adds, which the whole model cannot hold
