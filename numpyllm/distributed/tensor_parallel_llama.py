@@ -83,10 +83,10 @@ class ParallelLlamaAttention(LlamaAttention):
         self.out_dropout, self.resid_dropout = attn.resid_dropout, _identity
         self.parts = {}
         for name, width in (("q_proj", q), ("k_proj", kv), ("v_proj", kv)):
-            cols = lambda r, w=width: _columns(r, w)                       # noqa: E731
-            self.parts[f"{name}.weight"] = (f"{name}.weight", lambda r, c=cols: (all_rows, c(r)))
+            self.parts[f"{name}.weight"] = (f"{name}.weight",
+                                            lambda r, w=width: (all_rows, _columns(r, w)))
             if attn.q_proj.bias is not None:
-                self.parts[f"{name}.bias"] = (f"{name}.bias", lambda r, c=cols: (c(r),))
+                self.parts[f"{name}.bias"] = (f"{name}.bias", lambda r, w=width: (_columns(r, w),))
         self.parts["o_proj.weight"] = ("o_proj.weight", lambda r: (_columns(r, q),))
 
     def forward_cached(self, *args, **kwargs):
